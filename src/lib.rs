@@ -1,0 +1,2 @@
+//! wactl: one typed definition per environment renders, builds, applies and verifies
+//! the World Address service.

@@ -1,0 +1,35 @@
+//! `cargo xtask …`: the project's own automation (tests, infrastructure, benchmarks, demo).
+
+mod demo;
+mod project;
+mod test;
+mod tidy;
+mod tools;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "wactl project automation")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Everything CI runs: tools, infrastructure, fmt, clippy and every test.
+    Test(test::Args),
+    /// Validate and render every environment (grows into the end-to-end demo).
+    Demo,
+    /// Repository hygiene checks (also run by `cargo test`).
+    Tidy,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.task {
+        Task::Test(args) => test::run(&args),
+        Task::Demo => demo::run(),
+        Task::Tidy => tidy::run(),
+    }
+}
