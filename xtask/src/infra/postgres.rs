@@ -1,0 +1,199 @@
+//! A PostgreSQL 15 cluster owned by infra, on 127.0.0.1:55432, with database `wactl`.
+
+use super::process::{self, Liveness};
+use super::state::StateDir;
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+pub const ADDR: &str = "127.0.0.1:55432";
+pub const PORT: &str = "55432";
+pub const DATABASE_URL: &str = "postgres://wactl:wactl@127.0.0.1:55432/wactl";
+const COMPONENT: &str = "postgres";
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Postgres refuses to run as root, so the server runs as Debian's `postgres` user.
+const OS_USER: &str = "postgres";
+
+/// Where the cluster lives. `postgres` must reach it, and a state dir under `/root` (mode 0700)
+/// is out of its reach; then the cluster goes to the `postgres` user's home and the state dir
+/// holds a symlink to it.
+fn data_dir(state: &StateDir) -> PathBuf {
+    let preferred = state.join("postgres/data");
+    if reachable_by_postgres(state.root()) {
+        preferred
+    } else {
+        PathBuf::from("/var/lib/postgresql/wactl-infra/data")
+    }
+}
+
+fn reachable_by_postgres(dir: &Path) -> bool {
+    as_postgres(Command::new("test").arg("-x").arg(dir))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Runs a command as the `postgres` user, without a wrapper process in between
+/// (so the pid we record is the server's).
+fn as_postgres(command: &mut Command) -> Command {
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .args([
+            "--reuid",
+            OS_USER,
+            "--regid",
+            OS_USER,
+            "--init-groups",
+            "--",
+        ])
+        .arg(command.get_program())
+        .args(command.get_args())
+        .env("HOME", "/var/lib/postgresql")
+        .current_dir("/");
+    wrapped
+}
+
+pub fn up(state: &StateDir) -> anyhow::Result<()> {
+    let data = data_dir(state);
+    let socket_dir = data.with_file_name("run");
+    init_cluster(state, &data, &socket_dir)?;
+
+    match process::liveness(state, COMPONENT) {
+        Liveness::Running(pid) if ready() => {
+            eprintln!("infra: postgres    up   {ADDR} (pid {pid})");
+            return ensure_database(&socket_dir);
+        }
+        Liveness::Running(pid) => {
+            eprintln!("infra: postgres    pid {pid} does not accept connections; restarting it");
+            process::stop_with(state, COMPONENT, "INT", Duration::from_secs(30))?;
+        }
+        Liveness::Stale | Liveness::Absent => {}
+    }
+    if process::port_open(ADDR) {
+        bail!(
+            "{ADDR} is taken by a process infra did not start (another postgres?); find it with \
+             `ss -ltnp 'sport = :{PORT}'`, stop it, then run `cargo xtask infra up` again"
+        );
+    }
+    let mut server = Command::new(format!("{BIN}/postgres"));
+    server
+        .arg("-D")
+        .arg(&data)
+        .args(["-c", "listen_addresses=127.0.0.1", "-p", PORT])
+        .arg("-c")
+        .arg(format!("unix_socket_directories={}", socket_dir.display()))
+        // A throwaway test database: durability buys nothing here and costs test time.
+        .args([
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ]);
+    let pid = process::spawn_named(state, COMPONENT, "postgres", as_postgres(&mut server))?;
+    process::wait_started(state, COMPONENT, Duration::from_secs(60), || Ok(ready()))?;
+    ensure_database(&socket_dir)?;
+    eprintln!(
+        "infra: postgres    up   {ADDR} (started, pid {pid}, data {})",
+        data.display()
+    );
+    Ok(())
+}
+
+fn init_cluster(state: &StateDir, data: &Path, socket_dir: &Path) -> anyhow::Result<()> {
+    let parent = data.parent().context("data dir without parent")?;
+    std::fs::create_dir_all(socket_dir)?;
+    chown_postgres(parent)?;
+    chown_postgres(socket_dir)?;
+    let link = state.join("postgres/data");
+    if link != data && !link.exists() {
+        state.dir("postgres")?;
+        std::os::unix::fs::symlink(data, &link)
+            .with_context(|| format!("linking {} to {}", link.display(), data.display()))?;
+    }
+    if data.join("PG_VERSION").exists() {
+        return Ok(());
+    }
+    if data.exists() && std::fs::read_dir(data)?.next().is_some() {
+        bail!(
+            "{} exists without PG_VERSION (a half-finished initdb?); remove it and run \
+             `cargo xtask infra up` again",
+            data.display()
+        );
+    }
+    eprintln!("infra: postgres    initdb {}", data.display());
+    let mut initdb = Command::new(format!("{BIN}/initdb"));
+    initdb
+        .arg("-D")
+        .arg(data)
+        .args(["--username=postgres", "--encoding=UTF8", "--locale=C.UTF-8"])
+        .args(["--auth-local=peer", "--auth-host=scram-sha-256"]);
+    let out = as_postgres(&mut initdb)
+        .output()
+        .context("running initdb")?;
+    if !out.status.success() {
+        bail!("initdb failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+fn chown_postgres(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let status = Command::new("chown")
+        .arg(format!("{OS_USER}:{OS_USER}"))
+        .arg(dir)
+        .status()
+        .context("running chown")?;
+    if !status.success() {
+        bail!("chown {OS_USER} {} failed", dir.display());
+    }
+    Ok(())
+}
+
+fn ready() -> bool {
+    Command::new(format!("{BIN}/pg_isready"))
+        .args(["-q", "-h", "127.0.0.1", "-p", PORT])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Creates role `wactl` (password `wactl`) and database `wactl` unless they exist.
+fn ensure_database(socket_dir: &Path) -> anyhow::Result<()> {
+    let query = |sql: &str| -> anyhow::Result<String> {
+        let mut psql = Command::new(format!("{BIN}/psql"));
+        psql.arg("-h")
+            .arg(socket_dir)
+            .args(["-p", PORT, "-U", "postgres", "-d", "postgres"])
+            .args(["-v", "ON_ERROR_STOP=1", "-tAc", sql]);
+        let out = as_postgres(&mut psql).output().context("running psql")?;
+        if !out.status.success() {
+            bail!(
+                "psql `{sql}` failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    if query("SELECT 1 FROM pg_roles WHERE rolname = 'wactl'")?.is_empty() {
+        query("CREATE ROLE wactl LOGIN PASSWORD 'wactl'")?;
+    }
+    if query("SELECT 1 FROM pg_database WHERE datname = 'wactl'")?.is_empty() {
+        query("CREATE DATABASE wactl OWNER wactl")?;
+    }
+    Ok(())
+}
+
+pub fn down(state: &StateDir) -> anyhow::Result<()> {
+    // SIGINT is postgres' "fast shutdown"; SIGTERM would wait for every client to leave.
+    if process::stop_with(state, COMPONENT, "INT", Duration::from_secs(30))? {
+        eprintln!("infra: postgres    stopped");
+    }
+    Ok(())
+}
+
+pub fn status(state: &StateDir) -> String {
+    super::component_status(state, COMPONENT, ADDR, ready())
+}

@@ -1,0 +1,326 @@
+//! Background processes that `infra up` starts: pidfiles, liveness, readiness waits, stopping.
+
+use super::state::StateDir;
+use anyhow::{Context, bail};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a pidfile says: the process id and the program it must be running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PidRecord {
+    pub pid: u32,
+    pub program: String,
+}
+
+impl PidRecord {
+    /// The pidfile line: `<pid> <program>`.
+    pub fn render(&self) -> String {
+        format!("{} {}\n", self.pid, self.program)
+    }
+
+    /// Parses a pidfile; `None` when it is not one infra wrote.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut words = text.split_whitespace();
+        let pid = words.next()?.parse().ok().filter(|pid| *pid > 1)?;
+        let program = words.next()?.to_string();
+        words.next().is_none().then_some(Self { pid, program })
+    }
+}
+
+/// The state of a component's process as its pidfile and `/proc` tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    /// The pidfile names a live process running the recorded program.
+    Running(u32),
+    /// The pidfile exists but its process is gone (or the pid now belongs to another program).
+    Stale,
+    /// No pidfile: infra did not start this component.
+    Absent,
+}
+
+pub fn liveness(state: &StateDir, component: &str) -> Liveness {
+    let Ok(text) = std::fs::read_to_string(state.pidfile(component)) else {
+        return Liveness::Absent;
+    };
+    match PidRecord::parse(&text) {
+        Some(record) if runs_program(record.pid, &record.program) => Liveness::Running(record.pid),
+        _ => Liveness::Stale,
+    }
+}
+
+/// True when `pid` is alive (not a zombie) and its executable is named `program`.
+fn runs_program(pid: u32, program: &str) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    if proc_state(&stat) == Some('Z') {
+        return false;
+    }
+    // The executable, not argv[0]: servers such as redis rewrite their command line.
+    let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
+        return false;
+    };
+    exe_name(&exe.to_string_lossy()) == program
+}
+
+/// The file name of a `/proc/<pid>/exe` target, without the ` (deleted)` the kernel appends
+/// when the binary was replaced on disk (as a rebuilt cached binary is).
+fn exe_name(target: &str) -> &str {
+    let target = target.strip_suffix(" (deleted)").unwrap_or(target);
+    target.rsplit('/').next().unwrap_or(target)
+}
+
+/// The state letter of `/proc/<pid>/stat` (the field after the parenthesised command name).
+fn proc_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Starts `command` detached from xtask (own process group, output appended to the
+/// component's log) and records its pid.
+pub fn spawn(state: &StateDir, component: &str, command: Command) -> anyhow::Result<u32> {
+    // Canonical, because the kernel reports the resolved executable (Debian's redis-server
+    // is a symlink to redis-check-rdb).
+    let path = Path::new(command.get_program());
+    let program = std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("program without a file name")?
+        .to_string();
+    spawn_named(state, component, &program, command)
+}
+
+/// Like [`spawn`], for a command that execs `program` (e.g. through `setpriv`).
+pub fn spawn_named(
+    state: &StateDir,
+    component: &str,
+    program: &str,
+    mut command: Command,
+) -> anyhow::Result<u32> {
+    let log_path = state.log(component);
+    state.dir("log")?;
+    state.dir("run")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    let child = command
+        .spawn()
+        .with_context(|| format!("starting {component} ({program})"))?;
+    let record = PidRecord {
+        pid: child.id(),
+        program: program.to_string(),
+    };
+    std::fs::write(state.pidfile(component), record.render())?;
+    Ok(record.pid)
+}
+
+/// Stops the component infra started (SIGTERM, then SIGKILL after `grace`) and removes its
+/// pidfile. Returns whether a process was stopped; a missing or stale pidfile is not an error.
+pub fn stop(state: &StateDir, component: &str, grace: Duration) -> anyhow::Result<bool> {
+    stop_with(state, component, "TERM", grace)
+}
+
+/// Like [`stop`], with the signal the program treats as "shut down now".
+pub fn stop_with(
+    state: &StateDir,
+    component: &str,
+    first_signal: &str,
+    grace: Duration,
+) -> anyhow::Result<bool> {
+    let pidfile = state.pidfile(component);
+    let stopped = match liveness(state, component) {
+        Liveness::Running(pid) => {
+            signal(pid, first_signal)?;
+            let deadline = Instant::now() + grace;
+            while alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if alive(pid) {
+                eprintln!(
+                    "infra: {component} (pid {pid}) ignored SIG{first_signal} for {grace:?}; sending SIGKILL"
+                );
+                signal(pid, "KILL")?;
+                wait_for(
+                    &format!("{component} to exit"),
+                    Duration::from_secs(10),
+                    || Ok(!alive(pid)),
+                )?;
+            }
+            true
+        }
+        Liveness::Stale | Liveness::Absent => false,
+    };
+    if pidfile.exists() {
+        std::fs::remove_file(&pidfile)
+            .with_context(|| format!("removing {}", pidfile.display()))?;
+    }
+    Ok(stopped)
+}
+
+/// True when `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| proc_state(&stat) != Some('Z'))
+        .unwrap_or(false)
+}
+
+fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .context("running kill")?;
+    if !status.success() && alive(pid) {
+        bail!("kill -{signal} {pid} failed ({status})");
+    }
+    Ok(())
+}
+
+/// True when something accepts TCP connections on `addr` (a loopback address).
+pub fn port_open(addr: &str) -> bool {
+    addr.parse::<SocketAddr>()
+        .ok()
+        .and_then(|addr| TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok())
+        .is_some()
+}
+
+/// Polls `ready` until it says yes, failing after `timeout`. Used only while a process we
+/// just started comes up, where there is nothing to watch yet.
+pub fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut ready: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready()? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits for a component we started; when its process dies first, says so and shows the
+/// end of its log instead of waiting out the timeout.
+pub fn wait_started(
+    state: &StateDir,
+    component: &str,
+    timeout: Duration,
+    mut ready: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    wait_for(&format!("{component} to become ready"), timeout, || {
+        if ready()? {
+            return Ok(true);
+        }
+        if liveness(state, component) == Liveness::Stale {
+            bail!(
+                "{component} exited during start-up; last lines of {}:\n{}",
+                state.log(component).display(),
+                log_tail(&state.log(component), 15)
+            );
+        }
+        Ok(false)
+    })
+    .with_context(|| {
+        format!(
+            "starting {component} (log: {})",
+            state.log(component).display()
+        )
+    })
+}
+
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_record_round_trips() {
+        let record = PidRecord {
+            pid: 4242,
+            program: "etcd".into(),
+        };
+        assert_eq!(PidRecord::parse(&record.render()), Some(record));
+    }
+
+    #[test]
+    fn pid_record_rejects_foreign_or_broken_files() {
+        assert_eq!(PidRecord::parse(""), None);
+        assert_eq!(
+            PidRecord::parse("4242\n"),
+            None,
+            "a bare pid is not one of ours"
+        );
+        assert_eq!(PidRecord::parse("abc etcd"), None);
+        assert_eq!(PidRecord::parse("1 init"), None, "never signal init");
+        assert_eq!(PidRecord::parse("12 etcd extra"), None);
+    }
+
+    #[test]
+    fn exe_name_ignores_directory_and_deleted_marker() {
+        assert_eq!(exe_name("/usr/bin/redis-server"), "redis-server");
+        assert_eq!(
+            exe_name("/root/.cache/wactl/bin/etcd-v3.6.16 (deleted)"),
+            "etcd-v3.6.16"
+        );
+    }
+
+    #[test]
+    fn proc_state_skips_command_names_with_spaces_and_parens() {
+        assert_eq!(proc_state("123 (kube (x) y) S 1 2 3"), Some('S'));
+        assert_eq!(proc_state("9 (redis-server) Z 1"), Some('Z'));
+        assert_eq!(proc_state("garbage"), None);
+    }
+
+    #[test]
+    fn stale_and_absent_pidfiles_are_told_apart() {
+        let dir = std::env::temp_dir().join(format!("wactl-infra-test-{}", std::process::id()));
+        let state = StateDir::at(dir.clone());
+        assert_eq!(liveness(&state, "ghost"), Liveness::Absent);
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        // pid_max is far below this, so the pid cannot be alive.
+        std::fs::write(state.pidfile("ghost"), "999999999 ghost\n").unwrap();
+        assert_eq!(liveness(&state, "ghost"), Liveness::Stale);
+        assert!(!stop(&state, "ghost", Duration::from_millis(10)).unwrap());
+        assert!(
+            !state.pidfile("ghost").exists(),
+            "stop removes a stale pidfile"
+        );
+        assert!(
+            !stop(&state, "ghost", Duration::from_millis(10)).unwrap(),
+            "safe twice"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_started_process_is_running_then_stopped() {
+        let dir = std::env::temp_dir().join(format!("wactl-infra-spawn-{}", std::process::id()));
+        let state = StateDir::at(dir.clone());
+        let mut sleep = Command::new("sleep");
+        sleep.arg("30");
+        let pid = spawn(&state, "sleeper", sleep).unwrap();
+        assert_eq!(liveness(&state, "sleeper"), Liveness::Running(pid));
+        assert!(stop(&state, "sleeper", Duration::from_secs(5)).unwrap());
+        assert_eq!(liveness(&state, "sleeper"), Liveness::Absent);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,73 @@
+//! A Redis server owned by infra, on 127.0.0.1:56379, with its config in the state dir.
+
+use super::process::{self, Liveness};
+use super::state::{StateDir, write_if_changed};
+use anyhow::{Context, bail};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+pub const ADDR: &str = "127.0.0.1:56379";
+pub const URL: &str = "redis://127.0.0.1:56379";
+const COMPONENT: &str = "redis";
+
+pub fn up(state: &StateDir) -> anyhow::Result<()> {
+    let dir = state.dir("redis")?;
+    let config = dir.join("redis.conf");
+    let (host, port) = ADDR.split_once(':').context("redis address")?;
+    let text = format!(
+        "# written by `cargo xtask infra up`\n\
+         bind {host}\nport {port}\nprotected-mode yes\ndaemonize no\n\
+         dir {}\nsave \"\"\nappendonly no\nlogfile \"\"\n",
+        dir.display()
+    );
+    let changed = write_if_changed(&config, text.as_bytes())?;
+    match process::liveness(state, COMPONENT) {
+        Liveness::Running(pid) if !changed && ping() => {
+            eprintln!("infra: redis       up   {ADDR} (pid {pid})");
+            return Ok(());
+        }
+        Liveness::Running(_) => {
+            process::stop(state, COMPONENT, Duration::from_secs(10))?;
+        }
+        Liveness::Stale | Liveness::Absent => {}
+    }
+    if process::port_open(ADDR) {
+        bail!(
+            "{ADDR} is taken by a process infra did not start; find it with \
+             `ss -ltnp 'sport = :{port}'`, stop it, then run `cargo xtask infra up` again"
+        );
+    }
+    let program = crate::tools::which("redis-server").context("redis-server not found")?;
+    let mut server = Command::new(program);
+    server.arg(&config);
+    let pid = process::spawn(state, COMPONENT, server)?;
+    process::wait_started(state, COMPONENT, Duration::from_secs(30), || Ok(ping()))?;
+    eprintln!("infra: redis       up   {ADDR} (started, pid {pid})");
+    Ok(())
+}
+
+/// True when `PING` gets `+PONG`.
+pub fn ping() -> bool {
+    let attempt = || -> std::io::Result<bool> {
+        let mut stream = TcpStream::connect(ADDR)?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.write_all(b"PING\r\n")?;
+        let mut buf = [0u8; 7];
+        stream.read_exact(&mut buf)?;
+        Ok(&buf == b"+PONG\r\n")
+    };
+    attempt().unwrap_or(false)
+}
+
+pub fn down(state: &StateDir) -> anyhow::Result<()> {
+    if process::stop(state, COMPONENT, Duration::from_secs(10))? {
+        eprintln!("infra: redis       stopped");
+    }
+    Ok(())
+}
+
+pub fn status(state: &StateDir) -> String {
+    super::component_status(state, COMPONENT, ADDR, ping())
+}
