@@ -1,0 +1,97 @@
+//! Command-line interface: clap arguments → options → library calls. The library never
+//! sees clap; each verb lives in its own file.
+
+mod render;
+mod schema;
+mod validate;
+
+use crate::ui::{OutputFormat, Ui};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wactl",
+    version,
+    about = "Deploys the World Address service from one typed definition per environment"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Directory holding the environment definitions.
+    #[arg(
+        long,
+        global = true,
+        default_value = "environments",
+        env = "WACTL_ENV_DIR"
+    )]
+    pub env_dir: PathBuf,
+    /// Output format of results on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Answer yes to every confirmation (needed for protected environments without a terminal).
+    #[arg(long, global = true)]
+    pub yes: bool,
+    /// Kubeconfig file (overrides the definition and KUBECONFIG).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (overrides the definition).
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// More detail on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Never colour output.
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check environment definitions (all of them when none is named).
+    Validate(validate::Args),
+    /// Print the JSON Schema of environment files.
+    Schema,
+    /// Write every artifact of an environment.
+    Render(render::Args),
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let ui = Ui::new(
+        cli.global.output,
+        cli.global.quiet,
+        cli.global.verbose,
+        cli.global.no_color,
+    );
+    match cli.command {
+        Command::Validate(args) => validate::run(&cli.global, &ui, &args),
+        Command::Schema => schema::run(),
+        Command::Render(args) => render::run(&cli.global, &ui, &args),
+    }
+}
+
+/// Exit code for an error: 2 for invalid input, 1 for a failed operation.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    let invalid_input = error.chain().any(|cause| {
+        cause.is::<crate::config::ConfigError>()
+            || matches!(
+                cause.downcast_ref::<crate::render::RenderError>(),
+                Some(
+                    crate::render::RenderError::Overrides { .. }
+                        | crate::render::RenderError::Template { .. }
+                        | crate::render::RenderError::InvalidOutput { .. }
+                )
+            )
+    });
+    if invalid_input { 2 } else { 1 }
+}

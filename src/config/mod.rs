@@ -1,0 +1,418 @@
+//! Environment definitions: parse each file, merge along `extends`, resolve and validate.
+//!
+//! `load` is a pure function of the files it reads; nothing downstream re-reads them.
+
+pub mod error;
+pub mod locate;
+pub mod model;
+pub mod names;
+pub mod quantity;
+mod resolve;
+pub mod source;
+
+pub use error::{ConfigError, Problem};
+pub use model::Environment;
+pub use resolve::LOCAL_SERVICES;
+pub use source::EnvironmentSource;
+
+use locate::{FieldPositions, Position};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Environment files larger than this are refused before parsing.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// One definition file, parsed but not merged.
+#[derive(Debug, Clone)]
+pub struct ParsedFile {
+    /// Environment name (file stem).
+    pub name: String,
+    /// Path as shown to the user (the environment directory joined with the file name).
+    pub path: PathBuf,
+    pub text: String,
+    pub source: EnvironmentSource,
+    pub positions: FieldPositions,
+}
+
+/// Names of every environment in `dir` (`*.yaml`), sorted.
+pub fn environment_names(dir: &Path) -> Result<Vec<String>, ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Problem::in_file(dir, format!("cannot read the environment directory: {e}"))
+            .with_hint("run from the repository root or pass --env-dir DIR")
+    })?;
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml") && p.is_file())
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(
+            Problem::in_file(dir, "no environment definitions (*.yaml) here")
+                .with_hint("pass --env-dir DIR")
+                .into(),
+        );
+    }
+    Ok(names)
+}
+
+/// Loads, merges and resolves environment `name` from `dir`.
+pub fn load(dir: &Path, name: &str) -> Result<Environment, ConfigError> {
+    let chain = read_chain(dir, name)?;
+    let files: Vec<String> = chain.iter().map(|f| format!("{}.yaml", f.name)).collect();
+    let merged = Merged::new(&chain);
+    let source: EnvironmentSource = serde_json::from_value(merged.value.clone()).map_err(|e| {
+        Problem::in_file(
+            &chain[0].path,
+            format!("merged definition does not fit the format: {e}"),
+        )
+    })?;
+    let locator = Locator {
+        chain: &chain,
+        provenance: &merged.provenance,
+    };
+    resolve::resolve(name, files, dir, source, &locator).map_err(ConfigError::from)
+}
+
+/// Reads `name` and the environments it extends, most specific first.
+fn read_chain(dir: &Path, name: &str) -> Result<Vec<ParsedFile>, ConfigError> {
+    let path = dir.join(format!("{name}.yaml"));
+    if !path.is_file() {
+        let known = environment_names(dir).unwrap_or_default();
+        let mut problem = Problem::in_file(&path, format!("environment `{name}` does not exist"));
+        problem = match closest(name, known.iter().map(String::as_str)) {
+            Some(guess) => problem.with_hint(format!("did you mean `{guess}`?")),
+            None if known.is_empty() => problem.with_hint("pass --env-dir DIR"),
+            None => problem.with_hint(format!("environments here: {}", known.join(", "))),
+        };
+        return Err(problem.into());
+    }
+    let mut chain = vec![parse_file(&path, name)?];
+    while let Some(target) = chain.last().and_then(|f| f.source.extends.clone()) {
+        let child = chain
+            .last()
+            .map(|f| (f.path.clone(), f.text.clone(), f.positions.find("extends")))
+            .unwrap_or_default();
+        let (child_path, child_text, at) = child;
+        let valid_name = !target.is_empty()
+            && target
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+        if !valid_name {
+            return Err(Problem::in_file(
+                &child_path,
+                format!("`{target}` is not an environment name"),
+            )
+            .field("extends")
+            .at(at, &child_text)
+            .with_hint(
+                "name another file of the same directory without `.yaml`, such as `extends: base`",
+            )
+            .into());
+        }
+        if chain.iter().any(|f| f.name == target) {
+            let mut cycle: Vec<&str> = chain.iter().map(|f| f.name.as_str()).collect();
+            cycle.push(&target);
+            return Err(Problem::in_file(
+                &child_path,
+                format!("`extends` forms a cycle: {}", cycle.join(" → ")),
+            )
+            .field("extends")
+            .at(at, &child_text)
+            .with_hint("remove `extends` from one of these files")
+            .into());
+        }
+        let target_path = dir.join(format!("{target}.yaml"));
+        if !target_path.is_file() {
+            let known = environment_names(dir).unwrap_or_default();
+            let mut problem = Problem::in_file(
+                &child_path,
+                format!(
+                    "extends `{target}`, but {} does not exist",
+                    target_path.display()
+                ),
+            )
+            .field("extends")
+            .at(at, &child_text);
+            if let Some(guess) = closest(&target, known.iter().map(String::as_str)) {
+                problem = problem.with_hint(format!("did you mean `{guess}`?"));
+            }
+            return Err(problem.into());
+        }
+        chain.push(parse_file(&target_path, &target)?);
+    }
+    Ok(chain)
+}
+
+/// Reads and parses one file, refusing oversized and non-UTF-8 input.
+pub fn parse_file(path: &Path, name: &str) -> Result<ParsedFile, Problem> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Problem::in_file(path, format!("cannot read: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Problem::in_file(path, format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Problem::in_file(
+            path,
+            format!(
+                "file is larger than {} KiB; environment definitions are small",
+                MAX_FILE_BYTES / 1024
+            ),
+        )
+        .with_hint("check that this is the right file"));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = valid.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+        Problem::in_file(path, "file is not valid UTF-8")
+            .at(Some(Position { line, column }), "")
+            .with_hint("save the file as UTF-8")
+    })?;
+    let source = parse_str(&text, path)?;
+    Ok(ParsedFile {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        positions: FieldPositions::index(&text),
+        text,
+        source,
+    })
+}
+
+/// Parses definition text; `path` only names the file in errors.
+pub fn parse_str(text: &str, path: &Path) -> Result<EnvironmentSource, Problem> {
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---")
+    {
+        return Err(Problem::in_file(path, "file is empty")
+            .with_hint("an environment needs settings, at least `extends: base`"));
+    }
+    serde_saphyr::from_str::<EnvironmentSource>(text).map_err(|e| syntax_problem(&e, text, path))
+}
+
+/// Turns a parser error into a located problem, adding "did you mean" to unknown fields.
+fn syntax_problem(error: &serde_saphyr::Error, text: &str, path: &Path) -> Problem {
+    let at = error.location().map(|l| Position {
+        line: usize::try_from(l.line()).unwrap_or(usize::MAX),
+        column: usize::try_from(l.column()).unwrap_or(usize::MAX),
+    });
+    let full = error.without_snippet().to_string();
+    let message = strip_location_prefix(&full).to_owned();
+    let mut problem = Problem::in_file(path, message.clone()).at(at.filter(|p| p.line > 0), text);
+    if let Some(hint) = unknown_field_hint(&message) {
+        problem = problem.with_hint(hint);
+    } else if message.contains("found a tab") || message.contains("tabs") {
+        problem = problem.with_hint("YAML indents with spaces only: replace the tab with spaces");
+    } else if message.contains("duplicate mapping key") {
+        problem.message = message.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+        problem = problem.with_hint("each key may appear once per mapping: remove one of them");
+    }
+    problem
+}
+
+fn strip_location_prefix(message: &str) -> &str {
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    if message.starts_with("line ")
+        && let Some(i) = message.find(": ")
+    {
+        return &message[i + 2..];
+    }
+    message
+}
+
+/// "unknown field `maxx`, expected one of min, max" → "did you mean `max`?".
+fn unknown_field_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest.split_once("expected ")?.1;
+    let expected = expected.strip_prefix("one of ").unwrap_or(expected);
+    let candidates: Vec<&str> = expected
+        .split(',')
+        .map(|c| c.trim().trim_matches('`'))
+        .filter(|c| !c.is_empty())
+        .collect();
+    match closest(field, candidates.iter().copied()) {
+        Some(guess) => Some(format!("did you mean `{guess}`?")),
+        None => Some(format!("known fields here: {}", candidates.join(", "))),
+    }
+}
+
+/// The candidate most similar to `wanted`, if any is similar enough.
+pub fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let wanted_lower = wanted.to_ascii_lowercase();
+    candidates
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&wanted_lower, &c.to_ascii_lowercase()),
+                c,
+            )
+        })
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// The merged definition and, for each merged field path, which file (and which path
+/// inside it) set it last.
+struct Merged {
+    value: Value,
+    provenance: HashMap<String, (usize, String)>,
+}
+
+impl Merged {
+    /// Merges `chain` (most specific first) from the least specific file up.
+    fn new(chain: &[ParsedFile]) -> Self {
+        let mut merged = Self {
+            value: Value::Object(Default::default()),
+            provenance: HashMap::new(),
+        };
+        for (index, file) in chain.iter().enumerate().rev() {
+            let mut over = serde_json::to_value(&file.source).unwrap_or_default();
+            if let Value::Object(map) = &mut over {
+                map.remove("extends");
+            }
+            let mut value = std::mem::take(&mut merged.value);
+            merged.overlay(&mut value, over, "", "", index);
+            merged.value = value;
+        }
+        merged
+    }
+
+    fn overlay(
+        &mut self,
+        base: &mut Value,
+        over: Value,
+        merged_path: &str,
+        file_path: &str,
+        file: usize,
+    ) {
+        let join = |p: &str, k: &str| {
+            if p.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{p}.{k}")
+            }
+        };
+        match (base, over) {
+            (Value::Object(base), Value::Object(over)) => {
+                for (key, value) in over {
+                    let (mp, fp) = (join(merged_path, &key), join(file_path, &key));
+                    self.provenance.insert(mp.clone(), (file, fp.clone()));
+                    match base.get_mut(&key) {
+                        Some(existing) if key == "checks" && existing.is_array() => {
+                            self.merge_named(existing, value, &mp, &fp, file);
+                        }
+                        Some(existing) if existing.is_object() && value.is_object() => {
+                            self.overlay(existing, value, &mp, &fp, file);
+                        }
+                        _ => {
+                            self.record(&value, &mp, &fp, file);
+                            base.insert(key, value);
+                        }
+                    }
+                }
+            }
+            (base, over) => {
+                self.record(&over, merged_path, file_path, file);
+                *base = over;
+            }
+        }
+    }
+
+    /// Lists of named items: same name replaces in place, new names are appended.
+    fn merge_named(
+        &mut self,
+        base: &mut Value,
+        over: Value,
+        merged_path: &str,
+        file_path: &str,
+        file: usize,
+    ) {
+        let (Value::Array(items), Value::Array(new)) = (base, over) else {
+            return;
+        };
+        for (j, item) in new.into_iter().enumerate() {
+            let name = item.get("name").cloned();
+            let slot = items
+                .iter()
+                .position(|existing| existing.get("name") == name.as_ref() && name.is_some());
+            let m = slot.unwrap_or(items.len());
+            self.record(
+                &item,
+                &format!("{merged_path}[{m}]"),
+                &format!("{file_path}[{j}]"),
+                file,
+            );
+            match slot {
+                Some(m) => items[m] = item,
+                None => items.push(item),
+            }
+        }
+    }
+
+    fn record(&mut self, value: &Value, merged_path: &str, file_path: &str, file: usize) {
+        self.provenance
+            .insert(merged_path.to_owned(), (file, file_path.to_owned()));
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    self.record(
+                        v,
+                        &format!("{merged_path}.{k}"),
+                        &format!("{file_path}.{k}"),
+                        file,
+                    );
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    self.record(
+                        v,
+                        &format!("{merged_path}[{i}]"),
+                        &format!("{file_path}[{i}]"),
+                        file,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+struct Locator<'a> {
+    chain: &'a [ParsedFile],
+    provenance: &'a HashMap<String, (usize, String)>,
+}
+
+impl resolve::Locate for Locator<'_> {
+    fn problem(&self, field: &str, message: String) -> Problem {
+        let mut ancestor = field;
+        let (file, path) = loop {
+            if let Some((file, path)) = self.provenance.get(ancestor) {
+                break (*file, format!("{path}{}", &field[ancestor.len()..]));
+            }
+            match ancestor.rfind(['.', '[']) {
+                Some(cut) => ancestor = &ancestor[..cut],
+                None => break (0, field.to_owned()),
+            }
+        };
+        let parsed = &self.chain[file];
+        Problem::in_file(&parsed.path, message)
+            .field(field)
+            .at(parsed.positions.find(&path), &parsed.text)
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// The JSON Schema of environment files (what `wactl schema` prints).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(EnvironmentSource);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}

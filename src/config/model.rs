@@ -1,0 +1,232 @@
+//! The resolved environment: complete, validated, and what every later stage reads.
+//!
+//! Nothing here is optional because it was "not given": defaults are applied during
+//! resolution, and an `Option` means the feature is off (no Ingress TLS, no Postgres).
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Environment {
+    /// Name of the environment (the file name without `.yaml`).
+    pub name: String,
+    /// Files this environment was merged from, most specific first (`staging.yaml`, `base.yaml`).
+    pub files: Vec<String>,
+    pub app: App,
+    pub image: Image,
+    pub cluster: Cluster,
+    pub replicas: u32,
+    pub autoscaling: Option<Autoscaling>,
+    pub resources: Resources,
+    pub probes: Probes,
+    pub rollout: Rollout,
+    pub ingress: Ingress,
+    pub components: Components,
+    pub config: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, SecretRef>,
+    pub protected: bool,
+    pub smoke: Smoke,
+    pub github: Github,
+    pub local: Local,
+    /// Directory whose templates override the built-in ones.
+    pub templates: Option<PathBuf>,
+}
+
+impl Environment {
+    /// "staging.yaml (extends base.yaml)": the header every rendered file carries.
+    pub fn source_description(&self) -> String {
+        match self.files.split_first() {
+            Some((first, [])) => first.clone(),
+            Some((first, rest)) => format!("{first} (extends {})", rest.join(", ")),
+            None => self.name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct App {
+    pub name: String,
+    pub port: u16,
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Image {
+    pub registry: Option<String>,
+    pub repository: String,
+    pub tag: String,
+    pub builder: String,
+    pub runtime: String,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+}
+
+impl Image {
+    /// `registry/repository`, without tag or digest.
+    pub fn name(&self) -> String {
+        match &self.registry {
+            Some(registry) => format!("{registry}/{}", self.repository),
+            None => self.repository.clone(),
+        }
+    }
+
+    /// The reference rendered when no built image is given.
+    pub fn tagged(&self) -> String {
+        format!("{}:{}", self.name(), self.tag)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cluster {
+    pub context: Option<String>,
+    pub kubeconfig: Option<PathBuf>,
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Autoscaling {
+    pub min: u32,
+    pub max: u32,
+    pub cpu: Option<u32>,
+    pub memory: Option<u32>,
+    pub scale_up: ScalingBehaviour,
+    pub scale_down: ScalingBehaviour,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalingBehaviour {
+    pub stabilization_seconds: u32,
+    pub percent: u32,
+    pub period_seconds: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Resources {
+    pub requests: ResourceAmounts,
+    pub limits: ResourceAmounts,
+}
+
+/// Quantities exactly as written (Kubernetes keeps them as strings), already checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceAmounts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Probes {
+    pub liveness: Probe,
+    pub readiness: Probe,
+    pub startup: Probe,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Probe {
+    pub path: String,
+    pub initial_delay_seconds: u32,
+    pub period_seconds: u32,
+    pub timeout_seconds: u32,
+    pub failure_threshold: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rollout {
+    /// A count or a percentage, rendered as Kubernetes' int-or-string.
+    pub max_surge: serde_json::Value,
+    pub max_unavailable: serde_json::Value,
+    pub progress_deadline_seconds: u32,
+    pub termination_grace_period_seconds: u32,
+    pub pre_stop_seconds: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ingress {
+    /// Render a Kubernetes Ingress (the local nginx proxy uses the same settings).
+    pub enabled: bool,
+    pub host: Option<String>,
+    pub class_name: String,
+    pub tls: Option<Tls>,
+    pub rate_limit: RateLimit,
+    pub body_size: String,
+    pub timeouts: Timeouts,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tls {
+    pub issuer: Option<String>,
+    pub secret_name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RateLimit {
+    pub requests_per_second: u32,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeouts {
+    pub connect_seconds: u64,
+    pub read_seconds: u64,
+    pub send_seconds: u64,
+}
+
+/// Supporting services; `None` when disabled.
+#[derive(Debug, Clone, Serialize)]
+pub struct Components {
+    pub postgres: Option<Component>,
+    pub redis: Option<Component>,
+    pub prometheus: Option<Component>,
+    pub grafana: Option<Component>,
+    pub nginx: Option<Component>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Component {
+    pub image: String,
+    pub storage: String,
+    pub resources: Resources,
+    pub scrape_interval: String,
+    pub retention: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretRef {
+    pub secret: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Smoke {
+    pub url: Option<String>,
+    pub deadline_seconds: u64,
+    pub request_timeout_ms: u64,
+    pub checks: Vec<SmokeCheck>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SmokeCheck {
+    pub name: String,
+    pub method: String,
+    pub path: String,
+    pub body: Option<serde_json::Value>,
+    pub status: u16,
+    pub expect: BTreeMap<String, serde_json::Value>,
+    pub max_latency_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Github {
+    pub repository: Option<String>,
+    pub environment: String,
+    pub deployments: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Local {
+    pub project: String,
+    /// Host port on 127.0.0.1 per local service.
+    pub ports: BTreeMap<String, u16>,
+}

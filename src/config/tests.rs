@@ -1,0 +1,138 @@
+use super::*;
+use std::fs;
+
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+fn problems(dir: &tempfile::TempDir, env: &str) -> Vec<Problem> {
+    load(dir.path(), env).unwrap_err().problems
+}
+
+#[test]
+fn later_values_win_and_maps_merge_by_key() {
+    let dir = dir_with(&[
+        (
+            "base.yaml",
+            "app: { name: svc, port: 8080 }\nconfig: { A: '1', B: '2' }\nreplicas: 2\n",
+        ),
+        (
+            "prod.yaml",
+            "extends: base\nreplicas: 4\nconfig: { B: three, C: '4' }\n",
+        ),
+    ]);
+    let env = load(dir.path(), "prod").unwrap();
+    assert_eq!(env.replicas, 4);
+    assert_eq!(env.app.port, 8080);
+    assert_eq!(env.config.get("A").map(String::as_str), Some("1"));
+    assert_eq!(env.config.get("B").map(String::as_str), Some("three"));
+    assert_eq!(env.config.len(), 3);
+    assert_eq!(env.files, ["prod.yaml", "base.yaml"]);
+}
+
+#[test]
+fn smoke_checks_merge_by_name() {
+    let dir = dir_with(&[
+        (
+            "base.yaml",
+            "smoke:\n  checks:\n    - { name: a, path: /a }\n    - { name: b, path: /b }\n",
+        ),
+        (
+            "e.yaml",
+            "extends: base\nsmoke:\n  checks:\n    - { name: b, path: /b2 }\n    - { name: c, path: /c }\n",
+        ),
+    ]);
+    let env = load(dir.path(), "e").unwrap();
+    let paths: Vec<&str> = env.smoke.checks.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(paths, ["/a", "/b2", "/c"]);
+}
+
+#[test]
+fn unknown_field_suggests_the_closest() {
+    let dir = dir_with(&[("e.yaml", "autoscaling:\n  enabled: true\n  maxx: 3\n")]);
+    let p = &problems(&dir, "e")[0];
+    assert_eq!(p.at, Some(Position { line: 3, column: 3 }));
+    assert_eq!(p.hint.as_deref(), Some("did you mean `max`?"));
+}
+
+#[test]
+fn semantic_problems_are_all_reported_with_their_file_and_line() {
+    let dir = dir_with(&[
+        (
+            "base.yaml",
+            "autoscaling:\n  enabled: true\n  min: 5\n  cpu: 70\n",
+        ),
+        (
+            "e.yaml",
+            "extends: base\nautoscaling:\n  max: 2\nresources:\n  requests: { cpu: 2, memory: 1Gi }\n  limits: { cpu: 1, memory: 1Zi }\n",
+        ),
+    ]);
+    let found = problems(&dir, "e");
+    assert_eq!(found.len(), 3, "{found:#?}");
+    let min = found
+        .iter()
+        .find(|p| p.field.as_deref() == Some("autoscaling.min"))
+        .unwrap();
+    assert!(
+        min.file.ends_with("base.yaml") && min.at.unwrap().line == 3,
+        "{min:?}"
+    );
+    let memory = found
+        .iter()
+        .find(|p| p.field.as_deref() == Some("resources.limits.memory"))
+        .unwrap();
+    assert!(
+        memory.file.ends_with("e.yaml") && memory.at.unwrap().line == 6,
+        "{memory:?}"
+    );
+    assert!(found.iter().any(|p| {
+        p.message
+            .contains("cpu request 2 is larger than its limit 1")
+    }));
+}
+
+#[test]
+fn extends_cycles_and_missing_targets() {
+    let dir = dir_with(&[
+        ("a.yaml", "extends: b\n"),
+        ("b.yaml", "extends: a\n"),
+        ("c.yaml", "extends: bsae\n"),
+        ("bsa.yaml", "replicas: 1\n"),
+    ]);
+    assert!(problems(&dir, "a")[0].message.contains("cycle: a → b → a"));
+    let missing = &problems(&dir, "c")[0];
+    assert!(missing.message.contains("does not exist"));
+    assert_eq!(missing.hint.as_deref(), Some("did you mean `bsa`?"));
+}
+
+#[test]
+fn empty_and_non_utf8_files_are_refused() {
+    let dir = dir_with(&[("e.yaml", "# only a comment\n")]);
+    assert!(problems(&dir, "e")[0].message.contains("empty"));
+    fs::write(
+        dir.path().join("e.yaml"),
+        b"replicas: 1\napp: { name: \xff }\n",
+    )
+    .unwrap();
+    let p = &problems(&dir, "e")[0];
+    assert!(p.message.contains("UTF-8"));
+    assert_eq!(
+        p.at,
+        Some(Position {
+            line: 2,
+            column: 16
+        })
+    );
+}
+
+#[test]
+fn repository_environments_resolve() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("environments");
+    for name in environment_names(&dir).unwrap() {
+        load(&dir, &name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}

@@ -1,0 +1,278 @@
+//! Rendering: one resolved [`Environment`] becomes every artifact, as a pure function.
+//!
+//! Templates are tera files embedded at compile time; an environment's `templates`
+//! directory (or `--templates DIR`) overrides any of them by relative path. Each
+//! Kubernetes document is parsed into its `k8s-openapi` type while rendering, so a
+//! template mistake is a render error that names the template.
+
+mod kube;
+mod templates;
+
+pub use kube::Manifest;
+pub use templates::TEMPLATE_NAMES;
+
+use crate::config::Environment;
+use crate::config::quantity::Quantity;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template override directory {dir}: {message}")]
+    Overrides { dir: PathBuf, message: String },
+    #[error("template {template}: {message}")]
+    Template { template: String, message: String },
+    #[error("template {template} rendered an invalid {what}: {message}")]
+    InvalidOutput {
+        template: String,
+        what: String,
+        message: String,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What to render beyond the definition itself.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    /// Image reference to deploy (a built digest); defaults to the definition's tag.
+    pub image: Option<String>,
+    /// Template overrides; takes precedence over the definition's `templates`.
+    pub templates: Option<PathBuf>,
+}
+
+/// Every rendered artifact, by path relative to the output directory.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub files: BTreeMap<String, String>,
+    /// The Kubernetes objects, in apply order.
+    pub manifests: Vec<Manifest>,
+}
+
+impl Rendered {
+    /// Writes every file under `dir`, replacing the previous tree only once all files
+    /// are written, so a failure leaves the old output intact.
+    pub fn write(&self, dir: &Path) -> Result<(), RenderError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| RenderError::Write { path, source }
+        };
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".wactl-render-")
+            .tempdir_in(parent)
+            .map_err(io(parent))?;
+        for (relative, content) in &self.files {
+            let path = staging.path().join(relative);
+            if let Some(p) = path.parent() {
+                std::fs::create_dir_all(p).map_err(io(p))?;
+            }
+            std::fs::write(&path, content).map_err(io(&path))?;
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(io(dir))?;
+        }
+        let staged = staging.keep();
+        std::fs::rename(&staged, dir).map_err(io(dir))?;
+        Ok(())
+    }
+}
+
+/// Renders every artifact of `env`.
+pub fn render(env: &Environment, options: &RenderOptions) -> Result<Rendered, RenderError> {
+    let override_dir = options.templates.as_deref().or(env.templates.as_deref());
+    let engine = templates::Engine::new(override_dir)?;
+    let image = options.image.clone().unwrap_or_else(|| env.image.tagged());
+    let header = format!(
+        "Rendered by wactl from {}. Do not edit: change the definition and run `wactl render {}`.",
+        env.source_description(),
+        env.name
+    );
+    let context = context(env, &image, &header);
+
+    let mut files = BTreeMap::new();
+    let mut manifests = Vec::new();
+    for (template, output) in plan(env) {
+        let text = engine.render(template, &context)?;
+        match output {
+            Output::File(path) => {
+                check_output(template, path, &text)?;
+                let body = if path.ends_with(".json") {
+                    text
+                } else {
+                    format!("# {header}\n{text}")
+                };
+                files.insert(path.to_owned(), ensure_newline(body));
+            }
+            Output::Kubernetes(order) => {
+                let manifest = kube::parse(template, order, &text)?;
+                let body = format!("# {header}\n# Template: {template}\n{}", manifest.yaml);
+                files.insert(manifest.file.clone(), ensure_newline(body));
+                manifests.push(manifest);
+            }
+        }
+    }
+    manifests.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok(Rendered { files, manifests })
+}
+
+enum Output {
+    File(&'static str),
+    /// A Kubernetes object; the number is its apply order.
+    Kubernetes(u8),
+}
+
+/// Which templates apply to `env`, and where each goes.
+fn plan(env: &Environment) -> Vec<(&'static str, Output)> {
+    use Output::{File, Kubernetes as K};
+    let c = &env.components;
+    let mut plan = vec![
+        ("Dockerfile.tera", File("Dockerfile")),
+        ("compose.yaml.tera", File("compose.yaml")),
+        (
+            "prometheus/prometheus.yml.tera",
+            File("prometheus/prometheus.yml"),
+        ),
+        ("prometheus/rules.yml.tera", File("prometheus/rules.yml")),
+        (
+            "prometheus/rules.test.yml.tera",
+            File("prometheus/rules.test.yml"),
+        ),
+        (
+            "grafana/provisioning/datasources/datasources.yml.tera",
+            File("grafana/provisioning/datasources/datasources.yml"),
+        ),
+        (
+            "grafana/provisioning/dashboards/dashboards.yml.tera",
+            File("grafana/provisioning/dashboards/dashboards.yml"),
+        ),
+        (
+            "grafana/dashboards/address-service.json.tera",
+            File("grafana/dashboards/address-service.json"),
+        ),
+        ("nginx/nginx.conf.tera", File("nginx/nginx.conf")),
+        ("k8s/namespace.yaml.tera", K(0)),
+        ("k8s/serviceaccount.yaml.tera", K(10)),
+        ("k8s/role.yaml.tera", K(11)),
+        ("k8s/rolebinding.yaml.tera", K(12)),
+        ("k8s/configmap.yaml.tera", K(20)),
+        ("k8s/service.yaml.tera", K(30)),
+        ("k8s/deployment.yaml.tera", K(50)),
+        ("k8s/pdb.yaml.tera", K(61)),
+        ("k8s/networkpolicy-default-deny.yaml.tera", K(62)),
+        ("k8s/networkpolicy.yaml.tera", K(62)),
+    ];
+    if c.postgres.is_some() {
+        plan.extend([
+            ("k8s/postgres-service.yaml.tera", K(31)),
+            ("k8s/postgres-statefulset.yaml.tera", K(40)),
+            ("k8s/postgres-networkpolicy.yaml.tera", K(62)),
+        ]);
+    }
+    if c.redis.is_some() {
+        plan.extend([
+            ("k8s/redis-service.yaml.tera", K(31)),
+            ("k8s/redis-statefulset.yaml.tera", K(40)),
+            ("k8s/redis-networkpolicy.yaml.tera", K(62)),
+        ]);
+    }
+    if env.autoscaling.is_some() {
+        plan.push(("k8s/hpa.yaml.tera", K(60)));
+    }
+    if env.ingress.enabled {
+        plan.push(("k8s/ingress.yaml.tera", K(63)));
+    }
+    plan
+}
+
+fn context(env: &Environment, image: &str, header: &str) -> tera::Context {
+    let labels = json!({
+        "app.kubernetes.io/name": env.app.name,
+        "app.kubernetes.io/instance": env.name,
+        "app.kubernetes.io/part-of": "world-address",
+        "app.kubernetes.io/managed-by": "wactl",
+    });
+    let selector =
+        json!({ "app.kubernetes.io/name": env.app.name, "app.kubernetes.io/instance": env.name });
+    let component = |suffix: &str| {
+        let name = format!("{}-{suffix}", env.app.name);
+        (
+            json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/instance": env.name, "app.kubernetes.io/part-of": "world-address", "app.kubernetes.io/managed-by": "wactl" }),
+            json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/instance": env.name }),
+        )
+    };
+    let mut ctx = tera::Context::new();
+    ctx.insert("env", env);
+    ctx.insert("image", image);
+    ctx.insert("header", header);
+    ctx.insert("labels", &labels);
+    ctx.insert("selector", &selector);
+    ctx.insert("config_hash", &config_hash(env));
+    ctx.insert("alert", &alert_thresholds(env));
+    // Per-component templates use the same names; each template knows its component.
+    for (suffix, key) in [("postgres", "postgres"), ("redis", "redis")] {
+        let (labels, selector) = component(suffix);
+        ctx.insert(format!("{key}_labels"), &labels);
+        ctx.insert(format!("{key}_selector"), &selector);
+    }
+    ctx
+}
+
+/// Thresholds the alert rules and their tests share.
+fn alert_thresholds(env: &Environment) -> Value {
+    let limit = env
+        .resources
+        .limits
+        .memory
+        .as_deref()
+        .and_then(|m| Quantity::parse(m).ok())
+        .map_or(256.0 * 1024.0 * 1024.0, |q| q.value);
+    json!({
+        "error_ratio": 0.05,
+        "p95_seconds": 0.25,
+        "slow_bucket": 0.25,
+        "memory_bytes": (limit * 0.9).round() as u64,
+    })
+}
+
+/// Hash of everything the pods read from configuration, so a change rolls them.
+fn config_hash(env: &Environment) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(&(&env.config, &env.secrets, &env.app)).unwrap_or_default());
+    hex::encode(&hasher.finalize()[..8])
+}
+
+/// Structured outputs must parse, so a broken template fails here and not in a consumer.
+fn check_output(template: &str, path: &str, text: &str) -> Result<(), RenderError> {
+    let invalid = |what: &str, message: String| RenderError::InvalidOutput {
+        template: template.to_owned(),
+        what: what.to_owned(),
+        message,
+    };
+    if path.ends_with(".json") {
+        serde_json::from_str::<Value>(text).map_err(|e| invalid("JSON document", e.to_string()))?;
+    } else if path.ends_with(".yaml") || path.ends_with(".yml") {
+        serde_saphyr::from_str::<Value>(text)
+            .map_err(|e| invalid("YAML document", e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn ensure_newline(mut text: String) -> String {
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;
