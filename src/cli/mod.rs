@@ -80,6 +80,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Runs an async library call on a runtime made for this one command.
+pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    Ok(runtime.block_on(future))
+}
+
 /// Exit code for an error: 2 for invalid input, 1 for a failed operation.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     let invalid_input = error.chain().any(|cause| {

@@ -1,0 +1,1 @@
+//! Building and pushing the service image through the Docker Engine API.

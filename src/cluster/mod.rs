@@ -1,0 +1,1 @@
+//! The Kubernetes side: connect, plan, apply, track, record and roll back.

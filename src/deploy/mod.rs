@@ -1,0 +1,1 @@
+//! The deploy pipeline: build → render → plan → apply → track → smoke → record.

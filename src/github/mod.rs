@@ -1,0 +1,1 @@
+//! Reporting to GitHub: deployments and statuses, PR comments, and Actions files.

@@ -1,0 +1,1 @@
+//! The local stack (`wactl up`): compose's services run directly on the Docker Engine.

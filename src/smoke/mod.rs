@@ -1,0 +1,1 @@
+//! The smoke suite that proves a running environment answers correctly.
