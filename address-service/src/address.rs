@@ -125,21 +125,35 @@ pub fn format_fields(format: &str) -> FieldSet {
 pub struct Address {
     /// ISO 3166-1 alpha-2 code, any case.
     #[schema(example = "US")]
+    #[serde(deserialize_with = "nullable")]
     pub country_code: String,
     /// State, province, prefecture, … (a subdivision key or name).
     #[schema(example = "CA")]
+    #[serde(deserialize_with = "nullable")]
     pub country_area: String,
     #[schema(example = "Mountain View")]
+    #[serde(deserialize_with = "nullable")]
     pub city: String,
     /// Dependent locality, district, suburb.
+    #[serde(deserialize_with = "nullable")]
     pub city_area: String,
     #[schema(example = "1600 Amphitheatre Pkwy")]
+    #[serde(deserialize_with = "nullable")]
     pub street_address: String,
     #[schema(example = "94043")]
+    #[serde(deserialize_with = "nullable")]
     pub postal_code: String,
+    #[serde(deserialize_with = "nullable")]
     pub sorting_code: String,
+    #[serde(deserialize_with = "nullable")]
     pub name: String,
+    #[serde(deserialize_with = "nullable")]
     pub company_name: String,
+}
+
+/// JSON `null` reads as an empty field, as the reference treats `None`.
+fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 impl Address {

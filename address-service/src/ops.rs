@@ -1,0 +1,83 @@
+//! Operational endpoints: liveness, readiness, Prometheus metrics and the OpenAPI document.
+
+use crate::AppState;
+use crate::api;
+use crate::error::{ErrorBody, ErrorDetail};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use std::sync::LazyLock;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "World Address", description = "Validates, normalises and formats postal addresses for every country."),
+    paths(
+        api::list_countries, api::get_country, api::validate, api::normalize_address, api::format_address,
+        healthz, readyz, metrics, openapi
+    ),
+    components(schemas(ErrorBody, ErrorDetail, crate::address::Address, crate::address::Field, crate::address::Problem)),
+    tags((name = "countries"), (name = "addresses"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
+static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+});
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Status {
+    /// `ok`, `shutting_down` or `database_unavailable`.
+    pub status: &'static str,
+}
+
+/// Liveness: the process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Status)))]
+pub async fn healthz() -> Json<Status> {
+    Json(Status { status: "ok" })
+}
+
+/// Readiness: data loaded, not shutting down, and the database (if configured) answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Status), (status = 503, body = Status)))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.readiness.is_shutting_down() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Status {
+                status: "shutting_down",
+            }),
+        )
+            .into_response();
+    }
+    Json(Status { status: "ok" }).into_response()
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI_JSON.as_str(),
+    )
+        .into_response()
+}

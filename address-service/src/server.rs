@@ -1,0 +1,117 @@
+//! Serving: logging set-up, the listener, and graceful shutdown on SIGTERM or Ctrl-C.
+//!
+//! Shutdown order: readiness flips to 503, the optional delay lets load balancers notice, the
+//! listener closes, in-flight requests drain, and the process exits no later than the grace.
+
+use crate::config::{LogFormat, ServeArgs};
+use crate::{AppState, Limits, app, data};
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+
+/// Logs go to stderr as JSON lines (or text); `RUST_LOG` filters them (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+}
+
+/// Loads the data, binds, serves until a signal, then drains.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let catalog = Arc::new(data::Catalog::load().context("loading the embedded address data")?);
+    let limits = Limits {
+        request_timeout: args.request_timeout,
+        body_limit_bytes: args.body_limit_bytes,
+    };
+    let state = AppState::new(catalog, limits);
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(
+        listen = %args.listen,
+        countries = state.catalog.countries().count(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "address-service ready"
+    );
+    serve(listener, state, &args).await
+}
+
+/// Serves `state` on `listener` until SIGTERM or Ctrl-C, then shuts down gracefully.
+pub async fn serve(listener: TcpListener, state: AppState, args: &ServeArgs) -> anyhow::Result<()> {
+    serve_until(listener, state, args, shutdown_signal()).await
+}
+
+/// Serves until `signal` resolves, then shuts down as described in the module docs.
+pub async fn serve_until(
+    listener: TcpListener,
+    state: AppState,
+    args: &ServeArgs,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let readiness = state.readiness.clone();
+    let (draining_tx, mut draining_rx) = tokio::sync::watch::channel(false);
+    let delay = args.shutdown_delay;
+    let router = app(state);
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        signal.await;
+        tracing::info!(
+            delay_ms = delay.as_millis() as u64,
+            "shutdown signal: readiness now 503"
+        );
+        readiness.start_shutdown();
+        tokio::time::sleep(delay).await;
+        tracing::info!("closing the listener and draining in-flight requests");
+        let _ = draining_tx.send(true);
+    });
+    let server = server.into_future();
+    tokio::pin!(server);
+    let grace = args.shutdown_grace;
+    tokio::select! {
+        result = &mut server => result.context("serving HTTP")?,
+        () = async {
+            let _ = draining_rx.wait_for(|draining| *draining).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "drain deadline passed; exiting with requests still in flight");
+        }
+    }
+    tracing::info!("address-service stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (Kubernetes, Docker) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
