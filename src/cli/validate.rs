@@ -32,10 +32,13 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
             }
         }
     }
-    ui.json(&serde_json::json!({ "environments": results }));
     if problems.is_empty() {
+        ui.json(&serde_json::json!({ "environments": results }));
         Ok(())
     } else {
-        Err(ConfigError { problems }.into())
+        // Environments that extend a broken file would repeat its problems.
+        let mut error = ConfigError::from(problems);
+        error.problems.dedup();
+        Err(error.into())
     }
 }

@@ -102,7 +102,9 @@ impl From<Problem> for ConfigError {
 }
 
 impl From<Vec<Problem>> for ConfigError {
-    fn from(problems: Vec<Problem>) -> Self {
+    /// Problems are shown in file order, so they read top to bottom.
+    fn from(mut problems: Vec<Problem>) -> Self {
+        problems.sort_by(|a, b| (&a.file, a.at).cmp(&(&b.file, b.at)));
         Self { problems }
     }
 }

@@ -47,8 +47,13 @@ impl FieldPositions {
         }
     }
 
-    pub fn contains(&self, path: &str) -> bool {
-        self.positions.contains_key(path)
+    /// The field whose key is the last one before `at` on the same line.
+    pub fn field_at(&self, at: Position) -> Option<&str> {
+        self.positions
+            .iter()
+            .filter(|(path, p)| p.line == at.line && p.column <= at.column && !path.ends_with(']'))
+            .max_by_key(|(_, p)| p.column)
+            .map(|(path, _)| path.as_str())
     }
 }
 

@@ -86,7 +86,7 @@ fn read_chain(dir: &Path, name: &str) -> Result<Vec<ParsedFile>, ConfigError> {
         problem = match closest(name, known.iter().map(String::as_str)) {
             Some(guess) => problem.with_hint(format!("did you mean `{guess}`?")),
             None if known.is_empty() => problem.with_hint("pass --env-dir DIR"),
-            None => problem.with_hint(format!("environments here: {}", known.join(", "))),
+            None => problem.with_hint(format!("environments here: {}", summarize(&known))),
         };
         return Err(problem.into());
     }
@@ -195,24 +195,73 @@ pub fn parse_str(text: &str, path: &Path) -> Result<EnvironmentSource, Problem> 
     serde_saphyr::from_str::<EnvironmentSource>(text).map_err(|e| syntax_problem(&e, text, path))
 }
 
-/// Turns a parser error into a located problem, adding "did you mean" to unknown fields.
+/// Turns a parser error into a located problem, in words a person can act on.
 fn syntax_problem(error: &serde_saphyr::Error, text: &str, path: &Path) -> Problem {
     let at = error.location().map(|l| Position {
         line: usize::try_from(l.line()).unwrap_or(usize::MAX),
         column: usize::try_from(l.column()).unwrap_or(usize::MAX),
     });
+    let at = at.filter(|p| p.line > 0);
     let full = error.without_snippet().to_string();
-    let message = strip_location_prefix(&full).to_owned();
-    let mut problem = Problem::in_file(path, message.clone()).at(at.filter(|p| p.line > 0), text);
-    if let Some(hint) = unknown_field_hint(&message) {
-        problem = problem.with_hint(hint);
-    } else if message.contains("found a tab") || message.contains("tabs") {
-        problem = problem.with_hint("YAML indents with spaces only: replace the tab with spaces");
-    } else if message.contains("duplicate mapping key") {
-        problem.message = message.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
-        problem = problem.with_hint("each key may appear once per mapping: remove one of them");
+    let raw = strip_location_suffix(strip_location_prefix(&full));
+    let (message, hint) = explain(raw);
+    let mut problem = Problem::in_file(path, message).at(at, text);
+    if let Some(field) =
+        at.and_then(|at| FieldPositions::index(text).field_at(at).map(str::to_owned))
+    {
+        problem = problem.field(field);
     }
-    problem
+    match hint {
+        Some(hint) => problem.with_hint(hint),
+        None => problem,
+    }
+}
+
+/// Rewords the parser's message and says what to do about it.
+fn explain(raw: &str) -> (String, Option<String>) {
+    if let Some(hint) = unknown_field_hint(raw) {
+        let field = raw.split(',').next().unwrap_or(raw);
+        return (field.to_owned(), Some(hint));
+    }
+    if raw.contains("found a tab") || raw.contains("tabs disallowed") {
+        return (
+            "tab character in indentation".to_owned(),
+            Some("YAML indents with spaces only: replace the tab with spaces".to_owned()),
+        );
+    }
+    if let Some(key) = raw.strip_prefix("duplicate mapping key: ") {
+        let key = key.split(',').next().unwrap_or(key);
+        return (
+            format!("`{key}` appears twice in the same mapping"),
+            Some("each key may appear once per mapping: remove one of them".to_owned()),
+        );
+    }
+    if raw.starts_with("budget breached") {
+        return (
+            "YAML aliases expand beyond the safety budget (a \"billion laughs\" document)"
+                .to_owned(),
+            Some(
+                "environment definitions do not need anchors that multiply: write the values out"
+                    .to_owned(),
+            ),
+        );
+    }
+    if raw.contains("expected mapping start") || raw.contains("expected struct") {
+        return ("expected a mapping of settings (`key: value` lines)".to_owned(), Some("an environment file is a mapping such as `extends: base`, not a list or a single value".to_owned()));
+    }
+    for (ty, range) in [
+        ("u16", "0 to 65535"),
+        ("u32", "0 to 4294967295"),
+        ("u64", "0 to 18446744073709551615"),
+    ] {
+        if raw == format!("invalid {ty}") || raw.ends_with(&format!("expected {ty}")) {
+            return (format!("expected a whole number from {range}"), None);
+        }
+    }
+    if raw == "invalid bool" || raw.ends_with("expected a boolean") {
+        return ("expected true or false".to_owned(), None);
+    }
+    (raw.to_owned(), None)
 }
 
 fn strip_location_prefix(message: &str) -> &str {
@@ -223,6 +272,11 @@ fn strip_location_prefix(message: &str) -> &str {
         return &message[i + 2..];
     }
     message
+}
+
+/// The parser repeats the place at the end ("… at line 2, column 3 (defined at …)").
+fn strip_location_suffix(message: &str) -> &str {
+    message.find(" at line ").map_or(message, |i| &message[..i])
 }
 
 /// "unknown field `maxx`, expected one of min, max" → "did you mean `max`?".
@@ -239,6 +293,14 @@ fn unknown_field_hint(message: &str) -> Option<String> {
     match closest(field, candidates.iter().copied()) {
         Some(guess) => Some(format!("did you mean `{guess}`?")),
         None => Some(format!("known fields here: {}", candidates.join(", "))),
+    }
+}
+
+/// At most eight names, then how many more.
+fn summarize(names: &[String]) -> String {
+    match names.len() {
+        0..=8 => names.join(", "),
+        n => format!("{}, and {} more", names[..8].join(", "), n - 8),
     }
 }
 

@@ -124,7 +124,7 @@ fn empty_and_non_utf8_files_are_refused() {
         p.at,
         Some(Position {
             line: 2,
-            column: 16
+            column: 14
         })
     );
 }

@@ -1,1 +1,282 @@
 use super::*;
+use crate::config;
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn repo_env(name: &str) -> Environment {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("environments");
+    config::load(&dir, name).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+const ENVIRONMENTS: [&str; 4] = ["local", "dev", "staging", "production"];
+
+#[test]
+fn rendering_is_deterministic_and_every_file_names_its_source() {
+    for name in ENVIRONMENTS {
+        let env = repo_env(name);
+        let first = render(&env, &RenderOptions::default()).unwrap();
+        let second = render(&env, &RenderOptions::default()).unwrap();
+        assert_eq!(first.files, second.files, "{name}");
+        for (path, text) in &first.files {
+            assert!(
+                text.contains(&format!("Rendered by wactl from {name}.yaml")),
+                "{name}/{path} lacks its header"
+            );
+        }
+        for expected in [
+            "Dockerfile",
+            "compose.yaml",
+            "nginx/nginx.conf",
+            "prometheus/rules.test.yml",
+            "grafana/dashboards/address-service.json",
+        ] {
+            assert!(
+                first.files.contains_key(expected),
+                "{name}: {expected} missing"
+            );
+        }
+    }
+}
+
+#[test]
+fn manifests_come_in_apply_order() {
+    let rendered = render(&repo_env("staging"), &RenderOptions::default()).unwrap();
+    let kinds: Vec<&str> = rendered.manifests.iter().map(|m| m.kind.as_str()).collect();
+    let position = |kind: &str| kinds.iter().position(|k| *k == kind).unwrap();
+    assert_eq!(kinds[0], "Namespace");
+    assert!(position("ServiceAccount") < position("ConfigMap"));
+    assert!(position("ConfigMap") < position("Deployment"));
+    assert!(position("StatefulSet") < position("Deployment"));
+    assert!(position("Deployment") < position("HorizontalPodAutoscaler"));
+    assert_eq!(kinds.last(), Some(&"Ingress"));
+}
+
+#[test]
+fn autoscaled_deployments_leave_replicas_to_the_hpa() {
+    let staging = render(&repo_env("staging"), &RenderOptions::default()).unwrap();
+    let deployment = staging
+        .manifests
+        .iter()
+        .find(|m| m.kind == "Deployment")
+        .unwrap();
+    assert!(deployment.object["spec"].get("replicas").is_none());
+    let dev = render(&repo_env("dev"), &RenderOptions::default()).unwrap();
+    let deployment = dev
+        .manifests
+        .iter()
+        .find(|m| m.kind == "Deployment")
+        .unwrap();
+    assert_eq!(deployment.object["spec"]["replicas"], 3);
+    assert!(
+        !dev.manifests
+            .iter()
+            .any(|m| m.kind == "HorizontalPodAutoscaler")
+    );
+}
+
+/// The fields the Pod Security `restricted` profile checks, for every workload.
+#[test]
+fn every_workload_meets_the_restricted_profile() {
+    for name in ENVIRONMENTS {
+        let rendered = render(&repo_env(name), &RenderOptions::default()).unwrap();
+        let workloads = rendered
+            .manifests
+            .iter()
+            .filter(|m| m.kind == "Deployment" || m.kind == "StatefulSet");
+        for workload in workloads {
+            let pod = &workload.object["spec"]["template"]["spec"];
+            let at = format!("{name}: {} {}", workload.kind, workload.name);
+            assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{at}");
+            assert_eq!(
+                pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+                "{at}"
+            );
+            assert!(
+                pod.get("hostNetwork").is_none() && pod.get("hostPID").is_none(),
+                "{at}"
+            );
+            for container in pod["containers"].as_array().unwrap() {
+                let sc = &container["securityContext"];
+                assert_eq!(sc["allowPrivilegeEscalation"], false, "{at}");
+                assert_eq!(
+                    sc["capabilities"]["drop"],
+                    serde_json::json!(["ALL"]),
+                    "{at}"
+                );
+                assert_eq!(sc["readOnlyRootFilesystem"], true, "{at}");
+            }
+            for volume in pod["volumes"].as_array().into_iter().flatten() {
+                assert!(volume.get("hostPath").is_none(), "{at}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_image_option_pins_the_deployed_image() {
+    let digest = format!(
+        "127.0.0.1:5000/world-address/address-service@sha256:{}",
+        "0".repeat(64)
+    );
+    let rendered = render(
+        &repo_env("dev"),
+        &RenderOptions {
+            image: Some(digest.clone()),
+            templates: None,
+        },
+    )
+    .unwrap();
+    let deployment = rendered
+        .manifests
+        .iter()
+        .find(|m| m.kind == "Deployment")
+        .unwrap();
+    assert_eq!(
+        deployment.object["spec"]["template"]["spec"]["containers"][0]["image"],
+        Value::from(digest)
+    );
+}
+
+#[test]
+fn the_dashboard_has_the_structure_grafana_expects() {
+    let rendered = render(&repo_env("staging"), &RenderOptions::default()).unwrap();
+    let dashboard: Value =
+        serde_json::from_str(&rendered.files["grafana/dashboards/address-service.json"]).unwrap();
+    assert!(
+        dashboard["uid"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty() && u.len() <= 40)
+    );
+    assert!(dashboard["title"].is_string());
+    assert!(dashboard["schemaVersion"].as_u64().is_some());
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 5);
+    let mut ids: Vec<u64> = panels.iter().map(|p| p["id"].as_u64().unwrap()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), panels.len(), "panel ids are unique");
+    for panel in panels {
+        assert!(
+            panel["gridPos"]["w"].as_u64().is_some() && panel["gridPos"]["h"].as_u64().is_some()
+        );
+        let target = &panel["targets"][0];
+        assert_eq!(target["datasource"]["uid"], "prometheus");
+        let expr = target["expr"].as_str().unwrap();
+        assert!(
+            [
+                "http_requests_total",
+                "http_request_duration_seconds",
+                "address_validations_total",
+                "process_"
+            ]
+            .iter()
+            .any(|m| expr.contains(m)),
+            "{expr}"
+        );
+    }
+}
+
+fn overrides(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+fn render_with(dir: &tempfile::TempDir) -> Result<Rendered, RenderError> {
+    render(
+        &repo_env("dev"),
+        &RenderOptions {
+            image: None,
+            templates: Some(dir.path().to_owned()),
+        },
+    )
+}
+
+#[test]
+fn an_override_replaces_the_template_of_the_same_path() {
+    let dir = overrides(&[(
+        "nginx/nginx.conf.tera",
+        "events {}\nhttp {}\n# for {{ env.name }}\n",
+    )]);
+    let rendered = render_with(&dir).unwrap();
+    assert!(rendered.files["nginx/nginx.conf"].ends_with("# for dev\n"));
+}
+
+#[test]
+fn template_mistakes_name_the_template() {
+    let typo = overrides(&[(
+        "k8s/service.yaml.tera",
+        "apiVersion: v1\nkind: Service\nmetadata: { name: s }\nspec: { tpye: ClusterIP }\n",
+    )]);
+    let err = render_with(&typo).unwrap_err().to_string();
+    assert!(
+        err.contains("k8s/service.yaml.tera") && err.contains("spec.tpye"),
+        "{err}"
+    );
+    let syntax = overrides(&[("Dockerfile.tera", "FROM {{ env.image.builder \n")]);
+    let err = render_with(&syntax).unwrap_err().to_string();
+    assert!(err.contains("Dockerfile.tera"), "{err}");
+    let missing = overrides(&[("Dockerfile.tera", "FROM {{ env.image.nope }}\n")]);
+    let err = render_with(&missing).unwrap_err().to_string();
+    assert!(
+        err.contains("Dockerfile.tera") && err.contains("nope"),
+        "{err}"
+    );
+}
+
+#[test]
+fn overrides_cannot_reach_outside_the_definition() {
+    let unknown = overrides(&[("k8s/servce.yaml.tera", "x")]);
+    let err = render_with(&unknown).unwrap_err().to_string();
+    assert!(
+        err.contains("does not override any template") && err.contains("k8s/service.yaml.tera"),
+        "{err}"
+    );
+
+    let reads_env = overrides(&[("Dockerfile.tera", "{{ get_env(name=\"HOME\") }}")]);
+    let err = render_with(&reads_env).unwrap_err().to_string();
+    assert!(err.contains("get_env is disabled"), "{err}");
+
+    let includes_file = overrides(&[("Dockerfile.tera", "{% include \"/etc/passwd\" %}")]);
+    assert!(render_with(&includes_file).is_err());
+
+    let linked = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", linked.path().join("Dockerfile.tera")).unwrap();
+    let err = render(
+        &repo_env("dev"),
+        &RenderOptions {
+            image: None,
+            templates: Some(linked.path().to_owned()),
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("symbolic link"), "{err}");
+}
+
+#[test]
+fn a_failed_render_keeps_the_previous_output() {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("dev");
+    render(&repo_env("dev"), &RenderOptions::default())
+        .unwrap()
+        .write(&target)
+        .unwrap();
+    let before = std::fs::read_to_string(target.join("Dockerfile")).unwrap();
+    let broken = overrides(&[("Dockerfile.tera", "{{ nope }}")]);
+    assert!(render_with(&broken).is_err());
+    assert_eq!(
+        std::fs::read_to_string(target.join("Dockerfile")).unwrap(),
+        before
+    );
+    // A second write replaces the tree as a whole: stale files disappear.
+    std::fs::write(target.join("stale.txt"), "x").unwrap();
+    render(&repo_env("dev"), &RenderOptions::default())
+        .unwrap()
+        .write(&target)
+        .unwrap();
+    assert!(!target.join("stale.txt").exists());
+}

@@ -1,0 +1,149 @@
+//! Render snapshots for every environment, and the checks of the real consumers of each
+//! artifact: nginx, promtool and docker-compose (infrastructure tests).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use wactl::config;
+use wactl::render::{self, RenderOptions, Rendered};
+
+const ENVIRONMENTS: [&str; 4] = ["local", "dev", "staging", "production"];
+
+fn rendered(name: &str) -> Rendered {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("environments");
+    let env = config::load(&dir, name).unwrap_or_else(|e| panic!("{e}"));
+    render::render(&env, &RenderOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn snapshots() {
+    for name in ENVIRONMENTS {
+        let all: String = rendered(name)
+            .files
+            .iter()
+            .map(|(path, text)| format!("==> {path} <==\n{text}\n"))
+            .collect();
+        insta::assert_snapshot!(name, all);
+    }
+}
+
+#[test]
+fn schema_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/environment.schema.json");
+    let current = format!("{}\n", config::json_schema());
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &current).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == current,
+        "docs/environment.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test --test render schema_is_current`"
+    );
+}
+
+/// Writes `name`'s artifacts to a temporary directory.
+fn written(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(name);
+    rendered(name).write(&out).unwrap();
+    (dir, out)
+}
+
+fn run(program: &str, args: &[&str], cwd: &Path) {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is needed (cargo xtask infra up installs it): {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed in {}:\n{}{}",
+        cwd.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+#[ignore = "needs infra: cargo xtask infra up"]
+fn promtool_accepts_config_rules_and_rule_tests() {
+    for name in ENVIRONMENTS {
+        let (_keep, out) = written(name);
+        let prometheus = out.join("prometheus");
+        run(
+            "promtool",
+            &["check", "config", "prometheus.yml"],
+            &prometheus,
+        );
+        run("promtool", &["check", "rules", "rules.yml"], &prometheus);
+        run(
+            "promtool",
+            &["test", "rules", "rules.test.yml"],
+            &prometheus,
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs infra: cargo xtask infra up"]
+fn nginx_accepts_the_proxy_config() {
+    for name in ENVIRONMENTS {
+        let (_keep, out) = written(name);
+        let nginx = out.join("nginx");
+        let conf = std::fs::read_to_string(nginx.join("nginx.conf")).unwrap();
+        // `nginx -t` resolves upstream host names; the compose service name only exists
+        // inside the stack's network, so the check points the upstream at loopback.
+        let checked = conf.replace("server address-service:", "server 127.0.0.1:");
+        assert_ne!(checked, conf, "upstream not found in {name}'s nginx.conf");
+        std::fs::write(nginx.join("nginx.test.conf"), checked).unwrap();
+        if conf.contains("ssl_certificate") {
+            std::fs::create_dir_all(nginx.join("tls")).unwrap();
+            run(
+                "openssl",
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=wactl-test",
+                    "-keyout",
+                    "tls/tls.key",
+                    "-out",
+                    "tls/tls.crt",
+                ],
+                &nginx,
+            );
+        }
+        let conf_path = nginx.join("nginx.test.conf");
+        run(
+            "nginx",
+            &["-t", "-q", "-c", conf_path.to_str().unwrap()],
+            &nginx,
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs infra: cargo xtask infra up"]
+fn docker_compose_accepts_the_compose_file() {
+    for name in ENVIRONMENTS {
+        let (_keep, out) = written(name);
+        // `wactl up` generates secrets.env; compose only needs it to exist.
+        std::fs::write(out.join("secrets.env"), "").unwrap();
+        run(
+            "docker-compose",
+            &[
+                "--file",
+                "compose.yaml",
+                "--project-name",
+                "wactl-render-test",
+                "config",
+                "--quiet",
+            ],
+            &out,
+        );
+    }
+}
