@@ -40,6 +40,21 @@ fn schema_is_current() {
     );
 }
 
+#[test]
+fn environment_reference_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/environment.md");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let marker = "<!-- generated below: UPDATE_SCHEMA=1 cargo test --test render -->\n";
+    let guide = committed.split(marker).next().unwrap_or_default().to_owned();
+    let current = format!("{guide}{marker}\n{}", config::reference_markdown());
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &current).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(committed.contains(marker), "docs/environment.md lost its generated-section marker");
+    assert!(committed == current, "docs/environment.md is stale: run `UPDATE_SCHEMA=1 cargo test --test render`");
+}
+
 /// Writes `name`'s artifacts to a temporary directory.
 fn written(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();

@@ -478,3 +478,48 @@ pub fn json_schema() -> String {
     let schema = schemars::schema_for!(EnvironmentSource);
     serde_json::to_string_pretty(&schema).unwrap_or_default()
 }
+
+/// The field reference of `docs/environment.md`, generated from the same docs as the
+/// schema so the two never disagree.
+pub fn reference_markdown() -> String {
+    let schema = serde_json::to_value(schemars::schema_for!(EnvironmentSource)).unwrap_or_default();
+    let mut out = String::new();
+    describe_fields(&schema, &schema, "", &mut out);
+    out
+}
+
+fn describe_fields(schema: &Value, node: &Value, prefix: &str, out: &mut String) {
+    let node = resolve_ref(schema, node);
+    let Some(properties) = node.get("properties").and_then(Value::as_object) else { return };
+    for (name, property) in properties {
+        let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+        let description = property.get("description").and_then(Value::as_str).unwrap_or_default();
+        out.push_str(&format!("### `{path}`\n\n{}\n\n", description.replace("```yaml", "\n```yaml")));
+        let target = object_target(schema, property);
+        if let Some(target) = target {
+            describe_fields(schema, target, &path, out);
+        }
+    }
+}
+
+/// The object schema behind a property (through `$ref`, `anyOf` with null, or a map's values).
+fn object_target<'a>(schema: &'a Value, property: &'a Value) -> Option<&'a Value> {
+    let property = resolve_ref(schema, property);
+    if property.get("properties").is_some() {
+        return Some(property);
+    }
+    if let Some(options) = property.get("anyOf").and_then(Value::as_array) {
+        return options.iter().find_map(|o| object_target(schema, o));
+    }
+    if let Some(items) = property.get("items") {
+        return object_target(schema, items);
+    }
+    None
+}
+
+fn resolve_ref<'a>(schema: &'a Value, node: &'a Value) -> &'a Value {
+    match node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
+        Some(name) => schema.get("$defs").and_then(|d| d.get(name)).unwrap_or(node),
+        None => node,
+    }
+}
