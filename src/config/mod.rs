@@ -77,6 +77,23 @@ pub fn load(dir: &Path, name: &str) -> Result<Environment, ConfigError> {
     resolve::resolve(name, files, dir, source, &locator).map_err(ConfigError::from)
 }
 
+/// Parses and resolves one self-contained definition held in memory (no `extends`):
+/// the whole path from text to model, for fuzzing and for tools that have no files.
+pub fn load_from_str(name: &str, text: &str) -> Result<Environment, ConfigError> {
+    let path = PathBuf::from(format!("{name}.yaml"));
+    let source = parse_str(text, &path)?;
+    if source.extends.is_some() {
+        return Err(Problem::in_file(&path, "`extends` needs the environment directory").field("extends").into());
+    }
+    let file = ParsedFile { name: name.to_owned(), path: path.clone(), positions: FieldPositions::index(text), text: text.to_owned(), source };
+    let chain = [file];
+    let merged = Merged::new(&chain);
+    let source: EnvironmentSource = serde_json::from_value(merged.value.clone())
+        .map_err(|e| Problem::in_file(&path, format!("definition does not fit the format: {e}")))?;
+    let locator = Locator { chain: &chain, provenance: &merged.provenance };
+    resolve::resolve(name, vec![format!("{name}.yaml")], Path::new("."), source, &locator).map_err(ConfigError::from)
+}
+
 /// Reads `name` and the environments it extends, most specific first.
 fn read_chain(dir: &Path, name: &str) -> Result<Vec<ParsedFile>, ConfigError> {
     let path = dir.join(format!("{name}.yaml"));

@@ -136,3 +136,45 @@ fn repository_environments_resolve() {
         load(&dir, &name).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+/// A cheap, deterministic stand-in for the fuzz target (`cargo xtask fuzz`): byte-level
+/// mutations of every corpus file must give an error or a model, never a panic.
+#[test]
+fn mutated_definitions_never_panic() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/environment");
+    let mut seed: u64 = 0x5eed;
+    let mut next = move |bound: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        usize::try_from(seed % bound.max(1) as u64).unwrap_or(0)
+    };
+    let alphabet = b" :-{}[]&*!|>#\t\n\"'0123456789abcxyz%@";
+    for entry in fs::read_dir(corpus).unwrap() {
+        let path = entry.unwrap().path();
+        // The alias bomb is slow by design (it runs to the parser's budget) in debug builds.
+        if path.to_string_lossy().contains("bomb") {
+            continue;
+        }
+        let original = fs::read(path).unwrap();
+        for _ in 0..40 {
+            let mut bytes = original.clone();
+            for _ in 0..=next(3) {
+                let at = next(bytes.len() + 1);
+                match next(3) {
+                    0 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    1 => bytes.insert(at, alphabet[next(alphabet.len())]),
+                    _ if at < bytes.len() => bytes[at] = alphabet[next(alphabet.len())],
+                    _ => {}
+                }
+            }
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                if let Err(e) = load_from_str("mutant", text) {
+                    let _ = e.to_string();
+                }
+            }
+        }
+    }
+}

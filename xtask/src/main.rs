@@ -1,6 +1,7 @@
 //! `cargo xtask …`: the project's own automation (tests, infrastructure, benchmarks, demo).
 
 mod demo;
+mod fuzz;
 mod gen_address_data;
 mod infra;
 mod project;
@@ -19,6 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Run every fuzz target for a fixed time (corpus kept in the repo).
+    Fuzz(fuzz::Args),
     /// Everything CI runs: tools, infrastructure, fmt, clippy and every test.
     Test(test::Args),
     /// Validate and render every environment (grows into the end-to-end demo).
@@ -37,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test(args) => test::run(&args),
         Task::Demo => demo::run(),
         Task::Tidy => tidy::run(),
+        Task::Fuzz(args) => fuzz::run(&args),
         Task::Infra(args) => infra::run(&args),
         Task::GenAddressData(args) => gen_address_data::run(&args),
     }

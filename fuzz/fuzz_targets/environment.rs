@@ -1,0 +1,15 @@
+//! Any bytes given to the environment parser, resolver and renderer: errors are fine,
+//! panics, hangs and runaway memory are not.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(env) = wactl::config::load_from_str("fuzz", text) {
+        let _ = wactl::render::render(&env, &wactl::render::RenderOptions::default());
+    } else if let Err(error) = wactl::config::load_from_str("fuzz", text) {
+        // Rendering the error must not panic either (it quotes source lines).
+        let _ = error.to_string();
+    }
+});
