@@ -17,7 +17,9 @@ const TARGETS: &[(&str, &str)] = &[("fuzz", "environment")];
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let sh = project::shell()?;
     if !crate::tools::have("cargo-fuzz") {
-        cmd!(sh, "cargo install cargo-fuzz --locked").run().context("installing cargo-fuzz from crates.io")?;
+        cmd!(sh, "cargo install cargo-fuzz --locked")
+            .run()
+            .context("installing cargo-fuzz from crates.io")?;
     }
     // cargo-fuzz passes sanitizer flags that only nightly accepts; the stable toolchain
     // accepts them too when told it is bootstrapping itself.
@@ -27,9 +29,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let _dir = sh.push_dir(project::root().join(dir));
         let corpus = format!("corpus/{target}");
         eprintln!("xtask fuzz: {dir}/{target} for {}s", args.seconds);
-        cmd!(sh, "cargo fuzz run {target} {corpus} -- {max_time} -rss_limit_mb=2048 -max_len=65536")
-            .run()
-            .with_context(|| format!("fuzz target {dir}/{target} found a crash (see {dir}/artifacts/{target})"))?;
+        cmd!(
+            sh,
+            "cargo fuzz run {target} {corpus} -- {max_time} -rss_limit_mb=2048 -max_len=65536"
+        )
+        .run()
+        .with_context(|| {
+            format!("fuzz target {dir}/{target} found a crash (see {dir}/artifacts/{target})")
+        })?;
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! `cargo xtask …`: the project's own automation (tests, infrastructure, benchmarks, demo).
 
+mod bench;
+mod bench_render;
 mod demo;
 mod fuzz;
 mod gen_address_data;
@@ -20,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Benchmarks against peers in the same run (results in docs/benchmarks.md).
+    Bench(bench::Args),
     /// Run every fuzz target for a fixed time (corpus kept in the repo).
     Fuzz(fuzz::Args),
     /// Everything CI runs: tools, infrastructure, fmt, clippy and every test.
@@ -40,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test(args) => test::run(&args),
         Task::Demo => demo::run(),
         Task::Tidy => tidy::run(),
+        Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
         Task::Infra(args) => infra::run(&args),
         Task::GenAddressData(args) => gen_address_data::run(&args),

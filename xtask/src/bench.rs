@@ -1,0 +1,108 @@
+//! `cargo xtask bench …`: performance measured against a peer in the same run; results
+//! are written to their own section of `docs/benchmarks.md`.
+
+use crate::project;
+use anyhow::Context;
+use clap::Subcommand;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub which: Which,
+}
+
+#[derive(Subcommand)]
+pub enum Which {
+    /// `wactl render staging` against `helm template` of an equivalent chart.
+    Render(crate::bench_render::Args),
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    match &args.which {
+        Which::Render(a) => crate::bench_render::run(a),
+    }
+}
+
+/// Replaces (or appends) the section between `<!-- bench:NAME -->` markers.
+pub fn write_section(name: &str, markdown: &str) -> anyhow::Result<()> {
+    let path = project::root().join("docs/benchmarks.md");
+    let current = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\nEach benchmark runs wactl and its peer side by side in one run on the same machine (2 cores).\nRatios matter; absolute times depend on the machine.\n".to_owned());
+    let (start, end) = (
+        format!("<!-- bench:{name} -->"),
+        format!("<!-- /bench:{name} -->"),
+    );
+    let section = format!("{start}\n{}\n{end}", markdown.trim_end());
+    let updated = match (current.find(&start), current.find(&end)) {
+        (Some(s), Some(e)) if e > s => {
+            format!("{}{section}{}", &current[..s], &current[e + end.len()..])
+        }
+        _ => format!("{}\n{section}\n", current.trim_end()),
+    };
+    std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Helm, built from the Go module proxy and cached outside the repository.
+pub fn ensure_helm() -> anyhow::Result<PathBuf> {
+    const VERSION: &str = "v3.22.0";
+    let bin = cache_dir()?.join("bin");
+    let helm = bin.join(format!("helm-{VERSION}"));
+    if helm.is_file() {
+        return Ok(helm);
+    }
+    let build = bin.join(format!("helm-{VERSION}.d"));
+    let sh = project::shell()?;
+    eprintln!("xtask: building helm {VERSION} from the Go module proxy");
+    xshell::cmd!(sh, "go install helm.sh/helm/v3/cmd/helm@{VERSION}")
+        .env("GOBIN", &build)
+        .env("GOFLAGS", "-buildvcs=false")
+        .run()
+        .context("building helm")?;
+    std::fs::rename(build.join("helm"), &helm)?;
+    Ok(helm)
+}
+
+/// Mean and standard deviation (seconds) of each command, from `hyperfine --export-json`.
+pub fn hyperfine(commands: &[&str], runs: u32) -> anyhow::Result<Vec<(f64, f64)>> {
+    crate::tools::ensure(&[crate::tools::Tool {
+        program: "hyperfine",
+        package: "hyperfine",
+    }])?;
+    let out = tempfile_path("hyperfine.json");
+    let sh = project::shell()?;
+    let runs = runs.to_string();
+    let export = out.to_string_lossy().into_owned();
+    xshell::cmd!(
+        sh,
+        "hyperfine -N --warmup 3 --runs {runs} --export-json {export} {commands...}"
+    )
+    .run()?;
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out)?)?;
+    let results = report["results"]
+        .as_array()
+        .context("hyperfine report without results")?;
+    Ok(results
+        .iter()
+        .map(|r| {
+            (
+                r["mean"].as_f64().unwrap_or(f64::NAN),
+                r["stddev"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect())
+}
+
+/// Where built tools are cached: `$WACTL_CACHE_DIR`, default `$HOME/.cache/wactl`.
+fn cache_dir() -> anyhow::Result<PathBuf> {
+    match std::env::var_os("WACTL_CACHE_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => Ok(
+            PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?)
+                .join(".cache/wactl"),
+        ),
+    }
+}
+
+fn tempfile_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("wactl-bench-{}-{name}", std::process::id()))
+}
