@@ -62,8 +62,17 @@ pub fn ensure_helm() -> anyhow::Result<PathBuf> {
     Ok(helm)
 }
 
-/// Mean and standard deviation (seconds) of each command, from `hyperfine --export-json`.
-pub fn hyperfine(commands: &[&str], runs: u32) -> anyhow::Result<Vec<(f64, f64)>> {
+/// One command's timing from hyperfine, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub mean: f64,
+    pub stddev: f64,
+    /// Mean CPU time (user + system): steadier than wall time on a busy machine.
+    pub cpu: f64,
+}
+
+/// Timing of each command, from `hyperfine --export-json`.
+pub fn hyperfine(commands: &[&str], runs: u32) -> anyhow::Result<Vec<Timing>> {
     crate::tools::ensure(&[crate::tools::Tool {
         program: "hyperfine",
         package: "hyperfine",
