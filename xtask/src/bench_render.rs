@@ -61,10 +61,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         chart.display()
     );
     let timings = bench::hyperfine(&[&wactl_cmd, &helm_cmd], args.runs)?;
-    let [(wactl_mean, wactl_sd), (helm_mean, helm_sd)] = timings[..] else {
+    let [wactl_t, helm_t] = timings[..] else {
         bail!("hyperfine returned {} results", timings.len())
     };
-    let ratio = helm_mean / wactl_mean;
+    let ratio = helm_t.mean / wactl_t.mean;
+    let cpu_ratio = helm_t.cpu / wactl_t.cpu;
     let files = std::fs::read_dir(out.join("k8s"))?.count();
     let markdown = format!(
         "## Render: `wactl render staging` vs `helm template`\n\n\
