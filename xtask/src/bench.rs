@@ -90,13 +90,13 @@ pub fn hyperfine(commands: &[&str], runs: u32) -> anyhow::Result<Vec<Timing>> {
     let results = report["results"]
         .as_array()
         .context("hyperfine report without results")?;
+    let number = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     Ok(results
         .iter()
-        .map(|r| {
-            (
-                r["mean"].as_f64().unwrap_or(f64::NAN),
-                r["stddev"].as_f64().unwrap_or(f64::NAN),
-            )
+        .map(|r| Timing {
+            mean: number(r, "mean"),
+            stddev: number(r, "stddev"),
+            cpu: number(r, "user") + number(r, "system"),
         })
         .collect())
 }
