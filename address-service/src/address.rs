@@ -209,7 +209,7 @@ struct Rules<'c> {
     country_areas: Vec<&'c [Subdivision]>,
     cities: Vec<&'c [Subdivision]>,
     city_areas: Vec<&'c [Subdivision]>,
-    postal_code_matchers: Vec<&'c Arc<regex::Regex>>,
+    postal_code_matchers: Vec<&'c Arc<regex_automata::meta::Regex>>,
 }
 
 /// The country an address's code names: `None` (the defaults) for an empty code.

@@ -6,7 +6,7 @@
 
 use crate::address::{Field, FieldSet};
 use include_dir::{Dir, include_dir};
-use regex::Regex;
+use regex_automata::meta::Regex;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -25,7 +25,7 @@ pub enum DataError {
     Pattern {
         file: String,
         pattern: String,
-        source: regex::Error,
+        source: Box<regex_automata::meta::BuildError>,
     },
     #[error("data/{file}: unknown language {language:?} in `languages` (no translation given)")]
     Language { file: String, language: String },
@@ -306,7 +306,7 @@ impl PatternCache {
         if let Some(re) = self.0.get(pattern) {
             return Ok(re.clone());
         }
-        let re = Regex::new(pattern).map_err(|source| DataError::Pattern {
+        let re = compile(pattern).map_err(|source| DataError::Pattern {
             file: file.to_owned(),
             pattern: pattern.to_owned(),
             source,
@@ -315,6 +315,19 @@ impl PatternCache {
         self.0.insert(pattern.to_owned(), re.clone());
         Ok(re)
     }
+}
+
+/// Compiles a postal-code pattern for `is_match` only.
+///
+/// Postal codes are a few characters long, so the PikeVM and the bounded backtracker are
+/// plenty fast; leaving out the DFA engines keeps ~2,000 compiled patterns in a few MB.
+pub(crate) fn compile(pattern: &str) -> Result<Regex, Box<regex_automata::meta::BuildError>> {
+    let config = Regex::config()
+        .hybrid(false)
+        .dfa(false)
+        .onepass(false)
+        .which_captures(regex_automata::nfa::thompson::WhichCaptures::None);
+    Regex::builder().configure(config).build(pattern).map_err(Box::new)
 }
 
 /// Python's `re.match("^" + p + "$", s)` as a Rust regex.
@@ -380,7 +393,7 @@ mod tests {
 
     #[test]
     fn patterns_follow_python_anchoring() {
-        let gb = Regex::new(&full_match("GIR ?0AA|BFPO ?\\d{1,4}")).expect("compiles");
+        let gb = compile(&full_match("GIR ?0AA|BFPO ?\\d{1,4}")).expect("compiles");
         assert!(
             gb.is_match("GIR 0AA trailing"),
             "first branch is only anchored at the start"
@@ -390,7 +403,7 @@ mod tests {
             "Python's $ matches before a final newline"
         );
         assert!(!gb.is_match("xBFPO 12"));
-        let prefix = Regex::new(&prefix_match("9[0-5]|96[01]")).expect("compiles");
+        let prefix = compile(&prefix_match("9[0-5]|96[01]")).expect("compiles");
         assert!(prefix.is_match("96100") && !prefix.is_match("89610"));
         assert_eq!(
             python_dollars("(?:$|\\b)[$]\\$"),

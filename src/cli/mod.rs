@@ -3,6 +3,7 @@
 
 mod render;
 mod schema;
+mod smoke;
 mod validate;
 
 use crate::ui::{OutputFormat, Ui};
@@ -63,6 +64,8 @@ pub enum Command {
     Schema,
     /// Write every artifact of an environment.
     Render(render::Args),
+    /// Run the smoke suite against a running environment.
+    Smoke(smoke::Args),
 }
 
 /// Runs one parsed command line.
@@ -77,6 +80,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate(args) => validate::run(&cli.global, &ui, &args),
         Command::Schema => schema::run(),
         Command::Render(args) => render::run(&cli.global, &ui, &args),
+        Command::Smoke(args) => smoke::run(&cli.global, &ui, &args),
     }
 }
 
@@ -97,6 +101,10 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
                         | crate::render::RenderError::Template { .. }
                         | crate::render::RenderError::InvalidOutput { .. }
                 )
+            )
+            || matches!(
+                cause.downcast_ref::<crate::smoke::SmokeError>(),
+                Some(crate::smoke::SmokeError::InvalidUrl { .. })
             )
     });
     if invalid_input { 2 } else { 1 }

@@ -5,7 +5,13 @@
 //! (`$WACTL_INFRA_DIR`, default `~/.local/state/wactl/infra`) and `down` stops exactly that.
 //! See `docs/testing.md`.
 
+mod binaries;
+mod control_plane;
 mod docker;
+mod gomod;
+mod images;
+mod kwok;
+mod pki;
 mod postgres;
 mod process;
 mod redis;
@@ -32,6 +38,12 @@ enum Command {
     Status,
     /// Print `export KEY=VALUE` lines for the tests (`eval "$(cargo xtask infra env)"`).
     Env,
+    /// Build the wactl.local/* base images from Debian packages (needs `up` first).
+    Images {
+        /// Rebuild images that already exist.
+        #[arg(long)]
+        rebuild: bool,
+    },
 }
 
 /// What `up` starts.
@@ -39,13 +51,14 @@ enum Command {
 pub struct UpOptions {}
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    match args.command {
+    match &args.command {
         Command::Up => up(&UpOptions::default()),
         Command::Down => down(),
         Command::Status => {
             print!("{}", status()?);
             Ok(())
         }
+        Command::Images { rebuild } => images::build(&images::ImageOptions { rebuild: *rebuild }),
         Command::Env => {
             for (key, value) in env_vars()? {
                 println!("export {key}={value}");
@@ -106,6 +119,16 @@ pub fn up(_opts: &UpOptions) -> anyhow::Result<()> {
     registry::up(&state)?;
     postgres::up(&state)?;
     redis::up(&state)?;
+    let bins = binaries::ensure()?;
+    let control_plane_started = Instant::now();
+    control_plane::up(&state, &bins)?;
+    kwok::up(&state, &bins)?;
+    eprintln!(
+        "infra: control plane ready in {:.1}s; KUBECONFIG={} (context {})",
+        control_plane_started.elapsed().as_secs_f64(),
+        state.kubeconfig().display(),
+        pki::CONTEXT
+    );
     eprintln!(
         "infra: up in {:.1}s; state in {}",
         started.elapsed().as_secs_f64(),
@@ -117,6 +140,8 @@ pub fn up(_opts: &UpOptions) -> anyhow::Result<()> {
 /// Stops, in reverse order, what `up` started.
 pub fn down() -> anyhow::Result<()> {
     let state = StateDir::from_env()?;
+    kwok::down(&state)?;
+    control_plane::down(&state)?;
     redis::down(&state)?;
     postgres::down(&state)?;
     registry::down(&state)?;
@@ -130,6 +155,9 @@ pub fn status() -> anyhow::Result<String> {
     lines.extend(registry::status(&state));
     lines.push(postgres::status(&state));
     lines.push(redis::status(&state));
+    lines.extend(control_plane::status(&state));
+    lines.push(kwok::status(&state));
+    lines.extend(images::status());
     Ok(lines.join(""))
 }
 

@@ -186,6 +186,64 @@ fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A long-running component `up` keeps running: started when absent, restarted when its
+/// command line changed or it stopped answering, left alone when healthy.
+pub struct Service<'a> {
+    pub component: &'a str,
+    /// The loopback address it listens on; someone else listening there is reported.
+    pub addr: &'a str,
+    pub command: Command,
+    pub ready: &'a dyn Fn() -> bool,
+    pub start_timeout: Duration,
+}
+
+impl Service<'_> {
+    pub fn ensure(self, state: &StateDir) -> anyhow::Result<()> {
+        let component = self.component;
+        let fingerprint = format!("{:?}\n", self.command);
+        let fingerprint_path = state.join("run").join(format!("{component}.cmd"));
+        let same = std::fs::read_to_string(&fingerprint_path).ok().as_deref() == Some(&fingerprint);
+        match liveness(state, component) {
+            Liveness::Running(pid) if same && (self.ready)() => {
+                eprintln!("infra: {component:<23} up   {} (pid {pid})", self.addr);
+                return Ok(());
+            }
+            Liveness::Running(pid) => {
+                let why = if same {
+                    "does not answer"
+                } else {
+                    "runs with an old command line"
+                };
+                eprintln!("infra: {component:<23} pid {pid} {why}; restarting it");
+                stop(state, component, Duration::from_secs(20))?;
+            }
+            Liveness::Stale => {
+                eprintln!("infra: {component:<23} stale pidfile (process gone); starting it");
+                stop(state, component, Duration::from_secs(1))?;
+            }
+            Liveness::Absent => {}
+        }
+        if port_open(self.addr) {
+            let port = self.addr.rsplit(':').next().unwrap_or_default();
+            bail!(
+                "{} (for {component}) is taken by a process infra did not start; find it with \
+                 `ss -ltnp 'sport = :{port}'`, stop it, then run `cargo xtask infra up` again",
+                self.addr
+            );
+        }
+        let started = Instant::now();
+        let pid = spawn(state, component, self.command)?;
+        std::fs::write(&fingerprint_path, fingerprint)?;
+        wait_started(state, component, self.start_timeout, || Ok((self.ready)()))?;
+        eprintln!(
+            "infra: {component:<23} up   {} (started, pid {pid}, ready in {:.1}s)",
+            self.addr,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+}
+
 /// True when something accepts TCP connections on `addr` (a loopback address).
 pub fn port_open(addr: &str) -> bool {
     addr.parse::<SocketAddr>()

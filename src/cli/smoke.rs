@@ -1,0 +1,48 @@
+//! `wactl smoke ENV [--url URL]`
+
+use super::GlobalArgs;
+use crate::smoke::{self, SmokeError, SmokeOptions};
+use crate::ui::Ui;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Environment whose suite to run.
+    pub environment: String,
+    /// Base URL of the service (default: the definition's `smoke.url`).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// How long readiness is retried (default: the definition's `smoke.deadline`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub deadline: Option<Duration>,
+}
+
+pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
+    let env = crate::config::load(&global.env_dir, &args.environment)?;
+    let Some(url) = args.url.clone().or_else(|| env.smoke.url.clone()) else {
+        return Err(SmokeError::InvalidUrl {
+            url: String::new(),
+            message: format!(
+                "environment {} has no smoke.url: set one in its definition or pass --url",
+                env.name
+            ),
+        }
+        .into());
+    };
+    smoke::check_url(&url)?;
+    let mut options = SmokeOptions::for_environment(&env, &url);
+    if let Some(deadline) = args.deadline {
+        options.deadline = deadline;
+    }
+    let report = super::block_on(smoke::run(&env, &url, &options))?;
+    ui.smoke_report(&report);
+    if report.passed {
+        Ok(())
+    } else {
+        Err(SmokeError::Failed {
+            url: report.base_url.clone(),
+            failed: report.failed().map(|c| c.name.clone()).collect(),
+        }
+        .into())
+    }
+}

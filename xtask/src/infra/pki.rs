@@ -1,0 +1,340 @@
+//! The control plane's certificates (one CA, openssl CLI) and the kubeconfigs built on them.
+
+use super::state::{StateDir, random_hex, write_if_changed};
+use anyhow::{Context, bail};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The kubeconfig context (and cluster) name wactl's `dev` environment selects.
+pub const CONTEXT: &str = "wactl-dev";
+pub const APISERVER_URL: &str = "https://127.0.0.1:6443";
+
+/// A client or server certificate signed by the infra CA.
+pub struct Leaf {
+    /// File stem under `<state>/pki/`.
+    pub name: &'static str,
+    /// Subject common name: the Kubernetes user name for client certificates.
+    pub common_name: &'static str,
+    /// Subject organisation: the Kubernetes group.
+    pub organization: Option<&'static str>,
+    pub server: bool,
+}
+
+pub const APISERVER: Leaf = Leaf {
+    name: "apiserver",
+    common_name: "kube-apiserver",
+    organization: None,
+    server: true,
+};
+pub const ADMIN: Leaf = Leaf {
+    name: "admin",
+    common_name: "wactl-admin",
+    organization: Some("system:masters"),
+    server: false,
+};
+pub const CONTROLLER_MANAGER: Leaf = Leaf {
+    name: "kube-controller-manager",
+    common_name: "system:kube-controller-manager",
+    organization: None,
+    server: false,
+};
+pub const SCHEDULER: Leaf = Leaf {
+    name: "kube-scheduler",
+    common_name: "system:kube-scheduler",
+    organization: None,
+    server: false,
+};
+/// kwok writes node and pod status for every simulated node, which no narrower built-in
+/// role covers.
+pub const KWOK: Leaf = Leaf {
+    name: "kwok",
+    common_name: "wactl-kwok",
+    organization: Some("system:masters"),
+    server: false,
+};
+
+/// Subject alternative names of the apiserver's serving certificate.
+const APISERVER_SANS: &str = "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,\
+    DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,\
+    IP:127.0.0.1,IP:10.96.0.1";
+
+pub struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    pub fn at(state: &StateDir) -> Self {
+        Self {
+            dir: state.join("pki"),
+        }
+    }
+
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+    pub fn ca_key(&self) -> PathBuf {
+        self.dir.join("ca.key")
+    }
+    pub fn cert(&self, leaf: &Leaf) -> PathBuf {
+        self.dir.join(format!("{}.crt", leaf.name))
+    }
+    pub fn key(&self, leaf: &Leaf) -> PathBuf {
+        self.dir.join(format!("{}.key", leaf.name))
+    }
+    /// The ServiceAccount token signing key pair.
+    pub fn service_account_key(&self) -> PathBuf {
+        self.dir.join("sa.key")
+    }
+    pub fn service_account_pub(&self) -> PathBuf {
+        self.dir.join("sa.pub")
+    }
+
+    /// Creates whatever of the CA, leaves and ServiceAccount key is missing. Existing files
+    /// are kept so a restart keeps every issued kubeconfig and token valid.
+    pub fn ensure(&self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))?;
+        if !self.ca_cert().is_file() || !self.ca_key().is_file() {
+            // A new CA invalidates every leaf signed by the old one.
+            for entry in std::fs::read_dir(&self.dir)? {
+                let path = entry?.path();
+                if path.extension().is_some_and(|e| e == "crt") {
+                    std::fs::remove_file(path)?;
+                }
+            }
+            self.generate_key(&self.ca_key())?;
+            let config = self.dir.join("ca.cnf");
+            std::fs::write(
+                &config,
+                "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = wactl-dev-ca\n\
+                 [v3_ca]\nbasicConstraints = critical,CA:TRUE\n\
+                 keyUsage = critical,keyCertSign,cRLSign,digitalSignature\n\
+                 subjectKeyIdentifier = hash\n",
+            )?;
+            openssl(&self.dir, |c| {
+                c.args([
+                    "req",
+                    "-x509",
+                    "-new",
+                    "-sha256",
+                    "-days",
+                    "3650",
+                    "-extensions",
+                    "v3_ca",
+                ])
+                .arg("-config")
+                .arg(&config)
+                .arg("-key")
+                .arg(self.ca_key())
+                .arg("-out")
+                .arg(self.ca_cert());
+            })?;
+        }
+        for leaf in [&APISERVER, &ADMIN, &CONTROLLER_MANAGER, &SCHEDULER, &KWOK] {
+            if !self.cert(leaf).is_file() || !self.key(leaf).is_file() {
+                self.issue(leaf)?;
+            }
+        }
+        if !self.service_account_key().is_file() || !self.service_account_pub().is_file() {
+            openssl(&self.dir, |c| {
+                c.args([
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                ])
+                .arg("-out")
+                .arg(self.service_account_key());
+            })?;
+            openssl(&self.dir, |c| {
+                c.args(["pkey", "-pubout", "-in"])
+                    .arg(self.service_account_key())
+                    .arg("-out")
+                    .arg(self.service_account_pub());
+            })?;
+        }
+        Ok(())
+    }
+
+    fn generate_key(&self, path: &Path) -> anyhow::Result<()> {
+        openssl(&self.dir, |c| {
+            c.args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .arg("-out")
+            .arg(path);
+        })
+    }
+
+    fn issue(&self, leaf: &Leaf) -> anyhow::Result<()> {
+        self.generate_key(&self.key(leaf))?;
+        let csr = self.dir.join(format!("{}.csr", leaf.name));
+        openssl(&self.dir, |c| {
+            c.args(["req", "-new", "-key"])
+                .arg(self.key(leaf))
+                .arg("-subj")
+                .arg(subject(leaf))
+                .arg("-out")
+                .arg(&csr);
+        })?;
+        let ext = self.dir.join(format!("{}.ext", leaf.name));
+        std::fs::write(&ext, extensions(leaf))?;
+        let serial = format!("0x{}", random_hex(16)?);
+        openssl(&self.dir, |c| {
+            c.args([
+                "x509",
+                "-req",
+                "-sha256",
+                "-days",
+                "825",
+                "-set_serial",
+                &serial,
+                "-in",
+            ])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(self.ca_cert())
+            .arg("-CAkey")
+            .arg(self.ca_key())
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(self.cert(leaf));
+        })?;
+        std::fs::remove_file(csr)?;
+        Ok(())
+    }
+
+    /// Writes a kubeconfig for `leaf` at `path` with the certificates embedded, so the file
+    /// works wherever it is copied.
+    pub fn write_kubeconfig(&self, leaf: &Leaf, path: &Path) -> anyhow::Result<()> {
+        let read =
+            |p: PathBuf| std::fs::read(&p).with_context(|| format!("reading {}", p.display()));
+        let text = kubeconfig(
+            APISERVER_URL,
+            &read(self.ca_cert())?,
+            leaf.common_name,
+            &read(self.cert(leaf))?,
+            &read(self.key(leaf))?,
+        );
+        write_if_changed(path, text.as_bytes())?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(())
+    }
+}
+
+fn subject(leaf: &Leaf) -> String {
+    match leaf.organization {
+        Some(org) => format!("/O={org}/CN={}", leaf.common_name),
+        None => format!("/CN={}", leaf.common_name),
+    }
+}
+
+fn extensions(leaf: &Leaf) -> String {
+    let mut ext = String::from(
+        "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\n",
+    );
+    if leaf.server {
+        ext.push_str(&format!(
+            "extendedKeyUsage = serverAuth\nsubjectAltName = {APISERVER_SANS}\n"
+        ));
+    } else {
+        ext.push_str("extendedKeyUsage = clientAuth\n");
+    }
+    ext
+}
+
+fn openssl(dir: &Path, configure: impl FnOnce(&mut Command)) -> anyhow::Result<()> {
+    let mut command = Command::new("openssl");
+    command.current_dir(dir);
+    configure(&mut command);
+    let out = command.output().context("running openssl")?;
+    if !out.status.success() {
+        bail!(
+            "{command:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// A kubeconfig with one cluster, user and context, all named [`CONTEXT`] except the user.
+pub fn kubeconfig(server: &str, ca: &[u8], user: &str, cert: &[u8], key: &[u8]) -> String {
+    format!(
+        "# written by `cargo xtask infra up`\n\
+         apiVersion: v1\nkind: Config\n\
+         clusters:\n- name: {CONTEXT}\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\n\
+         users:\n- name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\n\
+         contexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {user}\n\
+         current-context: {CONTEXT}\npreferences: {{}}\n",
+        ca = base64(ca),
+        cert = base64(cert),
+        key = base64(key),
+    )
+}
+
+/// Standard base64 with padding (RFC 4648), as kubeconfig `*-data` fields expect.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        let vectors = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in vectors {
+            assert_eq!(base64(plain.as_bytes()), encoded, "{plain:?}");
+        }
+    }
+
+    #[test]
+    fn kubeconfig_names_the_context_wactl_dev() {
+        let text = kubeconfig(APISERVER_URL, b"ca", "wactl-admin", b"c", b"k");
+        assert!(text.contains("current-context: wactl-dev\n"));
+        assert!(text.contains("    server: https://127.0.0.1:6443\n"));
+        assert!(text.contains("certificate-authority-data: Y2E=\n"));
+        assert!(text.contains("- name: wactl-admin\n"));
+    }
+
+    #[test]
+    fn client_subjects_carry_the_group() {
+        assert_eq!(subject(&ADMIN), "/O=system:masters/CN=wactl-admin");
+        assert_eq!(subject(&SCHEDULER), "/CN=system:kube-scheduler");
+        assert!(extensions(&APISERVER).contains("IP:127.0.0.1"));
+        assert!(extensions(&ADMIN).contains("clientAuth"));
+    }
+}
