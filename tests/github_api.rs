@@ -567,3 +567,14 @@ async fn debug_output_never_shows_the_token() {
     let github = Reporter::new(&staging(), settings.clone(), false).expect("reporter");
     assert_no_token(&[format!("{settings:?}"), format!("{github:?}")]);
 }
+
+#[test]
+fn missing_settings_exit_with_code_2_and_api_failures_with_1() {
+    let missing = anyhow::Error::from(GithubError::MissingToken).context("wactl deploy staging");
+    assert_eq!(wactl::cli::exit_code(&missing), 2);
+    let rejected = anyhow::Error::from(GithubError::RateLimited {
+        step: wactl::github::Step::PostStatus,
+        reset: None,
+    });
+    assert_eq!(wactl::cli::exit_code(&rejected), 1);
+}

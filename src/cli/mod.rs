@@ -94,6 +94,9 @@ pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> 
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     let invalid_input = error.chain().any(|cause| {
         cause.is::<crate::config::ConfigError>()
+            || cause
+                .downcast_ref::<crate::github::GithubError>()
+                .is_some_and(crate::github::GithubError::is_invalid_input)
             || matches!(
                 cause.downcast_ref::<crate::render::RenderError>(),
                 Some(

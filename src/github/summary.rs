@@ -290,6 +290,48 @@ pub fn plan_table(objects: &[PlannedObject]) -> String {
     md
 }
 
+/// GitHub rejects comments over 65,536 characters; the plan table and framing fit in the rest.
+const COMMENT_DIFF_LIMIT: usize = 60_000;
+
+/// The pull-request comment for `wactl diff ENV --comment-pr N`: the plan table and, when
+/// given, the diff folded into a `<details>` block. `Reporter::upsert_pr_comment` adds the
+/// marker that later runs find it by.
+pub fn plan_comment(environment: &str, objects: &[PlannedObject], diff: Option<&str>) -> String {
+    let changes = objects
+        .iter()
+        .filter(|o| o.action != ObjectAction::Unchanged)
+        .count();
+    let mut md = format!("## wactl plan for `{}`\n\n", code(environment));
+    if changes == 0 {
+        md.push_str("No changes: the cluster matches this branch.\n\n");
+    }
+    if !objects.is_empty() {
+        md.push_str(&plan_table(objects));
+        md.push('\n');
+    }
+    if let Some(diff) = diff.filter(|d| !d.trim().is_empty()) {
+        let (diff, truncated) = match diff.char_indices().nth(COMMENT_DIFF_LIMIT) {
+            Some((cut, _)) => (&diff[..cut], true),
+            None => (diff, false),
+        };
+        // A fence longer than any backtick run inside the diff cannot be closed by it.
+        let longest = diff.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+        let fence = "`".repeat(longest.max(2) + 1);
+        md.push_str(&format!(
+            "<details><summary>Diff</summary>\n\n{fence}diff\n{}\n{fence}\n",
+            diff.trim_end_matches('\n')
+        ));
+        if truncated {
+            md.push_str(&format!(
+                "\n(diff truncated: run `wactl diff {}` for all of it)\n",
+                code(environment)
+            ));
+        }
+        md.push_str("\n</details>\n");
+    }
+    md
+}
+
 /// Table cells: a `|` would end the cell and a line break would end the table.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\r', '\n'], " ")
@@ -389,6 +431,30 @@ mod tests {
             "| validate | `POST /v1/addresses/validate` | — | 5000 ms | ❌ timed out after 5s |"
         ));
         assert!(md.contains("```text\nsmoke check `validate` failed\n```"));
+    }
+
+    #[test]
+    fn plan_comment_folds_the_diff_in_a_safe_fence() {
+        let objects = example().objects;
+        let md = plan_comment(
+            "staging",
+            &objects,
+            Some("-replicas: 2\n+replicas: 3\n``` not a fence\n"),
+        );
+        assert!(md.starts_with("## wactl plan for `staging`\n\n1 to create, 1 to update"));
+        assert!(md.contains("<details><summary>Diff</summary>\n\n````diff\n-replicas: 2\n+replicas: 3\n``` not a fence\n````\n"));
+        assert!(md.ends_with("</details>\n"));
+
+        let unchanged = plan_comment("dev", &[], None);
+        assert_eq!(
+            unchanged,
+            "## wactl plan for `dev`\n\nNo changes: the cluster matches this branch.\n\n"
+        );
+
+        let huge = "+x\n".repeat(40_000);
+        let md = plan_comment("dev", &[], Some(&huge));
+        assert!(md.len() < 65_536);
+        assert!(md.contains("(diff truncated: run `wactl diff dev` for all of it)"));
     }
 
     #[test]
