@@ -97,9 +97,11 @@ fn actionlint() -> PathBuf {
     if let Some(path) = std::env::var_os("WACTL_ACTIONLINT").filter(|p| !p.is_empty()) {
         return PathBuf::from(path);
     }
-    let cached = std::env::var_os("HOME").map(|home| {
-        PathBuf::from(home).join(format!(".cache/wactl/bin/actionlint-{ACTIONLINT_VERSION}"))
-    });
+    let cache = std::env::var_os("WACTL_CACHE_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/wactl")));
+    let cached = cache.map(|dir| dir.join(format!("bin/actionlint-{ACTIONLINT_VERSION}")));
     match cached {
         Some(path) if path.is_file() => path,
         _ => panic!(

@@ -11,13 +11,24 @@ use std::process::Command;
 pub const VERSION: &str = "1.7.12";
 const MODULE: &str = "github.com/rhysd/actionlint/cmd/actionlint";
 
-/// `$XDG_CACHE_HOME/wactl/bin`, else `~/.cache/wactl/bin`.
+/// `$WACTL_CACHE_DIR/bin`, default `~/.cache/wactl/bin`: the cache the infra binaries use.
 fn bin_dir() -> anyhow::Result<PathBuf> {
-    let cache = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+    let cache = match std::env::var_os("WACTL_CACHE_DIR").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".cache"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".cache/wactl")
+        }
     };
-    Ok(cache.join("wactl").join("bin"))
+    Ok(cache.join("bin"))
+}
+
+/// Go from /usr/local/go (where the machine has it), else from PATH.
+fn go() -> Option<PathBuf> {
+    let local = PathBuf::from("/usr/local/go/bin/go");
+    if local.is_file() {
+        return Some(local);
+    }
+    crate::tools::which("go")
 }
 
 /// The cached actionlint binary, built with `go install` when absent.
@@ -27,10 +38,10 @@ pub fn ensure() -> anyhow::Result<PathBuf> {
     if binary.is_file() {
         return Ok(binary);
     }
-    let Some(go) = crate::tools::which("go") else {
+    let Some(go) = go() else {
         bail!(
-            "actionlint {VERSION} is built from the Go module proxy, but `go` is not on PATH \
-             (install Go 1.24 or newer, e.g. /usr/local/go/bin)"
+            "actionlint {VERSION} is built from the Go module proxy, but Go is not installed \
+             (neither /usr/local/go/bin/go nor `go` on PATH; Go 1.24 or newer)"
         );
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
