@@ -59,7 +59,7 @@ async fn validate(State(d): State<Double>, Json(a): Json<Value>) -> Json<Value> 
             json!({"valid": false, "errors": {"city": "required", "postal_code": "invalid"}, "normalized": null})
         }
         "DE" if !d.break_de => {
-            json!({"valid": true, "errors": {}, "normalized": {"country_code": "DE", "city": "Berlin"}})
+            json!({"valid": true, "errors": {}, "normalized": {"country_code": "DE", "city": "Berlin", "postal_code": "10117"}})
         }
         _ => json!({"valid": false, "errors": {"postal_code": "invalid"}, "normalized": null}),
     })

@@ -1,9 +1,19 @@
 //! Command-line interface: clap arguments → options → library calls. The library never
 //! sees clap; each verb lives in its own file.
 
+mod deploy;
+mod destroy;
+mod diff;
+mod history;
 mod render;
+mod rollback;
 mod schema;
 mod smoke;
+mod up;
+mod down;
+mod ps;
+mod logs;
+mod status;
 mod validate;
 
 use crate::ui::{OutputFormat, Ui};
@@ -66,6 +76,28 @@ pub enum Command {
     Render(render::Args),
     /// Run the smoke suite against a running environment.
     Smoke(smoke::Args),
+    /// Start the local stack on the Docker Engine (build, converge, wait for health, smoke).
+    Up(up::Args),
+    /// Stop and remove the local stack.
+    Down(down::Args),
+    /// List the local stack's containers.
+    Ps(ps::Args),
+    /// Print the local stack's logs.
+    Logs(logs::Args),
+    /// Show what a deploy would change (server-side dry-run against the live cluster).
+    Diff(diff::Args),
+    /// Build, render, apply, track, smoke-test and record a revision.
+    Deploy(deploy::Args),
+    /// Live state: objects, workloads, pods, images, revision.
+    Status(status::Args),
+    /// Recorded revisions.
+    History(history::Args),
+    /// Re-apply a recorded revision.
+    Rollback(rollback::Args),
+    /// Delete what wactl owns in an environment.
+    Destroy(destroy::Args),
+    /// Run the smoke suite against a running environment.
+    Smoke(smoke::Args),
 }
 
 /// Runs one parsed command line.
@@ -81,6 +113,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Schema => schema::run(),
         Command::Render(args) => render::run(&cli.global, &ui, &args),
         Command::Smoke(args) => smoke::run(&cli.global, &ui, &args),
+        Command::Up(args) => up::run(&cli.global, &ui, &args),
+        Command::Down(args) => down::run(&cli.global, &ui, &args),
+        Command::Ps(args) => ps::run(&cli.global, &ui, &args),
+        Command::Logs(args) => logs::run(&cli.global, &ui, &args),
+        Command::Diff(args) => diff::run(&cli.global, &ui, &args),
+        Command::Deploy(args) => deploy::run(&cli.global, &ui, &args),
+        Command::Status(args) => status::run(&cli.global, &ui, &args),
+        Command::History(args) => history::run(&cli.global, &ui, &args),
+        Command::Rollback(args) => rollback::run(&cli.global, &ui, &args),
+        Command::Destroy(args) => destroy::run(&cli.global, &ui, &args),
+        Command::Smoke(args) => smoke::run(&cli.global, &ui, &args),
     }
 }
 
@@ -92,8 +135,17 @@ pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> 
 
 /// Exit code for an error: 2 for invalid input, 1 for a failed operation.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if let Some(deploy) = error
+        .chain()
+        .find_map(|c| c.downcast_ref::<crate::deploy::DeployError>())
+    {
+        return deploy.exit_code();
+    }
     let invalid_input = error.chain().any(|cause| {
         cause.is::<crate::config::ConfigError>()
+            || cause
+                .downcast_ref::<crate::github::GithubError>()
+                .is_some_and(crate::github::GithubError::is_invalid_input)
             || matches!(
                 cause.downcast_ref::<crate::render::RenderError>(),
                 Some(

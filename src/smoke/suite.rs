@@ -191,7 +191,7 @@ pub fn suite(env: &Environment, route: Route) -> Vec<Check> {
                 })),
                 Expect::status(200)
                     .json("/valid", json!(true))
-                    .json("/normalized/city", json!("Berlin")),
+                    .json("/normalized/postal_code", json!("10117")),
             ),
         ),
         check(

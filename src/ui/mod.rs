@@ -1,6 +1,8 @@
 //! Everything wactl tells a person or a machine: results on stdout, progress and errors
 //! on stderr, colour only on a terminal, JSON when asked.
 
+pub mod deploy;
+pub mod local;
 pub mod smoke;
 
 use std::io::IsTerminal;
@@ -72,28 +74,8 @@ impl Ui {
             .map(|e| e.problems.clone())
             .unwrap_or_default();
         if self.github_actions {
-            for p in &problems {
-                let place = match p.at {
-                    Some(at) => format!(
-                        "file={},line={},col={}",
-                        p.file.display(),
-                        at.line,
-                        at.column
-                    ),
-                    None => format!("file={}", p.file.display()),
-                };
-                let field = p
-                    .field
-                    .as_deref()
-                    .map(|f| format!("{f}: "))
-                    .unwrap_or_default();
-                println!(
-                    "::error {place}::{}",
-                    escape_annotation(&format!("{field}{}", p.message))
-                );
-            }
-            if problems.is_empty() {
-                println!("::error::{}", escape_annotation(&format!("{error:#}")));
+            for line in crate::github::actions::error_annotations(error) {
+                eprintln!("{line}");
             }
         }
         if self.format == OutputFormat::Json {
@@ -105,12 +87,4 @@ impl Ui {
             self.json(&serde_json::json!({ "error": { "code": code, "message": format!("{error:#}"), "problems": problems } }));
         }
     }
-}
-
-/// GitHub workflow commands need `%`, CR and LF escaped.
-fn escape_annotation(message: &str) -> String {
-    message
-        .replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask …`: the project's own automation (tests, infrastructure, benchmarks, demo).
 
+mod actionlint;
 mod bench;
 mod bench_render;
 mod demo;

@@ -17,6 +17,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         cmd!(sh, "cargo fmt --all --check").run()?;
         cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings").run()?;
     }
-    cmd!(sh, "cargo test --workspace --locked -- --include-ignored").run()?;
+    let actionlint = crate::actionlint::ensure()?;
+    cmd!(sh, "cargo test --workspace --locked -- --include-ignored")
+        .env("WACTL_ACTIONLINT", &actionlint)
+        .run()?;
     Ok(())
 }

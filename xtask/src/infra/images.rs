@@ -14,7 +14,8 @@ use std::time::Instant;
 pub const BASE: &str = "wactl.local/debian:bookworm";
 pub const RUNTIME: &str = "wactl.local/runtime:bookworm";
 pub const RUST_BUILDER: &str = "wactl.local/rust-builder:1.95";
-const RUST_TOOLCHAIN: &str = "1.95";
+/// The rustup toolchain copied into the builder image.
+const RUST_TOOLCHAIN: &str = "1.95.0";
 
 /// Images built from a Dockerfile directory under `xtask/assets/infra/images/`.
 const STACK_IMAGES: [(&str, &str); 5] = [
@@ -226,7 +227,11 @@ fn base_image(cache: &Path, mirror: &Mirror) -> anyhow::Result<()> {
     if sources_dir.read_dir()?.next().is_some() {
         let _ = std::fs::remove_file(rootfs.join("etc/apt/sources.list"));
     }
-    for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+    for dir in [
+        "var/cache/apt",
+        "var/cache/apt/archives",
+        "var/lib/apt/lists",
+    ] {
         for entry in std::fs::read_dir(rootfs.join(dir))? {
             let path = entry?.path();
             if path.is_file() {

@@ -1,0 +1,44 @@
+//! `wactl destroy ENV`
+
+use super::GlobalArgs;
+use crate::deploy::{self, DeployError};
+use crate::ui::deploy::DeployUi;
+use crate::ui::{OutputFormat, Ui};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Environment whose objects to delete.
+    pub environment: String,
+    /// Remove the environment's deploy lock first.
+    #[arg(long)]
+    pub force_unlock: bool,
+}
+
+pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
+    let env = crate::config::load(&global.env_dir, &args.environment)?;
+    let options = deploy::DeployOptions {
+        force_unlock: args.force_unlock,
+        ..Default::default()
+    };
+    let deploy_ui = DeployUi::new(global);
+    let access = super::deploy::access(global);
+    let report = super::block_on(async {
+        let client = crate::cluster::connect(&env, &access)
+            .await
+            .map_err(DeployError::from)?;
+        deploy::destroy(&client, &env, &options, &deploy_ui).await
+    })??;
+    if ui.format == OutputFormat::Json {
+        ui.json(&serde_json::to_value(&report)?);
+    } else {
+        for o in &report.deleted {
+            println!("deleted {o}");
+        }
+        ui.success(&format!(
+            "destroyed {}: {} objects deleted",
+            env.name,
+            report.deleted.len()
+        ));
+    }
+    Ok(())
+}

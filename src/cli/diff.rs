@@ -1,0 +1,48 @@
+//! `wactl diff ENV`
+
+use super::GlobalArgs;
+use crate::cluster::ApplyOptions;
+use crate::deploy::{self, DeployError};
+use crate::render::RenderOptions;
+use crate::ui::Ui;
+use crate::ui::deploy::DeployUi;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Environment to compare with its cluster.
+    pub environment: String,
+    /// Image reference to render instead of the definition's tag.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Directory of template overrides (relative paths as in `templates/`).
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+    /// Dry-run as if taking over fields another field manager owns.
+    #[arg(long)]
+    pub force_conflicts: bool,
+}
+
+pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
+    let env = crate::config::load(&global.env_dir, &args.environment)?;
+    if let Some(image) = &args.image {
+        crate::config::names::check_image_reference(image)
+            .map_err(|message| DeployError::InvalidImage { message })?;
+    }
+    let render = RenderOptions {
+        image: args.image.clone(),
+        templates: args.templates.clone(),
+    };
+    let apply = ApplyOptions {
+        force_conflicts: args.force_conflicts,
+    };
+    let access = super::deploy::access(global);
+    let plan = super::block_on(async {
+        let client = crate::cluster::connect(&env, &access)
+            .await
+            .map_err(DeployError::from)?;
+        deploy::plan(&client, &env, &render, apply).await
+    })??;
+    DeployUi::new(global).print_diff(&plan);
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! `wactl ps [ENV]`
+
+use super::GlobalArgs;
+use crate::ui::Ui;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Environment whose local stack to list.
+    #[arg(default_value = "local")]
+    pub environment: String,
+}
+
+pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
+    let env = crate::config::load(&global.env_dir, &args.environment)?;
+    let containers = super::block_on(async {
+        let docker = crate::build::connect().await?;
+        anyhow::Ok(crate::local::ps(&docker, &env.local.project).await?)
+    })??;
+    ui.local_ps(&containers);
+    Ok(())
+}

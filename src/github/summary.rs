@@ -1,0 +1,476 @@
+//! What a deploy reports to people: stages, plan, rollout, smoke results, as Markdown.
+//!
+//! `DeploySummary` is plain data the deploy pipeline fills in as it goes; rendering it is
+//! pure, so the same Markdown serves the Actions step summary and pull-request comments.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How a deploy ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Everything applied, rolled out and passed the smoke suite.
+    Success,
+    /// The live state already matched; nothing was applied.
+    Unchanged,
+    /// The deploy failed and was rolled back.
+    RolledBack,
+    /// The deploy failed and so did the rollback.
+    Failed,
+}
+
+impl Outcome {
+    /// The value written to the `outcome` step output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Unchanged => "unchanged",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    fn headline(self) -> &'static str {
+        match self {
+            Outcome::Success => "✅ deployed",
+            Outcome::Unchanged => "✅ nothing to change",
+            Outcome::RolledBack => "⚠️ failed and rolled back",
+            Outcome::Failed => "❌ failed (rollback failed too)",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One pipeline stage and how long it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageTiming {
+    /// `build`, `push`, `render`, `apply`, `rollout`, `smoke`, `record`.
+    pub name: String,
+    pub duration: Duration,
+    pub ok: bool,
+}
+
+/// What the plan does to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectAction {
+    Create,
+    Update,
+    Delete,
+    Unchanged,
+}
+
+impl ObjectAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectAction::Create => "create",
+            ObjectAction::Update => "update",
+            ObjectAction::Delete => "delete",
+            ObjectAction::Unchanged => "unchanged",
+        }
+    }
+
+    fn symbol(self) -> &'static str {
+        match self {
+            ObjectAction::Create => "+",
+            ObjectAction::Update => "~",
+            ObjectAction::Delete => "-",
+            ObjectAction::Unchanged => "=",
+        }
+    }
+}
+
+/// One Kubernetes object in the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedObject {
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub action: ObjectAction,
+}
+
+/// Rollout state of one workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutRow {
+    /// `Deployment/address-service`.
+    pub workload: String,
+    pub desired: u32,
+    pub updated: u32,
+    pub ready: u32,
+    pub available: u32,
+    /// `complete`, `progress deadline exceeded`, …
+    pub status: String,
+}
+
+/// Result of one smoke check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmokeRow {
+    pub name: String,
+    /// `GET /healthz`.
+    pub request: String,
+    /// HTTP status received, `None` when no answer came.
+    pub status: Option<u16>,
+    pub latency: Duration,
+    pub passed: bool,
+    /// Why it failed.
+    pub detail: Option<String>,
+}
+
+/// Everything a deploy reports, filled in by the deploy pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploySummary {
+    /// wactl environment name.
+    pub environment: String,
+    pub outcome: Outcome,
+    /// Image reference deployed (`registry/repo:tag`).
+    pub image: Option<String>,
+    /// Image digest (`sha256:…`).
+    pub digest: Option<String>,
+    /// Recorded revision number.
+    pub revision: Option<u64>,
+    /// Environment URL.
+    pub url: Option<String>,
+    pub stages: Vec<StageTiming>,
+    pub objects: Vec<PlannedObject>,
+    pub rollout: Vec<RolloutRow>,
+    pub smoke: Vec<SmokeRow>,
+    /// The error chain when the deploy failed.
+    pub failure: Option<String>,
+}
+
+impl DeploySummary {
+    /// An empty summary for `environment`; the pipeline fills in the rest.
+    pub fn new(environment: impl Into<String>, outcome: Outcome) -> Self {
+        Self {
+            environment: environment.into(),
+            outcome,
+            image: None,
+            digest: None,
+            revision: None,
+            url: None,
+            stages: Vec::new(),
+            objects: Vec::new(),
+            rollout: Vec::new(),
+            smoke: Vec::new(),
+            failure: None,
+        }
+    }
+
+    /// Step outputs: `image`, `digest`, `revision`, `url`, `outcome` (empty when unknown).
+    pub fn outputs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("image", self.image.clone().unwrap_or_default()),
+            ("digest", self.digest.clone().unwrap_or_default()),
+            (
+                "revision",
+                self.revision.map(|r| r.to_string()).unwrap_or_default(),
+            ),
+            ("url", self.url.clone().unwrap_or_default()),
+            ("outcome", self.outcome.as_str().to_owned()),
+        ]
+    }
+
+    /// The Markdown shown on the workflow run page.
+    pub fn to_markdown(&self) -> String {
+        let mut md = format!(
+            "## wactl deploy `{}`: {}\n\n",
+            code(&self.environment),
+            self.outcome.headline()
+        );
+        let mut facts = Vec::new();
+        if let Some(image) = &self.image {
+            facts.push(format!("| image | `{}` |", cell(&code(image))));
+        }
+        if let Some(digest) = &self.digest {
+            facts.push(format!("| digest | `{}` |", cell(&code(digest))));
+        }
+        if let Some(revision) = self.revision {
+            facts.push(format!("| revision | {revision} |"));
+        }
+        if let Some(url) = &self.url {
+            facts.push(format!("| url | {} |", cell(url)));
+        }
+        if !facts.is_empty() {
+            md.push_str("| | |\n| --- | --- |\n");
+            for fact in facts {
+                md.push_str(&fact);
+                md.push('\n');
+            }
+            md.push('\n');
+        }
+        if let Some(failure) = &self.failure {
+            md.push_str("### Failure\n\n```text\n");
+            md.push_str(&failure.replace("```", "'''"));
+            md.push_str("\n```\n\n");
+        }
+        if !self.stages.is_empty() {
+            md.push_str("### Stages\n\n| stage | result | duration |\n| --- | --- | ---: |\n");
+            for stage in &self.stages {
+                md.push_str(&format!(
+                    "| {} | {} | {} |\n",
+                    cell(&stage.name),
+                    if stage.ok { "✅" } else { "❌" },
+                    seconds(stage.duration)
+                ));
+            }
+            md.push('\n');
+        }
+        if !self.objects.is_empty() {
+            md.push_str("### Plan\n\n");
+            md.push_str(&plan_table(&self.objects));
+            md.push('\n');
+        }
+        if !self.rollout.is_empty() {
+            md.push_str("### Rollout\n\n| workload | desired | updated | ready | available | status |\n| --- | ---: | ---: | ---: | ---: | --- |\n");
+            for row in &self.rollout {
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} |\n",
+                    cell(&row.workload),
+                    row.desired,
+                    row.updated,
+                    row.ready,
+                    row.available,
+                    cell(&row.status)
+                ));
+            }
+            md.push('\n');
+        }
+        if !self.smoke.is_empty() {
+            let passed = self.smoke.iter().filter(|s| s.passed).count();
+            md.push_str(&format!(
+                "### Smoke tests: {passed}/{} passed\n\n| check | request | status | latency | result |\n| --- | --- | ---: | ---: | --- |\n",
+                self.smoke.len()
+            ));
+            for row in &self.smoke {
+                let result = match (&row.detail, row.passed) {
+                    (_, true) => "✅".to_owned(),
+                    (Some(detail), false) => format!("❌ {}", cell(detail)),
+                    (None, false) => "❌".to_owned(),
+                };
+                md.push_str(&format!(
+                    "| {} | `{}` | {} | {} ms | {result} |\n",
+                    cell(&row.name),
+                    cell(&code(&row.request)),
+                    row.status.map(|s| s.to_string()).unwrap_or("—".into()),
+                    row.latency.as_millis()
+                ));
+            }
+            md.push('\n');
+        }
+        md
+    }
+}
+
+/// A Markdown table of the plan, with a count line: `2 to create, 1 to update, …`.
+pub fn plan_table(objects: &[PlannedObject]) -> String {
+    let count = |action| objects.iter().filter(|o| o.action == action).count();
+    let mut md = format!(
+        "{} to create, {} to update, {} to delete, {} unchanged\n\n| | action | kind | name | namespace |\n| --- | --- | --- | --- | --- |\n",
+        count(ObjectAction::Create),
+        count(ObjectAction::Update),
+        count(ObjectAction::Delete),
+        count(ObjectAction::Unchanged),
+    );
+    for object in objects {
+        md.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            object.action.symbol(),
+            object.action.as_str(),
+            cell(&object.kind),
+            cell(&object.name),
+            object.namespace.as_deref().map(cell).unwrap_or_default()
+        ));
+    }
+    md
+}
+
+/// GitHub rejects comments over 65,536 characters; the plan table and framing fit in the rest.
+const COMMENT_DIFF_LIMIT: usize = 60_000;
+
+/// The pull-request comment for `wactl diff ENV --comment-pr N`: the plan table and, when
+/// given, the diff folded into a `<details>` block. `Reporter::upsert_pr_comment` adds the
+/// marker that later runs find it by.
+pub fn plan_comment(environment: &str, objects: &[PlannedObject], diff: Option<&str>) -> String {
+    let changes = objects
+        .iter()
+        .filter(|o| o.action != ObjectAction::Unchanged)
+        .count();
+    let mut md = format!("## wactl plan for `{}`\n\n", code(environment));
+    if changes == 0 {
+        md.push_str("No changes: the cluster matches this branch.\n\n");
+    }
+    if !objects.is_empty() {
+        md.push_str(&plan_table(objects));
+        md.push('\n');
+    }
+    if let Some(diff) = diff.filter(|d| !d.trim().is_empty()) {
+        let (diff, truncated) = match diff.char_indices().nth(COMMENT_DIFF_LIMIT) {
+            Some((cut, _)) => (&diff[..cut], true),
+            None => (diff, false),
+        };
+        // A fence longer than any backtick run inside the diff cannot be closed by it.
+        let longest = diff.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+        let fence = "`".repeat(longest.max(2) + 1);
+        md.push_str(&format!(
+            "<details><summary>Diff</summary>\n\n{fence}diff\n{}\n{fence}\n",
+            diff.trim_end_matches('\n')
+        ));
+        if truncated {
+            md.push_str(&format!(
+                "\n(diff truncated: run `wactl diff {}` for all of it)\n",
+                code(environment)
+            ));
+        }
+        md.push_str("\n</details>\n");
+    }
+    md
+}
+
+/// Table cells: a `|` would end the cell and a line break would end the table.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\r', '\n'], " ")
+}
+
+/// Inline code cannot hold a backtick.
+fn code(text: &str) -> String {
+    text.replace('`', "'")
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> DeploySummary {
+        DeploySummary {
+            image: Some("127.0.0.1:5000/address-service:1a2b3c".into()),
+            digest: Some("sha256:abc123".into()),
+            revision: Some(7),
+            url: Some("https://staging.example.org".into()),
+            stages: vec![
+                StageTiming {
+                    name: "build".into(),
+                    duration: Duration::from_millis(12_345),
+                    ok: true,
+                },
+                StageTiming {
+                    name: "smoke".into(),
+                    duration: Duration::from_millis(800),
+                    ok: false,
+                },
+            ],
+            objects: vec![
+                PlannedObject {
+                    kind: "Deployment".into(),
+                    name: "address-service".into(),
+                    namespace: Some("wa-staging".into()),
+                    action: ObjectAction::Update,
+                },
+                PlannedObject {
+                    kind: "ConfigMap".into(),
+                    name: "a|b".into(),
+                    namespace: Some("wa-staging".into()),
+                    action: ObjectAction::Create,
+                },
+            ],
+            rollout: vec![RolloutRow {
+                workload: "Deployment/address-service".into(),
+                desired: 3,
+                updated: 3,
+                ready: 2,
+                available: 2,
+                status: "progressing".into(),
+            }],
+            smoke: vec![
+                SmokeRow {
+                    name: "health".into(),
+                    request: "GET /healthz".into(),
+                    status: Some(200),
+                    latency: Duration::from_millis(4),
+                    passed: true,
+                    detail: None,
+                },
+                SmokeRow {
+                    name: "validate".into(),
+                    request: "POST /v1/addresses/validate".into(),
+                    status: None,
+                    latency: Duration::from_millis(5000),
+                    passed: false,
+                    detail: Some("timed out\nafter 5s".into()),
+                },
+            ],
+            failure: Some("smoke check `validate` failed".into()),
+            ..DeploySummary::new("staging", Outcome::RolledBack)
+        }
+    }
+
+    #[test]
+    fn markdown_has_every_section() {
+        let md = example().to_markdown();
+        assert!(md.starts_with("## wactl deploy `staging`: ⚠️ failed and rolled back\n"));
+        assert!(md.contains("| image | `127.0.0.1:5000/address-service:1a2b3c` |"));
+        assert!(md.contains("| digest | `sha256:abc123` |"));
+        assert!(md.contains("| revision | 7 |"));
+        assert!(md.contains("| build | ✅ | 12.3 s |"));
+        assert!(md.contains("| smoke | ❌ | 0.8 s |"));
+        assert!(md.contains("1 to create, 1 to update, 0 to delete, 0 unchanged"));
+        assert!(md.contains("| `~` | update | Deployment | address-service | wa-staging |"));
+        assert!(md.contains("| `+` | create | ConfigMap | a\\|b | wa-staging |"));
+        assert!(md.contains("| Deployment/address-service | 3 | 3 | 2 | 2 | progressing |"));
+        assert!(md.contains("### Smoke tests: 1/2 passed"));
+        assert!(md.contains(
+            "| validate | `POST /v1/addresses/validate` | — | 5000 ms | ❌ timed out after 5s |"
+        ));
+        assert!(md.contains("```text\nsmoke check `validate` failed\n```"));
+    }
+
+    #[test]
+    fn plan_comment_folds_the_diff_in_a_safe_fence() {
+        let objects = example().objects;
+        let md = plan_comment(
+            "staging",
+            &objects,
+            Some("-replicas: 2\n+replicas: 3\n``` not a fence\n"),
+        );
+        assert!(md.starts_with("## wactl plan for `staging`\n\n1 to create, 1 to update"));
+        assert!(md.contains("<details><summary>Diff</summary>\n\n````diff\n-replicas: 2\n+replicas: 3\n``` not a fence\n````\n"));
+        assert!(md.ends_with("</details>\n"));
+
+        let unchanged = plan_comment("dev", &[], None);
+        assert_eq!(
+            unchanged,
+            "## wactl plan for `dev`\n\nNo changes: the cluster matches this branch.\n\n"
+        );
+
+        let huge = "+x\n".repeat(40_000);
+        let md = plan_comment("dev", &[], Some(&huge));
+        assert!(md.len() < 65_536);
+        assert!(md.contains("(diff truncated: run `wactl diff dev` for all of it)"));
+    }
+
+    #[test]
+    fn empty_sections_are_left_out() {
+        let md = DeploySummary::new("dev", Outcome::Unchanged).to_markdown();
+        assert_eq!(md, "## wactl deploy `dev`: ✅ nothing to change\n\n");
+    }
+
+    #[test]
+    fn outputs_name_every_field() {
+        let outputs = example().outputs();
+        let names: Vec<&str> = outputs.iter().map(|(k, _)| *k).collect();
+        assert_eq!(names, ["image", "digest", "revision", "url", "outcome"]);
+        assert_eq!(outputs[2].1, "7");
+        assert_eq!(outputs[4].1, "rolled_back");
+        let empty = DeploySummary::new("dev", Outcome::Success).outputs();
+        assert_eq!(empty[0].1, "");
+    }
+}

@@ -1,0 +1,419 @@
+//! The local stack on the real Docker Engine, with the `wactl.local/*` images of
+//! `cargo xtask infra images`. Each test uses its own project name and free ports, so they
+//! run in parallel.
+//!
+//! Test setup (not wactl code): the address-service image is made with the docker CLI from
+//! the runtime stage of the rendered Dockerfile and a host-built binary, because the
+//! builder image may not exist; `wactl up` itself builds through `wactl::build`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+use wactl::config::Environment;
+use wactl::local::{self, Action, UpOptions};
+use wactl::smoke::{self, SmokeOptions};
+
+const TEST_IMAGE: &str = "wactl-test/address-service:local";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn docker_cli(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Builds the address-service image once per test binary (test setup, see the module doc).
+fn service_image() -> &'static str {
+    static IMAGE: OnceLock<()> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let binary = match std::env::var_os("WACTL_TEST_ADDRESS_SERVICE_BIN") {
+            Some(path) => PathBuf::from(path),
+            None => {
+                // A target dir of its own: the outer `cargo test` holds the shared one.
+                let target = root().join("target").join("local-stack-tests");
+                let status = Command::new(env!("CARGO"))
+                    .args([
+                        "build",
+                        "--release",
+                        "-p",
+                        "address-service",
+                        "--target-dir",
+                    ])
+                    .arg(&target)
+                    .current_dir(root())
+                    .status()
+                    .expect("cargo runs");
+                assert!(status.success(), "building address-service failed");
+                target.join("release").join("address-service")
+            }
+        };
+        let env = environment("local");
+        let rendered = wactl::render::render(&env, &Default::default()).expect("renders");
+        let dockerfile = &rendered.files["Dockerfile"];
+        let runtime = &dockerfile[dockerfile
+            .find("FROM wactl.local/runtime")
+            .expect("runtime stage")..];
+        let runtime = runtime.replace(
+            "COPY --from=build /out/address-service",
+            "COPY address-service",
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(&binary, dir.path().join("address-service")).expect("copy binary");
+        std::fs::write(dir.path().join("Dockerfile"), runtime).expect("Dockerfile");
+        docker_cli(&[
+            "build",
+            "-q",
+            "-t",
+            TEST_IMAGE,
+            &dir.path().to_string_lossy(),
+        ]);
+    });
+    TEST_IMAGE
+}
+
+fn environment(name: &str) -> Environment {
+    wactl::config::load(&root().join("environments"), name).expect("environment loads")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn docker() -> bollard::Docker {
+    if std::env::var_os("DOCKER_HOST").is_none() && !Path::new("/var/run/docker.sock").exists() {
+        panic!("no Docker Engine: set DOCKER_HOST or run `cargo xtask infra up`");
+    }
+    wactl::build::connect()
+        .await
+        .expect("the Docker Engine answers")
+}
+
+/// A stack with its own project, ports and state directory; removed (with volumes) on drop.
+struct Stack {
+    env: Environment,
+    state: tempfile::TempDir,
+}
+
+impl Stack {
+    fn new(tag: &str) -> Self {
+        let mut env = environment("local");
+        env.local.project = format!("wactl-test-{tag}-{}", std::process::id());
+        for port in env.local.ports.values_mut() {
+            *port = free_port();
+        }
+        env.smoke.url = Some(format!("http://127.0.0.1:{}", env.local.ports["nginx"]));
+        Stack {
+            env,
+            state: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn options(&self) -> UpOptions {
+        UpOptions {
+            state_dir: self.state.path().join("state"),
+            image: Some(service_image().to_owned()),
+            templates: None,
+        }
+    }
+
+    async fn up(&self) -> Result<local::UpReport, local::LocalError> {
+        let options = self.options();
+        let file = local::prepare(&self.env, &options)?;
+        local::up(
+            &docker().await,
+            &self.env,
+            &file,
+            &options,
+            &local::NoProgress,
+        )
+        .await
+    }
+
+    async fn smoke(&self) -> smoke::SmokeReport {
+        let url = self.env.smoke.url.clone().expect("url");
+        let mut options = SmokeOptions::for_environment(&self.env, &url);
+        options.deadline = Duration::from_secs(20);
+        smoke::run(&self.env, &url, &options).await
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        let secrets =
+            local::secrets::read(&self.options().state_dir.join("secrets.env")).expect("secrets");
+        let password = &secrets
+            .iter()
+            .find(|(k, _)| k == "POSTGRES_PASSWORD")
+            .expect("password")
+            .1;
+        let container = format!("{}-postgres-1", self.env.local.project);
+        docker_cli(&[
+            "exec",
+            "-e",
+            &format!("PGPASSWORD={password}"),
+            &container,
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "address",
+            "-d",
+            "address",
+            "-tA",
+            "-c",
+            sql,
+        ])
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let project = self.env.local.project.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("runtime");
+            runtime.block_on(async {
+                if let Ok(docker) = wactl::build::connect().await {
+                    let _ = local::down(&docker, &project, true).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn actions(report: &local::UpReport) -> Vec<(&str, Action)> {
+    report
+        .services
+        .iter()
+        .map(|s| (s.service.as_str(), s.action))
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn up_converges_keeps_data_and_smoke_passes_through_nginx() {
+    let mut stack = Stack::new("life");
+    let first = stack.up().await.expect("first up");
+    assert!(
+        first.services.iter().all(|s| s.action == Action::Created),
+        "{:?}",
+        actions(&first)
+    );
+    let names: Vec<&str> = first.services.iter().map(|s| s.service.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "postgres",
+            "redis",
+            "address-service",
+            "nginx",
+            "prometheus"
+        ]
+    );
+    let report = stack.smoke().await;
+    assert!(report.passed, "{report:#?}");
+    assert!(report.checks.iter().any(|c| c.name == "rate-limit"));
+
+    // docker compose sees the containers by their labels.
+    let labelled = docker_cli(&[
+        "ps",
+        "--filter",
+        &format!(
+            "label=com.docker.compose.project={}",
+            stack.env.local.project
+        ),
+        "--format",
+        "{{.Label \"com.docker.compose.service\"}} {{.Ports}}",
+    ]);
+    assert_eq!(labelled.lines().count(), 5, "{labelled}");
+    assert!(
+        !labelled.contains("0.0.0.0"),
+        "ports on 127.0.0.1 only: {labelled}"
+    );
+
+    let second = stack.up().await.expect("second up");
+    assert!(
+        second
+            .services
+            .iter()
+            .all(|s| s.action == Action::Unchanged),
+        "{:?}",
+        actions(&second)
+    );
+
+    // One setting changes one service.
+    if let Some(prometheus) = stack.env.components.prometheus.as_mut() {
+        prometheus.retention = "2d".into();
+    }
+    let third = stack.up().await.expect("third up");
+    let changed: Vec<&str> = third
+        .services
+        .iter()
+        .filter(|s| s.action != Action::Unchanged)
+        .map(|s| s.service.as_str())
+        .collect();
+    assert_eq!(changed, ["prometheus"]);
+    assert_eq!(
+        third
+            .services
+            .iter()
+            .find(|s| s.service == "prometheus")
+            .map(|s| s.action),
+        Some(Action::Recreated)
+    );
+
+    // Postgres data survives down + up, and is gone after down --volumes.
+    stack.psql("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')");
+    let docker = docker().await;
+    local::down(&docker, &stack.env.local.project, false)
+        .await
+        .expect("down");
+    stack.up().await.expect("up after down");
+    assert_eq!(stack.psql("SELECT v FROM kept"), "still here");
+    let removed = local::down(&docker, &stack.env.local.project, true)
+        .await
+        .expect("down --volumes");
+    assert!(
+        removed
+            .volumes
+            .iter()
+            .any(|v| v.ends_with("_postgres-data")),
+        "{removed:?}"
+    );
+    stack.up().await.expect("up after down --volumes");
+    assert_eq!(
+        stack.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'kept'"),
+        "0"
+    );
+
+    // Smoke against a stopped service fails and names the check.
+    docker_cli(&[
+        "stop",
+        &format!("{}-address-service-1", stack.env.local.project),
+    ]);
+    stack.env.smoke.deadline_seconds = 2;
+    let report = stack.smoke().await;
+    assert!(!report.passed);
+    let failed: Vec<&str> = report.failed().map(|c| c.name.as_str()).collect();
+    assert_eq!(failed, ["readyz"], "{report:#?}");
+}
+
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn a_broken_command_is_reported_with_its_logs() {
+    let mut stack = Stack::new("broken");
+    stack.env.components.nginx = None;
+    stack.env.components.prometheus = None;
+    let options = stack.options();
+    let mut file = local::prepare(&stack.env, &options).expect("prepare");
+    if let Some(redis) = file.services.get_mut("redis") {
+        redis.command = Some(vec![
+            "redis-server".into(),
+            "--no-such-directive".into(),
+            "yes".into(),
+        ]);
+    }
+    let error = local::up(
+        &docker().await,
+        &stack.env,
+        &file,
+        &options,
+        &local::NoProgress,
+    )
+    .await
+    .expect_err("redis cannot start");
+    let message = error.to_string();
+    assert!(
+        matches!(&error, local::LocalError::Unhealthy { service, .. } if service == "redis"),
+        "{message}"
+    );
+    assert!(
+        message.contains("no-such-directive"),
+        "the logs are in the report: {message}"
+    );
+}
+
+#[test]
+#[ignore = "needs infra: cargo xtask infra up"]
+fn cli_up_ps_down_with_an_existing_image() {
+    let stack = Stack::new("cli");
+    // The CLI reads definitions from a directory: write one for this project.
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["base.yaml", "local.yaml"] {
+        std::fs::copy(
+            root().join("environments").join(name),
+            dir.path().join(name),
+        )
+        .expect("copy");
+    }
+    let ports = &stack.env.local.ports;
+    let local = std::fs::read_to_string(dir.path().join("local.yaml")).expect("read")
+        .replace("project: world-address", &format!("project: {}", stack.env.local.project))
+        .replace(
+            "ports: { address-service: 18080, nginx: 18081, prometheus: 19090, postgres: 15432, redis: 16379 }",
+            &format!(
+                "ports: {{ address-service: {}, nginx: {}, prometheus: {}, postgres: {}, redis: {} }}",
+                ports["address-service"], ports["nginx"], ports["prometheus"], ports["postgres"], ports["redis"]
+            ),
+        )
+        .replace("url: http://127.0.0.1:18081", &format!("url: http://127.0.0.1:{}", ports["nginx"]));
+    std::fs::write(dir.path().join("local.yaml"), local).expect("write");
+    docker_cli(&[
+        "tag",
+        service_image(),
+        "127.0.0.1:5000/world-address/address-service:local",
+    ]);
+    let wactl = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wactl"))
+            .arg("--env-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .expect("wactl runs")
+    };
+    let root_arg = stack.state.path().to_string_lossy().into_owned();
+    let up = wactl(&["up", "local", "--no-build", "--root", &root_arg]);
+    let stderr = String::from_utf8_lossy(&up.stderr);
+    assert_eq!(up.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("waiting for health") && stderr.contains("healthy"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        stdout.contains(&format!("http://127.0.0.1:{}", ports["nginx"])),
+        "{stdout}"
+    );
+    let secrets =
+        std::fs::read_to_string(stack.state.path().join(".wactl/local/local/secrets.env"))
+            .expect("secrets");
+    for (_, value) in secrets.lines().filter_map(|l| l.split_once('=')) {
+        assert!(
+            !stdout.contains(value) && !stderr.contains(value),
+            "a secret was printed"
+        );
+    }
+    let ps = wactl(&["ps", "local"]);
+    assert!(String::from_utf8_lossy(&ps.stdout).contains("address-service"));
+    let logs = wactl(&["logs", "--env", "local", "--tail", "5"]);
+    assert_eq!(logs.status.code(), Some(0));
+    let down = wactl(&["down", "local", "--volumes"]);
+    assert_eq!(
+        down.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}
