@@ -138,6 +138,11 @@ pub fn up(_opts: &UpOptions) -> anyhow::Result<()> {
 }
 
 /// Stops, in reverse order, what `up` started.
+/// The base and local-stack images (`cargo xtask infra images`).
+pub fn images(rebuild: bool) -> anyhow::Result<()> {
+    images::build(&images::ImageOptions { rebuild })
+}
+
 pub fn down() -> anyhow::Result<()> {
     let state = StateDir::from_env()?;
     kwok::down(&state)?;
