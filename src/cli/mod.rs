@@ -74,8 +74,6 @@ pub enum Command {
     Schema,
     /// Write every artifact of an environment.
     Render(render::Args),
-    /// Run the smoke suite against a running environment.
-    Smoke(smoke::Args),
     /// Start the local stack on the Docker Engine (build, converge, wait for health, smoke).
     Up(up::Args),
     /// Stop and remove the local stack.
@@ -112,7 +110,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate(args) => validate::run(&cli.global, &ui, &args),
         Command::Schema => schema::run(),
         Command::Render(args) => render::run(&cli.global, &ui, &args),
-        Command::Smoke(args) => smoke::run(&cli.global, &ui, &args),
         Command::Up(args) => up::run(&cli.global, &ui, &args),
         Command::Down(args) => down::run(&cli.global, &ui, &args),
         Command::Ps(args) => ps::run(&cli.global, &ui, &args),
