@@ -578,3 +578,31 @@ fn missing_settings_exit_with_code_2_and_api_failures_with_1() {
     });
     assert_eq!(wactl::cli::exit_code(&rejected), 1);
 }
+
+#[tokio::test]
+async fn enterprise_api_url_keeps_its_path_prefix() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v3/repos/world-address/wactl/deployments"))
+        .and(authorized())
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 5 })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(
+            "/api/v3/repos/world-address/wactl/deployments/5/statuses",
+        ))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 1 })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut settings = settings(&server);
+    settings.api_url = format!("{}/api/v3/", server.uri());
+    let github = Reporter::new(&staging(), settings, true).expect("reporter");
+    let handle = github
+        .start_deployment("0123abcd", None)
+        .await
+        .expect("deployment");
+    assert_eq!(handle.id, Some(5));
+}

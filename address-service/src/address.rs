@@ -64,6 +64,11 @@ impl Field {
         })
     }
 
+    /// The field with this API name.
+    pub fn from_name(name: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Field::CountryCode => "country_code",
@@ -209,7 +214,7 @@ struct Rules<'c> {
     country_areas: Vec<&'c [Subdivision]>,
     cities: Vec<&'c [Subdivision]>,
     city_areas: Vec<&'c [Subdivision]>,
-    postal_code_matchers: Vec<&'c Arc<regex_automata::meta::Regex>>,
+    postal_code_matchers: Vec<&'c Arc<crate::data::Pattern>>,
 }
 
 /// The country an address's code names: `None` (the defaults) for an empty code.
@@ -312,23 +317,16 @@ fn match_localized<'c>(value: &str, tree: &'c [Subdivision]) -> Option<&'c Subdi
     }
     let v = fold(value);
     tree.iter()
-        .find(|s| s.folded.key == v || s.folded.name == v)
-        .or_else(|| {
-            tree.iter()
-                .find(|s| s.folded.latin_name.as_deref() == Some(&v))
-        })
-        .or_else(|| {
-            tree.iter()
-                .find(|s| s.folded.latin_full_name.as_deref() == Some(&v))
-        })
+        .find(|s| s.folded_key() == v || s.folded_name() == v)
+        .or_else(|| tree.iter().find(|s| s.folded_latin_name() == Some(&v)))
+        .or_else(|| tree.iter().find(|s| s.folded_latin_full_name() == Some(&v)))
 }
 
 fn names_match(s: &Subdivision, v: &str) -> bool {
-    let f = &s.folded;
-    f.key == v
-        || f.name == v
-        || f.latin_name.as_deref() == Some(v)
-        || f.latin_full_name.as_deref() == Some(v)
+    s.folded_key() == v
+        || s.folded_name() == v
+        || s.folded_latin_name() == Some(v)
+        || s.folded_latin_full_name() == Some(v)
 }
 
 /// The reference's `_match_choices` over the compacted choices of every language: the key

@@ -11,6 +11,7 @@ pub mod error;
 pub mod healthcheck;
 pub mod metrics;
 pub mod ops;
+pub mod schema;
 pub mod server;
 
 use crate::error::{AppError, BodyLimit};

@@ -144,12 +144,20 @@ impl Context {
     /// ignored, `.dockerignore` — what `COPY . dest` sees.
     pub fn visible_paths(&self) -> Vec<String> {
         let sent = DockerIgnore::parse(&self.dockerignore).unwrap_or_default();
-        let mut paths: Vec<String> = self.entries.iter().map(|e| e.path.clone()).collect();
-        if !sent.excludes(DOCKERIGNORE) {
-            paths.push(DOCKERIGNORE.to_owned());
+        let mut paths = std::collections::BTreeSet::new();
+        for entry in &self.entries {
+            // Directories skipped for their re-included contents are created on extraction.
+            let mut parent = entry.path.as_str();
+            while let Some((up, _)) = parent.rsplit_once('/') {
+                paths.insert(up.to_owned());
+                parent = up;
+            }
+            paths.insert(entry.path.clone());
         }
-        paths.sort();
-        paths
+        if !sent.excludes(DOCKERIGNORE) {
+            paths.insert(DOCKERIGNORE.to_owned());
+        }
+        paths.into_iter().collect()
     }
 
     /// Streams the context as a tar, written on a blocking thread as it is read; the

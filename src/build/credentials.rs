@@ -7,7 +7,7 @@ use base64::Engine as _;
 use bollard::auth::DockerCredentials;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The registry host of an image name: its first component when that looks like a host
@@ -39,8 +39,12 @@ struct AuthEntry {
     identitytoken: Option<String>,
 }
 
-/// Where the CLI keeps its configuration.
-pub fn config_path() -> Option<PathBuf> {
+/// Where the CLI keeps its configuration: `dir` when given, else `DOCKER_CONFIG`, else
+/// `~/.docker`.
+pub fn config_path(dir: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = dir {
+        return Some(dir.join("config.json"));
+    }
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir).join("config.json"));
     }
@@ -48,8 +52,11 @@ pub fn config_path() -> Option<PathBuf> {
 }
 
 /// Credentials for `registry`, or `None` when the configuration has none (anonymous).
-pub async fn for_registry(registry: &str) -> Result<Option<DockerCredentials>, BuildError> {
-    let Some(path) = config_path() else {
+pub async fn for_registry(
+    config_dir: Option<&Path>,
+    registry: &str,
+) -> Result<Option<DockerCredentials>, BuildError> {
+    let Some(path) = config_path(config_dir) else {
         return Ok(None);
     };
     let text = match tokio::fs::read_to_string(&path).await {

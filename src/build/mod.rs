@@ -134,6 +134,9 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// Upper bound for the whole build (and for a push).
     pub timeout: Duration,
+    /// Docker CLI configuration directory holding `config.json` (registry credentials);
+    /// `None`: `DOCKER_CONFIG`, else `~/.docker`.
+    pub docker_config: Option<PathBuf>,
 }
 
 impl BuildOptions {
@@ -144,6 +147,7 @@ impl BuildOptions {
             check_registry: true,
             no_cache: false,
             timeout: Duration::from_secs(3600),
+            docker_config: None,
         }
     }
 }
@@ -424,7 +428,8 @@ pub async fn push(
         // Found in the registry and not present locally: nothing to push.
         return Ok(pushed);
     }
-    let credentials = credentials::for_registry(&registry).await?;
+    let credentials =
+        credentials::for_registry(options.docker_config.as_deref(), &registry).await?;
     let docker_long = docker.clone().with_timeout(options.timeout);
     let mut digest = None;
     for reference in &image.tags {
@@ -452,7 +457,7 @@ pub async fn push(
         })?
         .map_err(|message| BuildError::Push {
             reference: reference.clone(),
-            hint: push_hint(&message, &registry, credentials.is_some()),
+            hint: push_hint(&message, &registry, credentials.is_some(), options),
             message,
         })?;
         if let Some(d) = found {
@@ -516,14 +521,19 @@ fn digest_in_status(status: &str) -> Option<String> {
     (digest.len() == "sha256:".len() + 64).then_some(digest)
 }
 
-fn push_hint(message: &str, registry: &str, had_credentials: bool) -> String {
+fn push_hint(
+    message: &str,
+    registry: &str,
+    had_credentials: bool,
+    options: &BuildOptions,
+) -> String {
     let lower = message.to_ascii_lowercase();
     if lower.contains("unauthorized")
         || lower.contains("authentication required")
         || lower.contains("no basic auth")
         || lower.contains("denied")
     {
-        let config = credentials::config_path()
+        let config = credentials::config_path(options.docker_config.as_deref())
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "~/.docker/config.json".to_owned());
         if had_credentials {
@@ -567,15 +577,16 @@ async fn find_existing(
     else {
         return Ok(None);
     };
-    let credentials = match credentials::for_registry(registry).await {
-        Ok(c) => c,
-        Err(e) => {
-            progress.event(&BuildEvent::Warning {
-                message: e.to_string(),
-            });
-            None
-        }
-    };
+    let credentials =
+        match credentials::for_registry(options.docker_config.as_deref(), registry).await {
+            Ok(c) => c,
+            Err(e) => {
+                progress.event(&BuildEvent::Warning {
+                    message: e.to_string(),
+                });
+                None
+            }
+        };
     let looked_up = tokio::time::timeout(
         ENGINE_CALL_TIMEOUT,
         docker.inspect_registry_image(&image.reference, credentials),

@@ -5,6 +5,7 @@ mod deploy;
 mod destroy;
 mod diff;
 mod history;
+mod build;
 mod render;
 mod rollback;
 mod schema;
@@ -74,8 +75,8 @@ pub enum Command {
     Schema,
     /// Write every artifact of an environment.
     Render(render::Args),
-    /// Run the smoke suite against a running environment.
-    Smoke(smoke::Args),
+    /// Build the service image through the Docker Engine API (and push it).
+    Build(build::Args),
     /// Start the local stack on the Docker Engine (build, converge, wait for health, smoke).
     Up(up::Args),
     /// Stop and remove the local stack.
@@ -112,7 +113,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate(args) => validate::run(&cli.global, &ui, &args),
         Command::Schema => schema::run(),
         Command::Render(args) => render::run(&cli.global, &ui, &args),
-        Command::Smoke(args) => smoke::run(&cli.global, &ui, &args),
+        Command::Build(args) => build::run(&cli.global, &ui, &args),
         Command::Up(args) => up::run(&cli.global, &ui, &args),
         Command::Down(args) => down::run(&cli.global, &ui, &args),
         Command::Ps(args) => ps::run(&cli.global, &ui, &args),
@@ -143,6 +144,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     }
     let invalid_input = error.chain().any(|cause| {
         cause.is::<crate::config::ConfigError>()
+            || cause
+                .downcast_ref::<crate::build::BuildError>()
+                .is_some_and(crate::build::BuildError::is_invalid_input)
             || cause
                 .downcast_ref::<crate::github::GithubError>()
                 .is_some_and(crate::github::GithubError::is_invalid_input)

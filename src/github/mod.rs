@@ -28,7 +28,7 @@ pub use actions::Actions;
 pub use api::{DeploymentHandle, PrComment, Reporter, Settings, State};
 pub use summary::{
     DeploySummary, ObjectAction, Outcome, PlannedObject, RolloutRow, SmokeRow, StageTiming,
-    plan_comment,
+    from_report, plan_comment, plan_markdown, planned_objects,
 };
 
 use std::fmt;

@@ -14,10 +14,12 @@ pub enum Outcome {
     Success,
     /// The live state already matched; nothing was applied.
     Unchanged,
-    /// The deploy failed and was rolled back.
+    /// The deploy failed and the last good revision is live again.
     RolledBack,
-    /// The deploy failed and so did the rollback.
+    /// The deploy failed and was not rolled back.
     Failed,
+    /// The deploy failed and so did the rollback.
+    RollbackFailed,
 }
 
 impl Outcome {
@@ -28,6 +30,7 @@ impl Outcome {
             Outcome::Unchanged => "unchanged",
             Outcome::RolledBack => "rolled_back",
             Outcome::Failed => "failed",
+            Outcome::RollbackFailed => "rollback_failed",
         }
     }
 
@@ -36,7 +39,8 @@ impl Outcome {
             Outcome::Success => "✅ deployed",
             Outcome::Unchanged => "✅ nothing to change",
             Outcome::RolledBack => "⚠️ failed and rolled back",
-            Outcome::Failed => "❌ failed (rollback failed too)",
+            Outcome::Failed => "❌ failed",
+            Outcome::RollbackFailed => "❌ failed, and the rollback failed too",
         }
     }
 }
@@ -332,6 +336,90 @@ pub fn plan_comment(environment: &str, objects: &[PlannedObject], diff: Option<&
     md
 }
 
+/// The deploy engine's report as a summary: stages (skipped ones left out), image, digest,
+/// revision, outcome and failure; `url` is the definition's smoke URL. Rollout and smoke
+/// rows, when the engine has them, are pushed onto the result by the caller.
+pub fn from_report(
+    env: &crate::config::Environment,
+    report: &crate::deploy::DeployReport,
+    plan: Option<&crate::cluster::Plan>,
+) -> DeploySummary {
+    use crate::deploy::Outcome as Engine;
+    let outcome = match report.outcome {
+        Engine::Succeeded => Outcome::Success,
+        Engine::Unchanged => Outcome::Unchanged,
+        Engine::RolledBack => Outcome::RolledBack,
+        Engine::RollbackFailed => Outcome::RollbackFailed,
+        Engine::Failed | Engine::Running => Outcome::Failed,
+    };
+    let image = Some(report.image.clone()).filter(|i| !i.is_empty());
+    let digest = report
+        .digests
+        .iter()
+        .find(|(name, _)| {
+            image
+                .as_deref()
+                .is_some_and(|i| i.starts_with(name.as_str()))
+        })
+        .or_else(|| report.digests.iter().next())
+        .map(|(_, digest)| digest.clone());
+    DeploySummary {
+        image,
+        digest,
+        revision: report.revision.map(u64::from),
+        url: env.smoke.url.clone(),
+        stages: report
+            .stages
+            .iter()
+            .filter(|stage| stage.status != "skipped")
+            .map(|stage| StageTiming {
+                name: stage.name.to_owned(),
+                duration: Duration::from_millis(stage.duration_ms),
+                ok: stage.status != "failed",
+            })
+            .collect(),
+        objects: plan.map(planned_objects).unwrap_or_default(),
+        failure: matches!(
+            outcome,
+            Outcome::RolledBack | Outcome::Failed | Outcome::RollbackFailed
+        )
+        .then(|| report.error_text()),
+        ..DeploySummary::new(&report.environment, outcome)
+    }
+}
+
+/// A cluster plan's objects as summary rows.
+pub fn planned_objects(plan: &crate::cluster::Plan) -> Vec<PlannedObject> {
+    use crate::cluster::Change;
+    plan.objects
+        .iter()
+        .map(|o| PlannedObject {
+            kind: o.object.kind.clone(),
+            name: o.object.name.clone(),
+            namespace: o.object.namespace.clone(),
+            action: match o.change {
+                Change::Create => ObjectAction::Create,
+                Change::Update => ObjectAction::Update,
+                Change::Delete => ObjectAction::Delete,
+                Change::Unchanged => ObjectAction::Unchanged,
+            },
+        })
+        .collect()
+}
+
+/// The `wactl diff ENV --comment-pr N` comment for a cluster plan: table and every
+/// object's diff (Secret values are already redacted by the plan).
+pub fn plan_markdown(environment: &str, plan: &crate::cluster::Plan) -> String {
+    let diff: String = plan
+        .objects
+        .iter()
+        .map(|o| o.diff.as_str())
+        .filter(|d| !d.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    plan_comment(environment, &planned_objects(plan), Some(&diff))
+}
+
 /// Table cells: a `|` would end the cell and a line break would end the table.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\r', '\n'], " ")
@@ -455,6 +543,62 @@ mod tests {
         let md = plan_comment("dev", &[], Some(&huge));
         assert!(md.len() < 65_536);
         assert!(md.contains("(diff truncated: run `wactl diff dev` for all of it)"));
+    }
+
+    #[test]
+    fn a_deploy_report_becomes_a_summary() {
+        use crate::cluster::{Change, ObjectRef, Plan};
+        let env = crate::config::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("environments"),
+            "staging",
+        )
+        .expect("staging loads");
+        let mut report = crate::deploy::DeployReport::new(&env);
+        report.outcome = crate::deploy::Outcome::Succeeded;
+        report.image = "ghcr.io/world-address/address-service@sha256:abc".into();
+        report.digests.insert(
+            "ghcr.io/world-address/address-service".into(),
+            "sha256:abc".into(),
+        );
+        report.revision = Some(4);
+        report.stages = vec![
+            crate::deploy::StageReport::new(
+                "apply",
+                Duration::from_millis(2500),
+                true,
+                String::new(),
+            ),
+            crate::deploy::StageReport::skipped("smoke", "--no-smoke"),
+        ];
+        let plan = Plan {
+            objects: vec![crate::cluster::PlannedObject {
+                object: ObjectRef {
+                    api_version: "apps/v1".into(),
+                    kind: "Deployment".into(),
+                    namespace: Some("world-address-staging".into()),
+                    name: "address-service".into(),
+                },
+                change: Change::Update,
+                diff: "-  replicas: 2\n+  replicas: 3\n".into(),
+            }],
+        };
+        let summary = from_report(&env, &report, Some(&plan));
+        assert_eq!(summary.outcome, Outcome::Success);
+        assert_eq!(summary.digest.as_deref(), Some("sha256:abc"));
+        assert_eq!(summary.revision, Some(4));
+        assert_eq!(summary.url, env.smoke.url);
+        assert_eq!(summary.stages.len(), 1, "skipped stages are left out");
+        assert_eq!(summary.objects[0].action, ObjectAction::Update);
+        assert_eq!(summary.failure, None);
+
+        let comment = plan_markdown("staging", &plan);
+        assert!(comment.contains("0 to create, 1 to update, 0 to delete, 0 unchanged"));
+        assert!(comment.contains("```diff\n-  replicas: 2\n+  replicas: 3\n```"));
+
+        report.outcome = crate::deploy::Outcome::RollbackFailed;
+        let failed = from_report(&env, &report, None);
+        assert_eq!(failed.outcome.as_str(), "rollback_failed");
+        assert!(failed.failure.is_some());
     }
 
     #[test]

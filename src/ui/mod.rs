@@ -1,6 +1,7 @@
 //! Everything wactl tells a person or a machine: results on stdout, progress and errors
 //! on stderr, colour only on a terminal, JSON when asked.
 
+pub mod build;
 pub mod deploy;
 pub mod local;
 pub mod smoke;

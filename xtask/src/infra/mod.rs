@@ -38,6 +38,8 @@ enum Command {
     Status,
     /// Print `export KEY=VALUE` lines for the tests (`eval "$(cargo xtask infra env)"`).
     Env,
+    /// Only build (or find cached) the Kubernetes, etcd and kwok binaries; starts nothing.
+    Build,
     /// Build the wactl.local/* base images from Debian packages (needs `up` first).
     Images {
         /// Rebuild images that already exist.
@@ -56,6 +58,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Command::Down => down(),
         Command::Status => {
             print!("{}", status()?);
+            Ok(())
+        }
+        Command::Build => {
+            let bins = binaries::ensure()?;
+            for path in [
+                &bins.etcd,
+                &bins.kube_apiserver,
+                &bins.kube_controller_manager,
+                &bins.kube_scheduler,
+                &bins.kubectl,
+                &bins.kwok,
+            ] {
+                println!("{}", path.display());
+            }
             Ok(())
         }
         Command::Images { rebuild } => images::build(&images::ImageOptions { rebuild: *rebuild }),
