@@ -1,6 +1,9 @@
 //! CLI behaviour pinned by transcripts: `tests/cmd/*.md` and `*.toml` (trycmd).
 //! Regenerate after an intended change with `TRYCMD=overwrite cargo test --test cli`.
 
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 #[test]
 fn transcripts() {
     trycmd::TestCases::new()
@@ -27,6 +30,9 @@ fn a_ten_megabyte_definition_is_refused() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("environments/huge.yaml: file is larger than 1024 KiB"), "{stderr}");
+    assert!(
+        stderr.contains("environments/huge.yaml: file is larger than 1024 KiB"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -1,6 +1,9 @@
 //! Render snapshots for every environment, and the checks of the real consumers of each
 //! artifact: nginx, promtool and docker-compose (infrastructure tests).
 
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use wactl::config;
@@ -45,14 +48,24 @@ fn environment_reference_is_current() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/environment.md");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     let marker = "<!-- generated below: UPDATE_SCHEMA=1 cargo test --test render -->\n";
-    let guide = committed.split(marker).next().unwrap_or_default().to_owned();
+    let guide = committed
+        .split(marker)
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     let current = format!("{guide}{marker}\n{}", config::reference_markdown());
     if std::env::var_os("UPDATE_SCHEMA").is_some() {
         std::fs::write(&path, &current).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(committed.contains(marker), "docs/environment.md lost its generated-section marker");
-    assert!(committed == current, "docs/environment.md is stale: run `UPDATE_SCHEMA=1 cargo test --test render`");
+    assert!(
+        committed.contains(marker),
+        "docs/environment.md lost its generated-section marker"
+    );
+    assert!(
+        committed == current,
+        "docs/environment.md is stale: run `UPDATE_SCHEMA=1 cargo test --test render`"
+    );
 }
 
 /// Writes `name`'s artifacts to a temporary directory.

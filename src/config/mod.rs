@@ -83,15 +83,35 @@ pub fn load_from_str(name: &str, text: &str) -> Result<Environment, ConfigError>
     let path = PathBuf::from(format!("{name}.yaml"));
     let source = parse_str(text, &path)?;
     if source.extends.is_some() {
-        return Err(Problem::in_file(&path, "`extends` needs the environment directory").field("extends").into());
+        return Err(
+            Problem::in_file(&path, "`extends` needs the environment directory")
+                .field("extends")
+                .into(),
+        );
     }
-    let file = ParsedFile { name: name.to_owned(), path: path.clone(), positions: FieldPositions::index(text), text: text.to_owned(), source };
+    let file = ParsedFile {
+        name: name.to_owned(),
+        path: path.clone(),
+        positions: FieldPositions::index(text),
+        text: text.to_owned(),
+        source,
+    };
     let chain = [file];
     let merged = Merged::new(&chain);
     let source: EnvironmentSource = serde_json::from_value(merged.value.clone())
         .map_err(|e| Problem::in_file(&path, format!("definition does not fit the format: {e}")))?;
-    let locator = Locator { chain: &chain, provenance: &merged.provenance };
-    resolve::resolve(name, vec![format!("{name}.yaml")], Path::new("."), source, &locator).map_err(ConfigError::from)
+    let locator = Locator {
+        chain: &chain,
+        provenance: &merged.provenance,
+    };
+    resolve::resolve(
+        name,
+        vec![format!("{name}.yaml")],
+        Path::new("."),
+        source,
+        &locator,
+    )
+    .map_err(ConfigError::from)
 }
 
 /// Reads `name` and the environments it extends, most specific first.
@@ -165,7 +185,7 @@ fn read_chain(dir: &Path, name: &str) -> Result<Vec<ParsedFile>, ConfigError> {
 }
 
 /// Reads and parses one file, refusing oversized and non-UTF-8 input.
-pub fn parse_file(path: &Path, name: &str) -> Result<ParsedFile, Problem> {
+pub fn parse_file(path: &Path, name: &str) -> Result<ParsedFile, ConfigError> {
     let file = std::fs::File::open(path)
         .map_err(|e| Problem::in_file(path, format!("cannot read: {e}")))?;
     let mut bytes = Vec::new();
@@ -180,7 +200,8 @@ pub fn parse_file(path: &Path, name: &str) -> Result<ParsedFile, Problem> {
                 MAX_FILE_BYTES / 1024
             ),
         )
-        .with_hint("check that this is the right file"));
+        .with_hint("check that this is the right file")
+        .into());
     }
     let text = String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
@@ -201,15 +222,17 @@ pub fn parse_file(path: &Path, name: &str) -> Result<ParsedFile, Problem> {
 }
 
 /// Parses definition text; `path` only names the file in errors.
-pub fn parse_str(text: &str, path: &Path) -> Result<EnvironmentSource, Problem> {
+pub fn parse_str(text: &str, path: &Path) -> Result<EnvironmentSource, ConfigError> {
     if text
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---")
     {
         return Err(Problem::in_file(path, "file is empty")
-            .with_hint("an environment needs settings, at least `extends: base`"));
+            .with_hint("an environment needs settings, at least `extends: base`")
+            .into());
     }
-    serde_saphyr::from_str::<EnvironmentSource>(text).map_err(|e| syntax_problem(&e, text, path))
+    serde_saphyr::from_str::<EnvironmentSource>(text)
+        .map_err(|e| syntax_problem(&e, text, path).into())
 }
 
 /// Turns a parser error into a located problem, in words a person can act on.
@@ -507,11 +530,23 @@ pub fn reference_markdown() -> String {
 
 fn describe_fields(schema: &Value, node: &Value, prefix: &str, out: &mut String) {
     let node = resolve_ref(schema, node);
-    let Some(properties) = node.get("properties").and_then(Value::as_object) else { return };
+    let Some(properties) = node.get("properties").and_then(Value::as_object) else {
+        return;
+    };
     for (name, property) in properties {
-        let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
-        let description = property.get("description").and_then(Value::as_str).unwrap_or_default();
-        out.push_str(&format!("### `{path}`\n\n{}\n\n", description.replace("```yaml", "\n```yaml")));
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        let description = property
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "### `{path}`\n\n{}\n\n",
+            description.replace("```yaml", "\n```yaml")
+        ));
         let target = object_target(schema, property);
         if let Some(target) = target {
             describe_fields(schema, target, &path, out);
@@ -535,8 +570,15 @@ fn object_target<'a>(schema: &'a Value, property: &'a Value) -> Option<&'a Value
 }
 
 fn resolve_ref<'a>(schema: &'a Value, node: &'a Value) -> &'a Value {
-    match node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
-        Some(name) => schema.get("$defs").and_then(|d| d.get(name)).unwrap_or(node),
+    match node
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/$defs/"))
+    {
+        Some(name) => schema
+            .get("$defs")
+            .and_then(|d| d.get(name))
+            .unwrap_or(node),
         None => node,
     }
 }

@@ -170,10 +170,10 @@ fn mutated_definitions_never_panic() {
                     _ => {}
                 }
             }
-            if let Ok(text) = std::str::from_utf8(&bytes) {
-                if let Err(e) = load_from_str("mutant", text) {
-                    let _ = e.to_string();
-                }
+            if let Ok(text) = std::str::from_utf8(&bytes)
+                && let Err(e) = load_from_str("mutant", text)
+            {
+                let _ = e.to_string();
             }
         }
     }

@@ -85,7 +85,13 @@ impl Ui {
             } else {
                 "operation_failed"
             };
-            self.json(&serde_json::json!({ "error": { "code": code, "message": format!("{error:#}"), "problems": problems } }));
+            // The problems carry the detail; the message stays one line.
+            let message = match problems.len() {
+                0 => format!("{error:#}"),
+                1 => "1 problem in environment definitions".to_owned(),
+                n => format!("{n} problems in environment definitions"),
+            };
+            self.json(&serde_json::json!({ "error": { "code": code, "message": message, "problems": problems } }));
         }
     }
 }
