@@ -55,6 +55,11 @@ fn as_postgres(command: &mut Command) -> Command {
 }
 
 pub fn up(state: &StateDir) -> anyhow::Result<()> {
+    if !Path::new(BIN).join("postgres").is_file() {
+        bail!(
+            "PostgreSQL 15 server programs are missing from {BIN}: apt-get install postgresql-15"
+        );
+    }
     let data = data_dir(state);
     let socket_dir = data.with_file_name("run");
     init_cluster(state, &data, &socket_dir)?;
