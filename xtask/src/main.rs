@@ -2,6 +2,7 @@
 
 mod actionlint;
 mod bench_build;
+mod bench_deploy;
 mod demo;
 mod gen_address_data;
 mod infra;
@@ -40,6 +41,8 @@ enum Task {
 enum Bench {
     /// `wactl build` against the `docker build` CLI on the same context.
     Build(bench_build::Args),
+    /// `wactl deploy` against `kubectl apply` + `kubectl rollout status` on the test cluster.
+    Deploy(bench_deploy::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,5 +54,6 @@ fn main() -> anyhow::Result<()> {
         Task::Infra(args) => infra::run(&args),
         Task::GenAddressData(args) => gen_address_data::run(&args),
         Task::Bench(Bench::Build(args)) => bench_build::run(&args),
+        Task::Bench(Bench::Deploy(args)) => bench_deploy::run(&args),
     }
 }
