@@ -76,10 +76,7 @@ pub fn up(state: &StateDir) -> anyhow::Result<()> {
         Liveness::Stale | Liveness::Absent => {}
     }
     if process::port_open(ADDR) {
-        bail!(
-            "{ADDR} is taken by a process infra did not start (another postgres?); find it with \
-             `ss -ltnp 'sport = :{PORT}'`, stop it, then run `cargo xtask infra up` again"
-        );
+        return Err(process::busy_port(ADDR, COMPONENT));
     }
     let mut server = Command::new(format!("{BIN}/postgres"));
     server
