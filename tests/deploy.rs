@@ -344,7 +344,7 @@ async fn a_second_deploy_is_refused_until_the_lease_expires() {
         "t",
         &LockOptions {
             holder: "ana@ci (pid 4242)".into(),
-            duration: Duration::from_secs(4),
+            duration: Duration::from_secs(10),
             force_unlock: false,
         },
     )
@@ -365,7 +365,7 @@ async fn a_second_deploy_is_refused_until_the_lease_expires() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ana@ci (pid 4242)"));
     // It expires by itself.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
     assert_eq!(
         deploy(&client, &env, &options(IMAGE_V2))
             .await
