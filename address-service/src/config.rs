@@ -27,6 +27,26 @@ pub enum Command {
         #[arg(long, default_value = "3s", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// Manage API keys in the database (`DATABASE_URL`).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it (it is shown only this once).
+    Create {
+        /// Who or what the key is for.
+        #[arg(long)]
+        name: String,
+        /// What the key may call: `countries`, `addresses` (repeatable; default both).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// Revoke a key by its prefix (the 8 hex digits after `wa_`).
+    Revoke { prefix: String },
+    /// List keys (prefixes, names, scopes, revocation; never secrets).
+    List,
 }
 
 /// How the server runs.
@@ -48,6 +68,18 @@ pub struct ServeArgs {
     /// stop sending traffic before the listener closes.
     #[arg(long, env = "SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
     pub shutdown_delay: Duration,
+    /// PostgreSQL for API keys and the audit log (`postgres://user:pass@host:port/db`).
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Redis for rate limiting shared across replicas (`redis://host:port`).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Requests per minute per API key (or client IP without keys); needs Redis.
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_per_minute: u64,
+    /// `/v1` requires `Authorization: Bearer KEY` or `X-API-Key: KEY`; needs the database.
+    #[arg(long, env = "REQUIRE_API_KEY")]
+    pub require_api_key: bool,
     /// Log format on stderr.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,

@@ -7,10 +7,12 @@ pub mod address;
 pub mod api;
 pub mod config;
 pub mod data;
+pub mod db;
 pub mod error;
 pub mod healthcheck;
 pub mod metrics;
 pub mod ops;
+pub mod ratelimit;
 pub mod schema;
 pub mod server;
 
@@ -34,6 +36,13 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     pub readiness: Arc<Readiness>,
     pub limits: Limits,
+    /// PostgreSQL, when `DATABASE_URL` is set.
+    pub db: Option<Arc<db::Db>>,
+    pub audit: Option<db::AuditLog>,
+    /// Redis rate limiting, when `REDIS_URL` is set.
+    pub limiter: Option<Arc<ratelimit::RateLimiter>>,
+    /// `/v1` needs a valid API key (`--require-api-key`).
+    pub require_api_key: bool,
 }
 
 /// Per-request limits.
@@ -60,6 +69,10 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::new()),
             readiness: Arc::new(Readiness::default()),
             limits,
+            db: None,
+            audit: None,
+            limiter: None,
+            require_api_key: false,
         }
     }
 }
@@ -87,7 +100,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/countries/{code}", get(api::get_country))
         .route("/v1/addresses/validate", post(api::validate))
         .route("/v1/addresses/normalize", post(api::normalize_address))
-        .route("/v1/addresses/format", post(api::format_address));
+        .route("/v1/addresses/format", post(api::format_address))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard));
     let ops = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -121,6 +135,99 @@ async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) 
         .metrics
         .observe_request(&method, &route, response.status().as_u16(), start.elapsed());
     response
+}
+
+/// `/v1` admission: API key (when required), rate limit (when Redis is configured), and an
+/// audit record (when PostgreSQL is configured).
+async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let mut key_prefix = None;
+    let presented = presented_key(req.headers()).map(str::to_owned);
+    let response = match admit(
+        &state,
+        presented.as_deref(),
+        &route,
+        &client,
+        &mut key_prefix,
+    )
+    .await
+    {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    };
+    if let Some(audit) = &state.audit {
+        audit.record(db::AuditRecord {
+            at: std::time::SystemTime::now(),
+            key_prefix,
+            client,
+            method,
+            route,
+            status: i32::from(response.status().as_u16()),
+            duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+        });
+    }
+    response
+}
+
+async fn admit(
+    state: &AppState,
+    presented: Option<&str>,
+    route: &str,
+    client: &str,
+    key_prefix: &mut Option<String>,
+) -> Result<(), AppError> {
+    if state.require_api_key {
+        let db = state.db.as_ref().ok_or(AppError::NotReady)?;
+        let presented = presented.ok_or(AppError::Unauthorized)?;
+        let key = db
+            .verify_key(presented)
+            .await
+            .map_err(AppError::Internal)?
+            .ok_or(AppError::Unauthorized)?;
+        let scope = if route.starts_with("/v1/countries") {
+            "countries"
+        } else {
+            "addresses"
+        };
+        *key_prefix = Some(key.prefix.clone());
+        if !key.allows(scope) {
+            return Err(AppError::Forbidden(scope));
+        }
+    }
+    if let Some(limiter) = &state.limiter {
+        let who = key_prefix
+            .as_ref()
+            .map_or_else(|| format!("ip:{client}"), |k| format!("key:{k}"));
+        if let ratelimit::Decision::Deny { retry_after } = limiter.check(&who).await {
+            return Err(AppError::RateLimited { retry_after });
+        }
+    }
+    Ok(())
+}
+
+/// `Authorization: Bearer KEY` or `X-API-Key: KEY`.
+fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    bearer
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
 }
 
 /// Gives the bodyless errors produced by the router and tower layers (405, request

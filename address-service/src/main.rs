@@ -1,6 +1,6 @@
 //! `address-service`: parse the command line, set up logging, run.
 
-use address_service::config::{Cli, Command};
+use address_service::config::{Cli, Command, KeysCommand};
 use address_service::{healthcheck, server};
 use clap::Parser;
 use std::process::ExitCode;
@@ -15,17 +15,23 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Some(Command::Keys(command)) => {
+            server::init_logging(cli.serve.log_format);
+            let Some(runtime) = runtime() else {
+                return ExitCode::from(1);
+            };
+            match runtime.block_on(keys(cli.serve.database_url.as_deref(), command)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("address-service keys: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         None => {
             server::init_logging(cli.serve.log_format);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("address-service: starting the runtime: {e}");
-                    return ExitCode::from(1);
-                }
+            let Some(runtime) = runtime() else {
+                return ExitCode::from(1);
             };
             match runtime.block_on(server::run(cli.serve)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -36,4 +42,62 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("address-service: starting the runtime: {e}");
+            None
+        }
+    }
+}
+
+/// `address-service keys …`: output on stdout, one line per key.
+async fn keys(database_url: Option<&str>, command: KeysCommand) -> anyhow::Result<()> {
+    let url = database_url
+        .ok_or_else(|| anyhow::anyhow!("DATABASE_URL (or --database-url) is required"))?;
+    let db = address_service::db::Db::connect(url).await?;
+    match command {
+        KeysCommand::Create { name, scopes } => {
+            let scopes = if scopes.is_empty() {
+                address_service::db::SCOPES
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect()
+            } else {
+                scopes
+            };
+            let (key, record) = db.create_key(&name, &scopes).await?;
+            println!("{key}");
+            eprintln!(
+                "created key {} ({}) with scopes {}; it is not shown again",
+                record.prefix,
+                record.name,
+                record.scopes.join(",")
+            );
+        }
+        KeysCommand::Revoke { prefix } => {
+            if !db.revoke_key(&prefix).await? {
+                anyhow::bail!("no active key with prefix {prefix:?}");
+            }
+            eprintln!("revoked key {prefix}");
+        }
+        KeysCommand::List => {
+            for k in db.list_keys().await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    k.prefix,
+                    k.name,
+                    k.scopes.join(","),
+                    if k.revoked { "revoked" } else { "active" }
+                );
+            }
+        }
+    }
+    Ok(())
 }

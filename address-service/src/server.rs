@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 /// Logs go to stderr as JSON lines (or text); `RUST_LOG` filters them (default `info`).
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tokio_postgres=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -35,7 +35,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         request_timeout: args.request_timeout,
         body_limit_bytes: args.body_limit_bytes,
     };
-    let state = AppState::new(catalog, limits);
+    let mut state = AppState::new(catalog, limits);
+    let mut audit_writer = None;
+    if let Some(url) = &args.database_url {
+        let db = Arc::new(
+            crate::db::Db::connect(url)
+                .await
+                .context("opening the database")?,
+        );
+        let (audit, writer) = crate::db::AuditLog::start(db.clone(), 10_000);
+        state.db = Some(db);
+        state.audit = Some(audit);
+        audit_writer = Some(writer);
+    } else if args.require_api_key {
+        anyhow::bail!("--require-api-key needs a database (DATABASE_URL)");
+    }
+    state.require_api_key = args.require_api_key;
+    if let Some(url) = &args.redis_url {
+        let limiter =
+            crate::ratelimit::RateLimiter::connect(url, args.rate_limit_per_minute).await?;
+        state.limiter = Some(Arc::new(limiter));
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -43,9 +63,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         listen = %args.listen,
         countries = state.catalog.countries().count(),
         startup_ms = started.elapsed().as_millis() as u64,
+        database = state.db.is_some(),
+        redis = state.limiter.is_some(),
+        require_api_key = state.require_api_key,
         "address-service ready"
     );
-    serve(listener, state, &args).await
+    let result = serve(listener, state, &args).await;
+    if let Some(writer) = audit_writer {
+        // Every sender went with the router; the writer flushes its last batch and ends.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("audit log: last batch not written within 5 s");
+        }
+    }
+    result
 }
 
 /// Serves `state` on `listener` until SIGTERM or Ctrl-C, then shuts down gracefully.
@@ -64,7 +97,8 @@ pub async fn serve_until(
     let (draining_tx, mut draining_rx) = tokio::sync::watch::channel(false);
     let delay = args.shutdown_delay;
     let router = app(state);
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         signal.await;
         tracing::info!(
             delay_ms = delay.as_millis() as u64,

@@ -26,6 +26,10 @@ async fn readiness_flips_before_the_listener_closes() {
         shutdown_grace: Duration::from_secs(5),
         shutdown_delay: Duration::from_millis(500),
         log_format: LogFormat::Text,
+        database_url: None,
+        redis_url: None,
+        rate_limit_per_minute: 600,
+        require_api_key: false,
     };
     let state = AppState::new(Arc::new(Catalog::load().expect("data")), Limits::default());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

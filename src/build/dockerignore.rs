@@ -130,17 +130,18 @@ impl DockerIgnore {
                     continue;
                 }
                 hit = pattern.matches(path);
-                if !hit && parent_matched.is_empty() {
-                    if let Some((dir, _)) = path.rsplit_once('/') {
-                        let mut end = 0;
-                        for component in dir.split('/') {
-                            end += component.len();
-                            if pattern.matches(&dir[..end]) {
-                                hit = true;
-                                break;
-                            }
-                            end += 1;
+                if !hit
+                    && parent_matched.is_empty()
+                    && let Some((dir, _)) = path.rsplit_once('/')
+                {
+                    let mut end = 0;
+                    for component in dir.split('/') {
+                        end += component.len();
+                        if pattern.matches(&dir[..end]) {
+                            hit = true;
+                            break;
                         }
+                        end += 1;
                     }
                 }
             }

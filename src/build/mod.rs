@@ -323,14 +323,14 @@ pub async fn build(
         pushed: false,
     };
 
-    if !options.force {
-        if let Some(found) = find_existing(docker, env, &image, options, progress).await? {
-            progress.event(&BuildEvent::Skipped {
-                reference: found.reference.clone(),
-                reason: found.skip_reason.clone().unwrap_or_default(),
-            });
-            return Ok(found);
-        }
+    if !options.force
+        && let Some(found) = find_existing(docker, env, &image, options, progress).await?
+    {
+        progress.event(&BuildEvent::Skipped {
+            reference: found.reference.clone(),
+            reason: found.skip_reason.clone().unwrap_or_default(),
+        });
+        return Ok(found);
     }
 
     let labels = labels(env, &revision);
@@ -878,14 +878,13 @@ impl<'a> StepState<'a> {
         let message = engine_message(&error);
         if let Some(line) = dockerfile::line_in_message(&message)
             .filter(|_| message.to_ascii_lowercase().contains("dockerfile"))
+            && let Some(text) = dockerfile::line(self.dockerfile, line)
         {
-            if let Some(text) = dockerfile::line(self.dockerfile, line) {
-                return BuildError::Dockerfile {
-                    line,
-                    text: text.to_owned(),
-                    message,
-                };
-            }
+            return BuildError::Dockerfile {
+                line,
+                text: text.to_owned(),
+                message,
+            };
         }
         match &self.step {
             Some((step, total, instruction)) => BuildError::StepFailed {

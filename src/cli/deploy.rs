@@ -15,6 +15,9 @@ pub struct Args {
     /// Do not build: deploy --image (or the definition's tag).
     #[arg(long)]
     pub skip_build: bool,
+    /// Build context (default: the top of the git checkout holding the current directory).
+    #[arg(long, conflicts_with = "skip_build")]
+    pub source: Option<PathBuf>,
     /// Image reference to deploy (with --skip-build).
     #[arg(long, requires = "skip_build")]
     pub image: Option<String>,
@@ -73,9 +76,19 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
         crate::config::names::check_image_reference(image)
             .map_err(|message| DeployError::InvalidImage { message })?;
     }
+    let build = if args.skip_build {
+        None
+    } else {
+        let context = match &args.source {
+            Some(dir) => dir.clone(),
+            None => checkout_root()?,
+        };
+        Some(crate::build::BuildOptions::new(context))
+    };
     let options = DeployOptions {
         image: args.image.clone(),
         skip_build: args.skip_build,
+        build,
         templates: args.templates.clone(),
         rollback: !args.no_rollback,
         ..args.apply.options()
@@ -100,4 +113,17 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
             Err(error.into())
         }
     }
+}
+
+/// The top of the git checkout holding the current directory, else the directory itself.
+fn checkout_root() -> anyhow::Result<PathBuf> {
+    let cwd = std::env::current_dir()?;
+    let top = std::process::Command::new("git")
+        .args(["rev-parse", "--show-toplevel"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    Ok(top.unwrap_or(cwd))
 }

@@ -202,10 +202,15 @@ pub fn classify_pod(pod: &Pod) -> Option<PodProblem> {
     if let Some(problem) = containers.filter_map(container_problem).next() {
         return Some(problem);
     }
+    // Volumes still being provisioned are not a failure yet: the deadline covers them.
     let unschedulable = status.conditions.iter().flatten().find(|c| {
         c.type_ == "PodScheduled"
             && c.status == "False"
             && c.reason.as_deref() == Some("Unschedulable")
+            && !c
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("PersistentVolumeClaim"))
     });
     unschedulable.map(|c| PodProblem {
         reason: FailureReason::Unschedulable,

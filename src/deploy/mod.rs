@@ -32,10 +32,10 @@ pub enum DeployError {
     InvalidImage { message: String },
     #[error("deploy of {environment} cancelled: not confirmed")]
     Declined { environment: String },
-    #[error(
-        "building the image is not wired into deploy yet; rerun with --skip-build --image REF (or --skip-build to deploy the definition's tag)"
-    )]
+    #[error("no build settings were given: pass build options, or skip the build with an image")]
     BuildUnavailable,
+    #[error(transparent)]
+    Build(Box<crate::build::BuildError>),
     #[error("{environment}: rollback impossible: {message}")]
     NothingToRollBack {
         environment: String,
@@ -63,6 +63,7 @@ impl DeployError {
             | Self::BuildUnavailable
             | Self::InvalidImage { .. } => 2,
             Self::Cluster(e) => e.exit_code(),
+            Self::Build(e) if e.is_invalid_input() => 2,
             Self::RollbackFailed { .. } => 3,
             Self::Render(e) if !matches!(e, RenderError::Write { .. }) => 2,
             _ => 1,
@@ -83,6 +84,8 @@ pub struct DeployOptions {
     /// Image reference to deploy instead of building one.
     pub image: Option<String>,
     pub skip_build: bool,
+    /// How to build and push when not skipping the build.
+    pub build: Option<crate::build::BuildOptions>,
     /// Template overrides (`--templates DIR`).
     pub templates: Option<PathBuf>,
     pub apply: ApplyOptions,
@@ -99,6 +102,7 @@ impl Default for DeployOptions {
         Self {
             image: None,
             skip_build: false,
+            build: None,
             templates: None,
             apply: ApplyOptions::default(),
             rollback: true,
@@ -373,15 +377,50 @@ pub async fn deploy(
         ui,
     };
 
-    // Build and push.
-    // INTEGRATION POINT (src/build, `wactl::build`): build the image, push it and deploy
-    // its digest. Until that lands, deploy needs --skip-build and uses --image or the
-    // definition's tag.
-    if !options.skip_build {
-        return Err(DeployError::BuildUnavailable);
-    }
-    let image = options.image.clone().unwrap_or_else(|| env.image.tagged());
-    stages.skipped("build", &format!("--skip-build: deploying {image}"));
+    // Build and push, then deploy the pushed digest.
+    let image = if options.skip_build {
+        let image = options.image.clone().unwrap_or_else(|| env.image.tagged());
+        stages.skipped("build", &format!("--skip-build: deploying {image}"));
+        image
+    } else {
+        let Some(build_options) = &options.build else {
+            return Err(DeployError::BuildUnavailable);
+        };
+        let started = Instant::now();
+        let dockerfile = render::render(
+            env,
+            &RenderOptions {
+                image: None,
+                templates: options.templates.clone(),
+            },
+        )?
+        .files
+        .get("Dockerfile")
+        .cloned()
+        .unwrap_or_default();
+        let progress = crate::build::NoProgress;
+        let built = async {
+            let docker = crate::build::connect().await?;
+            let image =
+                crate::build::build(&docker, env, &dockerfile, build_options, &progress).await?;
+            crate::build::push(&docker, env, &image, build_options, &progress).await
+        }
+        .await
+        .map_err(|e| DeployError::Build(Box::new(e)))?;
+        let reference = built.pinned().unwrap_or_else(|| built.reference.clone());
+        let reused = if built.skipped {
+            " (same inputs: reused)"
+        } else {
+            ""
+        };
+        stages.done(
+            "build",
+            started,
+            true,
+            format!("pushed {reference}{reused}"),
+        );
+        reference
+    };
     stages.report.image = image.clone();
 
     let started = Instant::now();

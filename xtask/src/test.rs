@@ -43,8 +43,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         cmd!(sh, "cargo test --workspace --locked").run()?;
         return Ok(());
     }
-    infra::up(&infra::UpOptions::default())?;
-    infra::images(false)?;
+    infra::up(&infra::UpOptions { images: true })?;
     let actionlint = actionlint::ensure()?;
     let mut test = cmd!(sh, "cargo test --workspace --locked -- --include-ignored")
         .env("WACTL_ACTIONLINT", &actionlint);

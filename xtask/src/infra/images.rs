@@ -164,8 +164,11 @@ pub fn status() -> Vec<String> {
     all()
         .into_iter()
         .map(|tag| {
-            let present = docker_up && exists(tag);
-            let word = if present { "present" } else { "missing" };
+            let word = match (docker_up, docker_up && exists(tag)) {
+                (false, _) => "unknown (docker down)",
+                (true, true) => "present",
+                (true, false) => "missing: run `cargo xtask infra images`",
+            };
             format!("{:<24} {word:<5}\n", format!("image {tag}"))
         })
         .collect()
@@ -382,7 +385,30 @@ fn rust_builder(
         bail!("docker tag {hashed_tag} {RUST_BUILDER} failed");
     }
     std::fs::remove_dir_all(&context)?;
+    remove_stale_builder_tags(&hashed_tag);
     Ok(())
+}
+
+/// Untags builder images made for earlier Cargo.locks; best effort (a running container
+/// keeps its image).
+fn remove_stale_builder_tags(keep: &str) {
+    let Ok(out) = Command::new("docker")
+        .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+        .arg("wactl.local/rust-builder")
+        .output()
+    else {
+        return;
+    };
+    let prefix = format!("{RUST_BUILDER}-");
+    for tag in String::from_utf8_lossy(&out.stdout).lines() {
+        if tag.starts_with(&prefix) && tag != keep {
+            let _ = Command::new("docker")
+                .args(["rmi", tag])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 fn rust_sysroot() -> anyhow::Result<PathBuf> {

@@ -31,7 +31,11 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Command {
     /// Start (or repair) every component; a warm machine takes well under a minute.
-    Up,
+    Up {
+        /// Also make the wactl.local/* base images (as `infra images`).
+        #[arg(long)]
+        images: bool,
+    },
     /// Stop what `up` started; safe to run twice.
     Down,
     /// Show each component as up/down with its address.
@@ -48,13 +52,16 @@ enum Command {
     },
 }
 
-/// What `up` starts.
+/// What `up` starts besides the services, which it always starts.
 #[derive(Debug, Clone, Default)]
-pub struct UpOptions {}
+pub struct UpOptions {
+    /// Also make the wactl.local/* base images that are missing (several minutes when cold).
+    pub images: bool,
+}
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     match &args.command {
-        Command::Up => up(&UpOptions::default()),
+        Command::Up { images } => up(&UpOptions { images: *images }),
         Command::Down => down(),
         Command::Status => {
             print!("{}", status()?);
@@ -126,7 +133,7 @@ const INFRA_TOOLS: &[crate::tools::Tool] = &[
 
 /// Starts every component that is not running, repairs half-started ones, and leaves
 /// healthy ones alone.
-pub fn up(_opts: &UpOptions) -> anyhow::Result<()> {
+pub fn up(opts: &UpOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     crate::tools::ensure(INFRA_TOOLS)?;
     let state = StateDir::from_env()?;
@@ -145,6 +152,9 @@ pub fn up(_opts: &UpOptions) -> anyhow::Result<()> {
         state.kubeconfig().display(),
         pki::CONTEXT
     );
+    if opts.images {
+        images::build(&images::ImageOptions::default())?;
+    }
     eprintln!(
         "infra: up in {:.1}s; state in {}",
         started.elapsed().as_secs_f64(),
@@ -154,11 +164,6 @@ pub fn up(_opts: &UpOptions) -> anyhow::Result<()> {
 }
 
 /// Stops, in reverse order, what `up` started.
-/// The base and local-stack images (`cargo xtask infra images`).
-pub fn images(rebuild: bool) -> anyhow::Result<()> {
-    images::build(&images::ImageOptions { rebuild })
-}
-
 pub fn down() -> anyhow::Result<()> {
     let state = StateDir::from_env()?;
     kwok::down(&state)?;

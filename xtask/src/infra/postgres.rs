@@ -55,6 +55,11 @@ fn as_postgres(command: &mut Command) -> Command {
 }
 
 pub fn up(state: &StateDir) -> anyhow::Result<()> {
+    if !Path::new(BIN).join("postgres").is_file() {
+        bail!(
+            "PostgreSQL 15 server programs are missing from {BIN}: apt-get install postgresql-15"
+        );
+    }
     let data = data_dir(state);
     let socket_dir = data.with_file_name("run");
     init_cluster(state, &data, &socket_dir)?;
@@ -71,10 +76,7 @@ pub fn up(state: &StateDir) -> anyhow::Result<()> {
         Liveness::Stale | Liveness::Absent => {}
     }
     if process::port_open(ADDR) {
-        bail!(
-            "{ADDR} is taken by a process infra did not start (another postgres?); find it with \
-             `ss -ltnp 'sport = :{PORT}'`, stop it, then run `cargo xtask infra up` again"
-        );
+        return Err(process::busy_port(ADDR, COMPONENT));
     }
     let mut server = Command::new(format!("{BIN}/postgres"));
     server

@@ -224,12 +224,7 @@ impl Service<'_> {
             Liveness::Absent => {}
         }
         if port_open(self.addr) {
-            let port = self.addr.rsplit(':').next().unwrap_or_default();
-            bail!(
-                "{} (for {component}) is taken by a process infra did not start; find it with \
-                 `ss -ltnp 'sport = :{port}'`, stop it, then run `cargo xtask infra up` again",
-                self.addr
-            );
+            return Err(busy_port(self.addr, component));
         }
         let started = Instant::now();
         let pid = spawn(state, component, self.command)?;
@@ -242,6 +237,50 @@ impl Service<'_> {
         );
         Ok(())
     }
+}
+
+/// The error for a port someone else listens on, naming the listener when `ss` can tell.
+pub fn busy_port(addr: &str, component: &str) -> anyhow::Error {
+    let port = addr.rsplit(':').next().unwrap_or_default();
+    let holder = Command::new("ss")
+        .args(["-ltnpH", &format!("sport = :{port}")])
+        .output()
+        .ok()
+        .and_then(|out| listener_pid(&String::from_utf8_lossy(&out.stdout)));
+    let Some(pid) = holder else {
+        return anyhow::anyhow!(
+            "{addr} (for {component}) is taken by a process infra did not start; find it with \
+             `ss -ltnp 'sport = :{port}'`, stop it, then run `cargo xtask infra up` again"
+        );
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            String::from_utf8_lossy(&raw)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default();
+    let earlier_infra = cmdline.contains("/wactl/") || cmdline.contains("wactl-infra");
+    let hint = if earlier_infra {
+        "it looks like an earlier `infra up` whose state dir was removed or moved, so `down` \
+         cannot find it"
+    } else {
+        "infra did not start it"
+    };
+    anyhow::anyhow!(
+        "{addr} (for {component}) is taken by pid {pid} (`{cmdline}`); {hint}. Stop it \
+         (`kill {pid}`), then run `cargo xtask infra up` again"
+    )
+}
+
+/// The pid in `ss -ltnpH` output (`users:(("etcd",pid=123,fd=7))`).
+fn listener_pid(ss: &str) -> Option<u32> {
+    let rest = ss.split("pid=").nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// True when something accepts TCP connections on `addr` (a loopback address).
@@ -330,6 +369,14 @@ mod tests {
         assert_eq!(PidRecord::parse("abc etcd"), None);
         assert_eq!(PidRecord::parse("1 init"), None, "never signal init");
         assert_eq!(PidRecord::parse("12 etcd extra"), None);
+    }
+
+    #[test]
+    fn listener_pid_is_read_from_ss_output() {
+        let line =
+            "LISTEN 0 4096 127.0.0.1:5000 0.0.0.0:* users:((\"docker-registry\",pid=7063,fd=3))\n";
+        assert_eq!(listener_pid(line), Some(7063));
+        assert_eq!(listener_pid(""), None);
     }
 
     #[test]

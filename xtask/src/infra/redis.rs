@@ -2,7 +2,7 @@
 
 use super::process::{self, Liveness};
 use super::state::{StateDir, write_if_changed};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
@@ -34,10 +34,7 @@ pub fn up(state: &StateDir) -> anyhow::Result<()> {
         Liveness::Stale | Liveness::Absent => {}
     }
     if process::port_open(ADDR) {
-        bail!(
-            "{ADDR} is taken by a process infra did not start; find it with \
-             `ss -ltnp 'sport = :{port}'`, stop it, then run `cargo xtask infra up` again"
-        );
+        return Err(process::busy_port(ADDR, COMPONENT));
     }
     let program = crate::tools::which("redis-server").context("redis-server not found")?;
     let mut server = Command::new(program);

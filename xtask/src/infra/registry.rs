@@ -114,12 +114,7 @@ impl Registry {
             Liveness::Stale | Liveness::Absent => {}
         }
         if process::port_open(self.addr) {
-            bail!(
-                "{} is taken by a process infra did not start; find it with `ss -ltnp 'sport = :{}'`, \
-                 stop it, then run `cargo xtask infra up` again",
-                self.addr,
-                self.addr.rsplit(':').next().unwrap_or_default()
-            );
+            return Err(process::busy_port(self.addr, self.component));
         }
         let program =
             crate::tools::which("docker-registry").context("docker-registry not found")?;

@@ -1,0 +1,446 @@
+//! Optional PostgreSQL (`DATABASE_URL`): schema migrations, API keys and the audit log.
+//!
+//! The service owns its schema: [`Db::connect`] applies the embedded migrations under an
+//! advisory lock, so replicas starting together migrate once. API keys are stored as the
+//! SHA-256 of a 192-bit random secret; the plain key is shown once, at creation.
+
+use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::RwLock;
+use tokio_postgres::{Client, NoTls};
+
+/// Schema migrations, applied in order; never edit one that has shipped, add a new one.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE api_keys (
+        id          BIGSERIAL PRIMARY KEY,
+        prefix      TEXT NOT NULL UNIQUE,
+        hash        BYTEA NOT NULL,
+        name        TEXT NOT NULL,
+        scopes      TEXT[] NOT NULL,
+        created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+        revoked_at  TIMESTAMPTZ
+    );
+    CREATE TABLE audit_log (
+        id          BIGSERIAL PRIMARY KEY,
+        at          TIMESTAMPTZ NOT NULL,
+        key_prefix  TEXT,
+        client      TEXT NOT NULL,
+        method      TEXT NOT NULL,
+        route       TEXT NOT NULL,
+        status      INTEGER NOT NULL,
+        duration_ms DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX audit_log_at ON audit_log (at);",
+)];
+
+/// Arbitrary, fixed: serialises migrations across replicas.
+const MIGRATION_LOCK: i64 = 0x5741_4444_5231;
+
+/// What a key may do.
+pub const SCOPES: &[&str] = &["countries", "addresses"];
+
+/// How long a verified key is trusted before it is looked up again (so revocation takes
+/// effect within this time on every replica).
+const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// Verified (or refused) keys by the SHA-256 of the presented key, with when they were checked.
+type KeyCache = HashMap<[u8; 32], (Option<ApiKey>, Instant)>;
+
+/// A PostgreSQL connection that reconnects when it breaks.
+pub struct Db {
+    url: String,
+    client: RwLock<Arc<Client>>,
+    keys: Mutex<KeyCache>,
+}
+
+/// A stored API key (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApiKey {
+    pub prefix: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub revoked: bool,
+}
+
+impl ApiKey {
+    pub fn allows(&self, scope: &str) -> bool {
+        !self.revoked && self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// One audited request.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub at: std::time::SystemTime,
+    pub key_prefix: Option<String>,
+    pub client: String,
+    pub method: String,
+    pub route: String,
+    pub status: i32,
+    pub duration_ms: f64,
+}
+
+async fn open(url: &str) -> anyhow::Result<Client> {
+    let (client, connection) =
+        tokio::time::timeout(Duration::from_secs(5), tokio_postgres::connect(url, NoTls))
+            .await
+            .context("connecting to PostgreSQL timed out")?
+            .context("connecting to PostgreSQL")?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+impl Db {
+    /// Connects and applies pending migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let mut client = open(url).await?;
+        migrate(&mut client).await?;
+        Ok(Db {
+            url: url.to_owned(),
+            client: RwLock::new(Arc::new(client)),
+            keys: Mutex::default(),
+        })
+    }
+
+    /// The current client, reconnecting first if the last one broke.
+    async fn client(&self) -> anyhow::Result<Arc<Client>> {
+        {
+            let c = self.client.read().await;
+            if !c.is_closed() {
+                return Ok(c.clone());
+            }
+        }
+        let mut c = self.client.write().await;
+        if c.is_closed() {
+            *c = Arc::new(open(&self.url).await?);
+        }
+        Ok(c.clone())
+    }
+
+    /// True when the database answers `SELECT 1` within a second.
+    pub async fn ping(&self) -> bool {
+        let check = async {
+            self.client()
+                .await?
+                .simple_query("SELECT 1")
+                .await
+                .map_err(anyhow::Error::from)
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), check).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Creates a key; returns the plain key (shown once) and its record.
+    pub async fn create_key(
+        &self,
+        name: &str,
+        scopes: &[String],
+    ) -> anyhow::Result<(String, ApiKey)> {
+        for s in scopes {
+            if !SCOPES.contains(&s.as_str()) {
+                bail!("unknown scope {s:?}; scopes are {}", SCOPES.join(", "));
+            }
+        }
+        let random = random_bytes::<28>()?;
+        let prefix = hex::encode(&random[..4]);
+        let key = format!("wa_{prefix}_{}", hex::encode(&random[4..]));
+        let hash = Sha256::digest(key.as_bytes()).to_vec();
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO api_keys (prefix, hash, name, scopes) VALUES ($1, $2, $3, $4)",
+                &[&prefix, &hash, &name, &scopes],
+            )
+            .await
+            .context("storing the key")?;
+        Ok((
+            key,
+            ApiKey {
+                prefix,
+                name: name.to_owned(),
+                scopes: scopes.to_vec(),
+                revoked: false,
+            },
+        ))
+    }
+
+    /// Revokes the key with this prefix (the part after `wa_`); false when there is none.
+    pub async fn revoke_key(&self, prefix: &str) -> anyhow::Result<bool> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE prefix = $1 AND revoked_at IS NULL",
+                &[&prefix],
+            )
+            .await
+            .context("revoking the key")?;
+        lock(&self.keys).clear();
+        Ok(n > 0)
+    }
+
+    pub async fn list_keys(&self) -> anyhow::Result<Vec<ApiKey>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT prefix, name, scopes, revoked_at IS NOT NULL FROM api_keys ORDER BY id",
+                &[],
+            )
+            .await
+            .context("listing keys")?;
+        Ok(rows
+            .iter()
+            .map(|r| ApiKey {
+                prefix: r.get(0),
+                name: r.get(1),
+                scopes: r.get(2),
+                revoked: r.get(3),
+            })
+            .collect())
+    }
+
+    /// The key a client presented, if it exists and is not revoked.
+    pub async fn verify_key(&self, presented: &str) -> anyhow::Result<Option<ApiKey>> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        if let Some((key, at)) = lock(&self.keys).get(&digest)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok(key.clone());
+        }
+        let Some(prefix) = presented
+            .strip_prefix("wa_")
+            .and_then(|r| r.split('_').next())
+        else {
+            return Ok(None);
+        };
+        let row = self
+            .client()
+            .await?
+            .query_opt("SELECT prefix, name, scopes, revoked_at IS NOT NULL, hash FROM api_keys WHERE prefix = $1", &[&prefix])
+            .await
+            .context("looking up the key")?;
+        let key = row.and_then(|r| {
+            let stored: Vec<u8> = r.get(4);
+            let key = ApiKey {
+                prefix: r.get(0),
+                name: r.get(1),
+                scopes: r.get(2),
+                revoked: r.get(3),
+            };
+            (constant_time_eq(&stored, &digest) && !key.revoked).then_some(key)
+        });
+        let mut cache = lock(&self.keys);
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(digest, (key.clone(), Instant::now()));
+        Ok(key)
+    }
+
+    /// Writes a batch of audit records in one statement.
+    pub async fn write_audit(&self, batch: &[AuditRecord]) -> anyhow::Result<()> {
+        let at: Vec<std::time::SystemTime> = batch.iter().map(|r| r.at).collect();
+        let key: Vec<Option<&str>> = batch.iter().map(|r| r.key_prefix.as_deref()).collect();
+        let client: Vec<&str> = batch.iter().map(|r| r.client.as_str()).collect();
+        let method: Vec<&str> = batch.iter().map(|r| r.method.as_str()).collect();
+        let route: Vec<&str> = batch.iter().map(|r| r.route.as_str()).collect();
+        let status: Vec<i32> = batch.iter().map(|r| r.status).collect();
+        let duration: Vec<f64> = batch.iter().map(|r| r.duration_ms).collect();
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO audit_log (at, key_prefix, client, method, route, status, duration_ms)
+                 SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::float8[])",
+                &[&at, &key, &client, &method, &route, &status, &duration],
+            )
+            .await
+            .context("writing audit records")?;
+        Ok(())
+    }
+}
+
+async fn migrate(client: &mut Client) -> anyhow::Result<()> {
+    let tx = client
+        .transaction()
+        .await
+        .context("starting the migration transaction")?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .context("taking the migration lock")?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .context("creating schema_migrations")?;
+    let applied: Vec<i32> = tx
+        .query("SELECT version FROM schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (version, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        tx.batch_execute(sql)
+            .await
+            .with_context(|| format!("applying migration {version}"))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[version],
+        )
+        .await?;
+        tracing::info!(version, "applied database migration");
+    }
+    tx.commit().await.context("committing migrations")?;
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a hash matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
+    use std::io::Read;
+    let mut buf = [0u8; N];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .context("reading /dev/urandom")?;
+    Ok(buf)
+}
+
+/// Sends audit records to PostgreSQL in batches, off the request path.
+///
+/// Requests `try_send` into a bounded channel and never wait: when the channel is full the
+/// record is dropped and counted. The writer flushes every second or at 500 records,
+/// retrying a failed batch a few times before giving it up.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: tokio::sync::mpsc::Sender<AuditRecord>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+const AUDIT_BATCH: usize = 500;
+
+impl AuditLog {
+    /// Starts the writer; the returned handle finishes once every sender is dropped and the
+    /// last batch is written.
+    pub fn start(db: Arc<Db>, capacity: usize) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<AuditRecord>(capacity);
+        let writer = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(AUDIT_BATCH);
+            loop {
+                let deadline = tokio::time::sleep(Duration::from_secs(1));
+                tokio::pin!(deadline);
+                let closed = loop {
+                    tokio::select! {
+                        r = rx.recv() => match r {
+                            Some(record) => {
+                                batch.push(record);
+                                if batch.len() >= AUDIT_BATCH { break false; }
+                            }
+                            None => break true,
+                        },
+                        () = &mut deadline => break false,
+                    }
+                };
+                if !batch.is_empty() {
+                    write_with_retries(&db, &batch).await;
+                    batch.clear();
+                }
+                if closed {
+                    return;
+                }
+            }
+        });
+        (
+            AuditLog {
+                tx,
+                dropped: Arc::default(),
+            },
+            writer,
+        )
+    }
+
+    /// Queues a record without waiting.
+    pub fn record(&self, record: AuditRecord) {
+        if self.tx.try_send(record).is_err() {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+async fn write_with_retries(db: &Db, batch: &[AuditRecord]) {
+    let mut delay = Duration::from_millis(200);
+    for attempt in 1..=4 {
+        match db.write_audit(batch).await {
+            Ok(()) => return,
+            Err(e) if attempt < 4 => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    attempt,
+                    records = batch.len(),
+                    "audit write failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                records = batch.len(),
+                "audit batch dropped"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn keys_scopes() {
+        let key = ApiKey {
+            prefix: "p".into(),
+            name: "n".into(),
+            scopes: vec!["addresses".into()],
+            revoked: false,
+        };
+        assert!(key.allows("addresses") && !key.allows("countries"));
+        assert!(
+            !ApiKey {
+                revoked: true,
+                ..key
+            }
+            .allows("addresses")
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! Optional Redis (`REDIS_URL`): a fixed-window rate limit per API key (or client IP),
+//! shared by every replica.
+//!
+//! Each client gets `limit` requests per wall-clock minute, counted with `INCR` on
+//! `wactl:ratelimit:{who}:{minute}`. When Redis does not answer within a few milliseconds the
+//! request goes through (fail open) and a warning is logged at most every 30 s.
+
+use redis::aio::ConnectionManager;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const WINDOW_SECS: u64 = 60;
+const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+
+pub struct RateLimiter {
+    redis: ConnectionManager,
+    limit: u64,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+/// The verdict for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Over the limit; retry after this many seconds (the end of the window).
+    Deny {
+        retry_after: u64,
+    },
+}
+
+impl RateLimiter {
+    /// Connects to Redis; fails when it cannot be reached at start-up.
+    pub async fn connect(url: &str, limit_per_minute: u64) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let client = redis::Client::open(url).context("parsing REDIS_URL")?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(1);
+        let redis = tokio::time::timeout(
+            Duration::from_secs(5),
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .context("connecting to Redis timed out")?
+        .context("connecting to Redis")?;
+        Ok(RateLimiter {
+            redis,
+            limit: limit_per_minute,
+            last_warning: Mutex::new(None),
+        })
+    }
+
+    /// Counts one request by `who` (a key prefix or an IP address).
+    pub async fn check(&self, who: &str) -> Decision {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let window = now / WINDOW_SECS;
+        let key = format!("wactl:ratelimit:{who}:{window}");
+        let mut conn = self.redis.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .incr(&key, 1u64)
+            .expire(&key, (WINDOW_SECS * 2) as i64)
+            .ignore();
+        let count: Result<Result<(u64,), redis::RedisError>, _> =
+            tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async(&mut conn)).await;
+        match count {
+            Ok(Ok((n,))) if n > self.limit => Decision::Deny {
+                retry_after: WINDOW_SECS - now % WINDOW_SECS,
+            },
+            Ok(Ok(_)) => Decision::Allow,
+            Ok(Err(e)) => self.fail_open(&e.to_string()),
+            Err(_) => self.fail_open("timed out"),
+        }
+    }
+
+    fn fail_open(&self, why: &str) -> Decision {
+        let mut last = self
+            .last_warning
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
+            tracing::warn!(
+                error = why,
+                "Redis unavailable; rate limiting is off until it answers"
+            );
+            *last = Some(Instant::now());
+        }
+        Decision::Allow
+    }
+}
