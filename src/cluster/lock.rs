@@ -242,4 +242,53 @@ mod tests {
         assert!(held_by_other(&lease_held("bo", "2026-11-26T20:00:50Z", 30), "bo", now).is_none());
         assert!(held_by_other(&lease_held("", "2026-11-26T20:00:50Z", 30), "bo", now).is_none());
     }
+
+    /// Asserts each request the lock makes, without a cluster.
+    #[tokio::test]
+    async fn a_held_lease_is_reported_and_left_alone() {
+        type Request = http::Request<kube::client::Body>;
+        type Response = http::Response<kube::client::Body>;
+        let (service, mut handle) = tower_test::mock::pair::<Request, Response>();
+        let client = Client::new(service, "default");
+        let now = Timestamp::now();
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("a request");
+            assert_eq!(request.method(), http::Method::GET);
+            assert_eq!(
+                request.uri().path(),
+                "/apis/coordination.k8s.io/v1/namespaces/ns/leases/wactl-t-deploy"
+            );
+            let lease = serde_json::json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": { "name": "wactl-t-deploy", "namespace": "ns", "resourceVersion": "1" },
+                "spec": { "holderIdentity": "ana@ci (pid 1)", "leaseDurationSeconds": 30,
+                    "acquireTime": MicroTime(now), "renewTime": MicroTime(now) }
+            });
+            let body = serde_json::to_vec(&lease).expect("json");
+            send.send_response(
+                http::Response::builder()
+                    .status(200)
+                    .body(kube::client::Body::from(body))
+                    .expect("response"),
+            );
+            // No second request: a held lease is never written.
+            assert!(handle.next_request().await.is_none());
+        });
+        let options = LockOptions {
+            holder: "bo@laptop (pid 2)".into(),
+            duration: Duration::from_secs(30),
+            force_unlock: false,
+        };
+        let error = acquire_lock(&client, "ns", "t", &options)
+            .await
+            .expect_err("held by someone else");
+        drop(client);
+        assert!(
+            error
+                .to_string()
+                .starts_with("environment t is being deployed by ana@ci (pid 1) since "),
+            "{error}"
+        );
+        server.await.expect("verifier");
+    }
 }

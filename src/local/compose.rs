@@ -106,6 +106,29 @@ impl ComposeFile {
         Ok(file)
     }
 
+    /// Groups of services that can start together: each group's dependencies are all in
+    /// earlier groups.
+    pub fn start_waves(&self) -> Result<Vec<Vec<&str>>, ComposeError> {
+        let order = self.start_order()?;
+        let mut waves: Vec<Vec<&str>> = Vec::new();
+        let mut level: BTreeMap<&str, usize> = BTreeMap::new();
+        for name in order {
+            let l = self.services[name]
+                .depends_on
+                .keys()
+                .filter_map(|d| level.get(d.as_str()))
+                .map(|l| l + 1)
+                .max()
+                .unwrap_or(0);
+            level.insert(name, l);
+            if waves.len() <= l {
+                waves.resize_with(l + 1, Vec::new);
+            }
+            waves[l].push(name);
+        }
+        Ok(waves)
+    }
+
     /// Services so that each comes after everything it depends on (ties by name).
     pub fn start_order(&self) -> Result<Vec<&str>, ComposeError> {
         let mut order: Vec<&str> = Vec::new();
@@ -271,6 +294,14 @@ mod tests {
         assert!(pos("redis") < pos("address-service"));
         assert!(pos("address-service") < pos("nginx"));
         assert!(pos("address-service") < pos("prometheus"));
+        assert_eq!(
+            file.start_waves().expect("waves"),
+            [
+                vec!["postgres", "redis"],
+                vec!["address-service"],
+                vec!["nginx", "prometheus"]
+            ]
+        );
         let nginx = &file.services["nginx"];
         assert_eq!(
             nginx.mounts("nginx", &file).expect("mounts"),

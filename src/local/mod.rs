@@ -488,105 +488,16 @@ pub async fn up(
         ensure_volume(docker, project, volume).await?;
     }
 
+    // Services whose dependencies are all healthy start together, as compose does.
     let mut outcomes = Vec::new();
-    for name in file.start_order()? {
-        let service = &file.services[name];
-        let image = docker.inspect_image(&service.image).await.map_err(|e| {
-            LocalError::ImageMissing {
-                service: name.to_owned(),
-                image: service.image.clone(),
-                hint: match e {
-                    bollard::errors::Error::DockerResponseServerError {
-                        status_code: 404, ..
-                    } => "build it first: `cargo xtask infra images` makes the wactl.local/* images; `wactl up` builds address-service".to_owned(),
-                    other => other.to_string(),
-                },
-            }
-        })?;
-        let image_id = image.id.unwrap_or_default();
-        let want = desired(project, name, service, file, &state_dir, &image_id)?;
-        let current = existing.iter().find(|c| c.service == name);
-        let action = match current {
-            Some(c) if c.config_hash.as_deref() == Some(want.hash.as_str()) => {
-                if c.state == "running" {
-                    progress.service(name, &Phase::Unchanged);
-                    Action::Unchanged
-                } else {
-                    progress.service(name, &Phase::Starting);
-                    Action::Started
-                }
-            }
-            Some(c) => {
-                progress.service(name, &Phase::Recreating);
-                let grace = service.stop_grace(name)?.as_secs();
-                remove_container(docker, &c.id, grace).await?;
-                Action::Recreated
-            }
-            None => {
-                progress.service(name, &Phase::Creating);
-                Action::Created
-            }
-        };
-        let container = match (action, current) {
-            (Action::Unchanged | Action::Started, Some(c)) => c.id.clone(),
-            _ => {
-                docker
-                    .create_container(
-                        Some(
-                            CreateContainerOptionsBuilder::new()
-                                .name(&container_name(project, name))
-                                .build(),
-                        ),
-                        want.body,
-                    )
-                    .await
-                    .map_err(engine(format!("creating the {name} container")))?
-                    .id
-            }
-        };
-        // Subscribe before starting, so no health event is missed.
-        let events = docker.events(Some(
-            EventsOptionsBuilder::new()
-                .filters(&filters(&[
-                    ("type", "container".to_owned()),
-                    ("container", container.clone()),
-                ]))
-                .build(),
-        ));
-        if action != Action::Unchanged {
-            progress.service(name, &Phase::Starting);
-            docker
-                .start_container(
-                    &container,
-                    None::<bollard::query_parameters::StartContainerOptions>,
-                )
-                .await
-                .map_err(engine(format!("starting {name}")))?;
+    for wave in file.start_waves()? {
+        let results = futures_util::future::join_all(wave.iter().map(|name| {
+            converge_service(docker, project, name, file, &state_dir, &existing, progress)
+        }))
+        .await;
+        for result in results {
+            outcomes.push(result?);
         }
-        match service.health(name)? {
-            Some(timings) => {
-                progress.service(name, &Phase::WaitingForHealth);
-                let waited = Instant::now();
-                if let Err(reason) =
-                    wait_healthy(docker, &container, events, timings.give_up_after()).await
-                {
-                    progress.service(name, &Phase::Failed(reason.clone()));
-                    return Err(LocalError::Unhealthy {
-                        service: name.to_owned(),
-                        reason,
-                        logs: last_logs(docker, &container, FAILURE_LOG_LINES).await,
-                    });
-                }
-                progress.service(name, &Phase::Healthy(millis(waited.elapsed())));
-            }
-            None => progress.service(name, &Phase::Running),
-        }
-        outcomes.push(ServiceOutcome {
-            service: name.to_owned(),
-            action,
-            container,
-            config_hash: want.hash,
-        });
     }
 
     let mut urls = BTreeMap::new();
@@ -611,6 +522,115 @@ pub async fn up(
         urls,
         smoke_url,
         elapsed_ms: millis(start.elapsed()),
+    })
+}
+
+/// Brings one service's container to its desired state and waits for its health.
+async fn converge_service(
+    docker: &Docker,
+    project: &str,
+    name: &str,
+    file: &ComposeFile,
+    state_dir: &Path,
+    existing: &[ContainerStatus],
+    progress: &dyn UpProgress,
+) -> Result<ServiceOutcome, LocalError> {
+    let service = &file.services[name];
+    let image = docker.inspect_image(&service.image).await.map_err(|e| {
+        LocalError::ImageMissing {
+            service: name.to_owned(),
+            image: service.image.clone(),
+            hint: match e {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => "build it first: `cargo xtask infra images` makes the wactl.local/* images; `wactl up` builds address-service".to_owned(),
+                other => other.to_string(),
+            },
+        }
+    })?;
+    let image_id = image.id.unwrap_or_default();
+    let want = desired(project, name, service, file, state_dir, &image_id)?;
+    let current = existing.iter().find(|c| c.service == name);
+    let action = match current {
+        Some(c) if c.config_hash.as_deref() == Some(want.hash.as_str()) => {
+            if c.state == "running" {
+                progress.service(name, &Phase::Unchanged);
+                Action::Unchanged
+            } else {
+                progress.service(name, &Phase::Starting);
+                Action::Started
+            }
+        }
+        Some(c) => {
+            progress.service(name, &Phase::Recreating);
+            let grace = service.stop_grace(name)?.as_secs();
+            remove_container(docker, &c.id, grace).await?;
+            Action::Recreated
+        }
+        None => {
+            progress.service(name, &Phase::Creating);
+            Action::Created
+        }
+    };
+    let container = match (action, current) {
+        (Action::Unchanged | Action::Started, Some(c)) => c.id.clone(),
+        _ => {
+            docker
+                .create_container(
+                    Some(
+                        CreateContainerOptionsBuilder::new()
+                            .name(&container_name(project, name))
+                            .build(),
+                    ),
+                    want.body,
+                )
+                .await
+                .map_err(engine(format!("creating the {name} container")))?
+                .id
+        }
+    };
+    // Subscribe before starting, so no health event is missed.
+    let events = docker.events(Some(
+        EventsOptionsBuilder::new()
+            .filters(&filters(&[
+                ("type", "container".to_owned()),
+                ("container", container.clone()),
+            ]))
+            .build(),
+    ));
+    if action != Action::Unchanged {
+        progress.service(name, &Phase::Starting);
+        docker
+            .start_container(
+                &container,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .map_err(engine(format!("starting {name}")))?;
+    }
+    match service.health(name)? {
+        Some(timings) => {
+            progress.service(name, &Phase::WaitingForHealth);
+            let waited = Instant::now();
+            if let Err(reason) =
+                wait_healthy(docker, &container, events, timings.give_up_after()).await
+            {
+                progress.service(name, &Phase::Failed(reason.clone()));
+                return Err(LocalError::Unhealthy {
+                    service: name.to_owned(),
+                    reason,
+                    logs: last_logs(docker, &container, FAILURE_LOG_LINES).await,
+                });
+            }
+            progress.service(name, &Phase::Healthy(millis(waited.elapsed())));
+        }
+        None => progress.service(name, &Phase::Running),
+    }
+    Ok(ServiceOutcome {
+        service: name.to_owned(),
+        action,
+        container,
+        config_hash: want.hash,
     })
 }
 
