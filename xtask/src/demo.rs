@@ -18,6 +18,9 @@ pub fn run() -> anyhow::Result<()> {
         let out = project::root().join("build").join(env);
         cmd!(sh, "{wactl} render {env} --out {out}").run()?;
     }
+    let kubectl = infra::kubectl()?;
+    let volumes = project::root().join("xtask/assets/demo/volumes.yaml");
+    cmd!(sh, "{kubectl} apply --filename {volumes}").run()?;
     cmd!(sh, "{wactl} deploy dev --yes").run()?;
     cmd!(sh, "{wactl} status dev").run()?;
     Ok(())

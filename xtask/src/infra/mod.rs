@@ -164,6 +164,11 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<()> {
 }
 
 /// Stops, in reverse order, what `up` started.
+/// The pinned kubectl (the one on PATH may be another version).
+pub fn kubectl() -> anyhow::Result<std::path::PathBuf> {
+    Ok(binaries::ensure()?.kubectl)
+}
+
 pub fn down() -> anyhow::Result<()> {
     let state = StateDir::from_env()?;
     kwok::down(&state)?;
