@@ -29,6 +29,9 @@ pub struct Args {
     /// Leave a failed deploy as it is instead of rolling back.
     #[arg(long)]
     pub no_rollback: bool,
+    /// Fail when GitHub cannot be told about the deploy (default: warn and carry on).
+    #[arg(long)]
+    pub require_github: bool,
 }
 
 /// Flags every command that applies objects shares.
@@ -95,24 +98,60 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
     };
     let ui = DeployUi::new(global);
     let access = access(global);
+    let reporter = crate::github::Reporter::from_env(&env, args.require_github)?;
     let result = super::block_on(async {
-        let client = crate::cluster::connect(&env, &access)
-            .await
-            .map_err(DeployError::from)?;
-        deploy::deploy(&client, &env, &options, &ui).await
-    })?;
-    match result {
-        Ok(report) => {
-            ui.report(&report);
-            Ok(())
-        }
-        Err(error) => {
-            if let Some(report) = error.report() {
-                ui.report(report);
+        // The GitHub Deployment is created first so reviewers see "in progress" live.
+        let handle = match reporter.git_ref() {
+            Some(git_ref) => Some(
+                reporter
+                    .start_deployment(git_ref, env.smoke.url.as_deref())
+                    .await?,
+            ),
+            None => None,
+        };
+        let result = match crate::cluster::connect(&env, &access).await {
+            Ok(client) => deploy::deploy(&client, &env, &options, &ui).await,
+            Err(error) => Err(DeployError::from(error)),
+        };
+        if let Some(handle) = &handle {
+            let (state, description) = match &result {
+                Ok(report) => (
+                    crate::github::State::Success,
+                    format!(
+                        "{:?}, revision {}",
+                        report.outcome,
+                        report.revision.unwrap_or_default()
+                    ),
+                ),
+                Err(error) => (crate::github::State::Failure, error.to_string()),
+            };
+            let posted = reporter.status(handle, state, &description).await;
+            // A failed deploy's own error matters more than GitHub's.
+            if result.is_ok() {
+                posted?;
             }
-            Err(error.into())
+        }
+        anyhow::Ok(result)
+    })??;
+    let report = match &result {
+        Ok(report) => Some(report),
+        Err(error) => error.report(),
+    };
+    if let Some(report) = report {
+        ui.report(report);
+        if let Some(actions) = crate::github::Actions::from_env() {
+            let summary = crate::github::from_report(&env, report, None);
+            if let Err(error) = actions
+                .summary(&summary)
+                .and_then(|()| actions.deploy_outputs(&summary))
+            {
+                actions.annotate_warning(&format!(
+                    "could not write the job summary or outputs: {error}"
+                ));
+            }
         }
     }
+    result.map(|_| ()).map_err(anyhow::Error::from)
 }
 
 /// The top of the git checkout holding the current directory, else the directory itself.

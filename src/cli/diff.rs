@@ -21,6 +21,12 @@ pub struct Args {
     /// Dry-run as if taking over fields another field manager owns.
     #[arg(long)]
     pub force_conflicts: bool,
+    /// Post the plan on this pull request (updating wactl's earlier comment).
+    #[arg(long, value_name = "PR")]
+    pub comment_pr: Option<u64>,
+    /// Fail when the pull request comment cannot be posted (default: warn).
+    #[arg(long)]
+    pub require_github: bool,
 }
 
 pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
@@ -37,6 +43,13 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
         force_conflicts: args.force_conflicts,
     };
     let access = super::deploy::access(global);
+    let reporter = match args.comment_pr {
+        Some(_) => Some(crate::github::Reporter::from_env(
+            &env,
+            args.require_github,
+        )?),
+        None => None,
+    };
     let plan = super::block_on(async {
         let client = crate::cluster::connect(&env, &access)
             .await
@@ -44,5 +57,9 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
         deploy::plan(&client, &env, &render, apply).await
     })??;
     DeployUi::new(global).print_diff(&plan);
+    if let (Some(reporter), Some(pr)) = (&reporter, args.comment_pr) {
+        let body = crate::github::plan_markdown(&env.name, &plan);
+        super::block_on(reporter.upsert_pr_comment(pr, &body))??;
+    }
     Ok(())
 }

@@ -79,7 +79,13 @@ impl Ui {
                 eprintln!("{line}");
             }
         }
-        if self.format == OutputFormat::Json {
+        // A failed deploy has already printed its JSON report, error codes included.
+        let reported = error.chain().any(|cause| {
+            cause
+                .downcast_ref::<crate::deploy::DeployError>()
+                .is_some_and(|e| e.report().is_some())
+        });
+        if self.format == OutputFormat::Json && !reported {
             let code = if exit_code == 2 {
                 "invalid_input"
             } else {
