@@ -398,15 +398,16 @@ pub async fn deploy(
         .get("Dockerfile")
         .cloned()
         .unwrap_or_default();
-        let progress = crate::build::NoProgress;
+        let progress = ui.build_progress();
         let built = async {
             let docker = crate::build::connect().await?;
             let image =
                 crate::build::build(&docker, env, &dockerfile, build_options, &progress).await?;
             crate::build::push(&docker, env, &image, build_options, &progress).await
         }
-        .await
-        .map_err(|e| DeployError::Build(Box::new(e)))?;
+        .await;
+        progress.finish();
+        let built = built.map_err(|e| DeployError::Build(Box::new(e)))?;
         let reference = built.pinned().unwrap_or_else(|| built.reference.clone());
         let reused = if built.skipped {
             " (same inputs: reused)"

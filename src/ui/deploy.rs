@@ -43,6 +43,14 @@ impl DeployUi {
         }
     }
 
+    /// Progress of the image build inside a deploy: live steps on stderr, nothing on
+    /// stdout (with `--output json`, stdout holds only the deploy report).
+    pub fn build_progress(&self) -> crate::ui::build::BuildReporter {
+        let quiet = self.quiet || self.format == OutputFormat::Json;
+        let ui = crate::ui::Ui::new(OutputFormat::Text, quiet, self.verbose, !self.color_err);
+        crate::ui::build::BuildReporter::new(&ui)
+    }
+
     /// A UI that prints nothing and never asks (for tests and benchmarks).
     pub fn silent(assume_yes: bool) -> Self {
         Self {
