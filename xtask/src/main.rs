@@ -2,6 +2,7 @@
 
 mod actionlint;
 mod bench_build;
+mod bench_up;
 mod bench_deploy;
 mod demo;
 mod gen_address_data;
@@ -41,6 +42,8 @@ enum Task {
 enum Bench {
     /// `wactl build` against the `docker build` CLI on the same context.
     Build(bench_build::Args),
+    /// `wactl up` against `docker-compose up` on the same compose.yaml and images.
+    Up(bench_up::Args),
     /// `wactl deploy` against `kubectl apply` + `kubectl rollout status` on the test cluster.
     Deploy(bench_deploy::Args),
 }
@@ -54,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         Task::Infra(args) => infra::run(&args),
         Task::GenAddressData(args) => gen_address_data::run(&args),
         Task::Bench(Bench::Build(args)) => bench_build::run(&args),
+        Task::Bench(Bench::Up(args)) => bench_up::run(&args),
         Task::Bench(Bench::Deploy(args)) => bench_deploy::run(&args),
     }
 }
