@@ -194,6 +194,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     )?);
     drop(py);
 
+    let context =
+        format!("{python_version}; 1-minute load average {load_average} when the run started");
     let report = report(
         &results,
         args,
@@ -201,7 +203,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         loaded_rss,
         binary_size,
         startup,
-        &python_version,
+        &context,
     );
     println!("{report}");
     write_section(&root.join("docs/benchmarks.md"), &report)?;
