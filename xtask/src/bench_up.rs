@@ -1,0 +1,265 @@
+//! `cargo xtask bench up`: `wactl up` to all-healthy — cold (no volumes), warm (volumes
+//! kept, containers gone) and no-change — against Debian's `docker-compose` 1.29 on the same
+//! rendered `compose.yaml` and images, in one run.
+//!
+//! `docker-compose up -d` returns once containers are started (1.29 has no `--wait`), so its
+//! time runs until `docker inspect` reports every healthcheck healthy, polled every 100 ms.
+//! The service image is the definition's tag (`--no-build`): `bench build` measures builds.
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Runs of each measurement (the median is reported).
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+}
+
+const SERVICE_IMAGE: &str = "127.0.0.1:5000/world-address/address-service:local";
+
+struct Bench {
+    wactl: PathBuf,
+    env_dir: PathBuf,
+    root: PathBuf,
+}
+
+impl Bench {
+    fn wactl(&self, args: &[&str]) -> anyhow::Result<()> {
+        let out = Command::new(&self.wactl)
+            .arg("--env-dir")
+            .arg(&self.env_dir)
+            .args(args)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "wactl {args:?} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    fn up(&self) -> anyhow::Result<Duration> {
+        let root = self.root.to_string_lossy().into_owned();
+        let start = Instant::now();
+        self.wactl(&["up", "local", "--no-build", "--no-smoke", "--root", &root])?;
+        Ok(start.elapsed())
+    }
+
+    fn down(&self, volumes: bool) -> anyhow::Result<()> {
+        let mut args = vec!["down", "local"];
+        if volumes {
+            args.push("--volumes");
+        }
+        self.wactl(&args)
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.root.join(".wactl/local/local")
+    }
+}
+
+fn compose(dir: &Path, project: &str, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("docker-compose")
+        .args(["-p", project, "-f", "compose.yaml"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .context("running docker-compose")?;
+    if !out.status.success() {
+        bail!(
+            "docker-compose {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Waits until every container of `project` reports healthy (bounded by two minutes).
+fn wait_all_healthy(project: &str, services: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "--filter",
+                &format!("label=com.docker.compose.project={project}"),
+                "--format",
+                "{{.Status}}",
+            ])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let healthy = text.lines().filter(|l| l.contains("(healthy)")).count();
+        if healthy >= services {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{project}: not all healthy after 120s:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn compose_up(dir: &Path, project: &str, services: usize) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    compose(dir, project, &["up", "-d", "--no-build"])?;
+    wait_all_healthy(project, services)?;
+    Ok(start.elapsed())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let root = crate::project::root();
+    let runs = args.runs.max(1);
+    // Debug, as `bench build`: the time is the engine's and the healthchecks', not wactl's.
+    eprintln!("bench up: building wactl (debug)");
+    let status = Command::new("cargo")
+        .args(["build", "--quiet", "-p", "wactl"])
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("cargo build -p wactl failed");
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let image = Command::new("docker")
+        .args(["image", "inspect", SERVICE_IMAGE])
+        .output()?;
+    if !image.status.success() {
+        bail!(
+            "{SERVICE_IMAGE} is not in the engine: run `wactl build local` (or the local-stack \
+             tests, which tag it) first"
+        );
+    }
+
+    // A private copy of the definitions: its own project and free ports.
+    let scratch = tempfile::tempdir()?;
+    let env_dir = scratch.path().join("environments");
+    std::fs::create_dir_all(&env_dir)?;
+    std::fs::copy(
+        root.join("environments/base.yaml"),
+        env_dir.join("base.yaml"),
+    )?;
+    let project = format!("wactl-bench-{}", std::process::id());
+    let ports = format!(
+        "ports: {{ address-service: {}, nginx: {}, prometheus: {}, postgres: {}, redis: {} }}",
+        free_port()?,
+        free_port()?,
+        free_port()?,
+        free_port()?,
+        free_port()?
+    );
+    let local = std::fs::read_to_string(root.join("environments/local.yaml"))?;
+    let Some(ports_line) = local.lines().find(|l| l.trim_start().starts_with("ports:")) else {
+        bail!("environments/local.yaml has no local.ports line");
+    };
+    let local = local
+        .replace("project: world-address", &format!("project: {project}"))
+        .replace(ports_line.trim_start(), &ports);
+    std::fs::write(env_dir.join("local.yaml"), local)?;
+    let bench = Bench {
+        wactl: target.join("debug/wactl"),
+        env_dir,
+        root: scratch.path().to_path_buf(),
+    };
+
+    let (mut cold, mut warm, mut nochange) = (vec![], vec![], vec![]);
+    let (mut c_cold, mut c_warm, mut c_nochange) = (vec![], vec![], vec![]);
+    let compose_project = format!("{project}-compose");
+    let result = (|| -> anyhow::Result<()> {
+        for run in 1..=runs {
+            eprintln!("bench up: run {run}/{runs}: wactl");
+            bench.down(true)?;
+            cold.push(bench.up()?);
+            nochange.push(bench.up()?);
+            bench.down(false)?;
+            warm.push(bench.up()?);
+            bench.down(true)?;
+
+            eprintln!("bench up: run {run}/{runs}: docker-compose");
+            let dir = bench.state_dir();
+            let services = std::fs::read_to_string(dir.join("compose.yaml"))?
+                .lines()
+                .filter(|l| l.trim() == "healthcheck:")
+                .count();
+            compose(&dir, &compose_project, &["down", "--volumes"])?;
+            c_cold.push(compose_up(&dir, &compose_project, services)?);
+            c_nochange.push(compose_up(&dir, &compose_project, services)?);
+            compose(&dir, &compose_project, &["down"])?;
+            c_warm.push(compose_up(&dir, &compose_project, services)?);
+            compose(&dir, &compose_project, &["down", "--volumes"])?;
+        }
+        Ok(())
+    })();
+    let _ = bench.down(true);
+    let _ = compose(&bench.state_dir(), &compose_project, &["down", "--volumes"]);
+    result?;
+
+    let row = |name: &str, ours: Vec<Duration>, theirs: Vec<Duration>| {
+        let (o, t) = (median(ours), median(theirs));
+        format!(
+            "| {name} | {:.2} s | {:.2} s | {:.2} |",
+            o.as_secs_f64(),
+            t.as_secs_f64(),
+            o.as_secs_f64() / t.as_secs_f64().max(f64::EPSILON)
+        )
+    };
+    let report = [
+        format!(
+            "Median of {runs} run(s), local stack of `environments/local.yaml` (postgres, redis, \
+             address-service, nginx, prometheus), images from `cargo xtask infra images`, time to \
+             every healthcheck healthy. docker-compose 1.29.2 runs the same rendered \
+             `compose.yaml`; its `up -d` does not wait, so its time includes polling \
+             `docker ps` every 100 ms until all are healthy.\n"
+        ),
+        "| measurement | wactl up | docker-compose | ratio (wactl / compose) |".to_owned(),
+        "| --- | --- | --- | --- |".to_owned(),
+        row("cold (no containers, no volumes)", cold, c_cold),
+        row("warm (volumes kept, containers removed)", warm, c_warm),
+        row("no change (everything running)", nochange, c_nochange),
+    ]
+    .join("\n");
+    println!("{report}");
+    write_section(&root.join("docs/benchmarks.md"), &report)?;
+    eprintln!("bench up: wrote the `up` section of docs/benchmarks.md");
+    Ok(())
+}
+
+/// Replaces (or appends) the `## up` section of docs/benchmarks.md.
+fn write_section(path: &Path, body: &str) -> anyhow::Result<()> {
+    let heading = "## up";
+    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
+    let section = format!(
+        "{heading}\n\n`cargo xtask bench up` — `wactl up` vs `docker-compose up`.\n\n{body}\n"
+    );
+    let start = if existing.starts_with("## up\n") {
+        Some(0)
+    } else {
+        existing.find("\n## up\n").map(|i| i + 1)
+    };
+    let updated = match start {
+        Some(start) => {
+            let after = start + heading.len();
+            let end = existing[after..]
+                .find("\n## ")
+                .map_or(existing.len(), |i| after + i + 1);
+            format!("{}{section}{}", &existing[..start], &existing[end..])
+        }
+        None => format!("{}\n\n{section}", existing.trim_end()),
+    };
+    std::fs::write(path, updated)?;
+    Ok(())
+}
