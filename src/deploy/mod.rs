@@ -214,6 +214,39 @@ pub async fn plan(
 }
 
 /// Times stages into the report.
+/// The smoke suite after a rollout: a failed check is a failed deploy (and rolls back).
+async fn smoke(env: &Environment, stages: &mut Stages<'_>) -> Result<(), (String, String)> {
+    let Some(url) = env.smoke.url.as_deref() else {
+        // Reaching pods without a URL needs a port-forward through a kubelet.
+        stages.skipped("smoke", "no smoke.url in the definition");
+        return Ok(());
+    };
+    let started = Instant::now();
+    let options = crate::smoke::SmokeOptions::for_environment(env, url);
+    let report = crate::smoke::run(env, url, &options).await;
+    let failed: Vec<String> = report
+        .failed()
+        .map(|c| {
+            let reason = c.failure.as_ref().map_or("failed", |f| f.reason.as_str());
+            format!("{} ({}): {reason}", c.name, c.request)
+        })
+        .collect();
+    let summary = format!(
+        "{}/{} checks passed against {url}",
+        report.checks.len() - failed.len(),
+        report.checks.len()
+    );
+    stages.done("smoke", started, report.passed, summary.clone());
+    if report.passed {
+        Ok(())
+    } else {
+        Err((
+            "smoke_failed".to_owned(),
+            format!("{summary}; failed: {}", failed.join("; ")),
+        ))
+    }
+}
+
 struct Stages<'a> {
     report: DeployReport,
     ui: &'a DeployUi,
@@ -510,11 +543,10 @@ async fn deploy_locked(
         "",
     )
     .await;
-    // INTEGRATION POINT (src/smoke, `wactl::smoke`): run the smoke suite against
-    // `env.smoke.url` here; a failed check is a failed deploy. Not wired yet.
-    if outcome.is_ok() {
-        stages.skipped("smoke", "smoke suite not wired into deploy yet");
-    }
+    let outcome = match outcome {
+        Ok(()) => smoke(env, stages).await,
+        failed => failed,
+    };
     let Err((code, message)) = outcome else {
         current.status = RevisionStatus::Succeeded;
         current.finished_at = Some(now());
