@@ -61,12 +61,29 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut body = state.metrics.render();
+    // The alert rules watch the configured dependencies through this gauge.
+    if state.db.is_some() || state.limiter.is_some() {
+        body.push_str("# HELP address_service_dependency_up Whether a configured dependency answers (1) or not (0).\n# TYPE address_service_dependency_up gauge\n");
+    }
+    if let Some(db) = &state.db {
+        let up = u8::from(db.ping().await);
+        body.push_str(&format!(
+            "address_service_dependency_up{{dependency=\"postgres\"}} {up}\n"
+        ));
+    }
+    if let Some(limiter) = &state.limiter {
+        let up = u8::from(limiter.is_available());
+        body.push_str(&format!(
+            "address_service_dependency_up{{dependency=\"redis\"}} {up}\n"
+        ));
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        body,
     )
         .into_response()
 }

@@ -16,6 +16,8 @@ pub struct RateLimiter {
     redis: ConnectionManager,
     limit: u64,
     last_warning: Mutex<Option<Instant>>,
+    /// Whether the last call reached Redis (`address_service_dependency_up`).
+    available: std::sync::atomic::AtomicBool,
 }
 
 /// The verdict for one request.
@@ -48,6 +50,7 @@ impl RateLimiter {
             redis,
             limit: limit_per_minute,
             last_warning: Mutex::new(None),
+            available: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -66,6 +69,9 @@ impl RateLimiter {
             .ignore();
         let count: Result<Result<(u64,), redis::RedisError>, _> =
             tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async(&mut conn)).await;
+        let reached = matches!(count, Ok(Ok(_)));
+        self.available
+            .store(reached, std::sync::atomic::Ordering::Relaxed);
         match count {
             Ok(Ok((n,))) if n > self.limit => Decision::Deny {
                 retry_after: WINDOW_SECS - now % WINDOW_SECS,
@@ -74,6 +80,11 @@ impl RateLimiter {
             Ok(Err(e)) => self.fail_open(&e.to_string()),
             Err(_) => self.fail_open("timed out"),
         }
+    }
+
+    /// Whether Redis answered the last rate-limit call.
+    pub fn is_available(&self) -> bool {
+        self.available.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn fail_open(&self, why: &str) -> Decision {

@@ -246,9 +246,14 @@ async fn redis_going_away_fails_open() {
     let who = unique("down");
     assert_eq!(limiter.check(&who).await, Decision::Allow);
     assert!(matches!(limiter.check(&who).await, Decision::Deny { .. }));
+    assert!(
+        limiter.is_available(),
+        "address_service_dependency_up reads 1"
+    );
     redis.kill().expect("stop redis");
     let _ = redis.wait();
     let started = std::time::Instant::now();
     assert_eq!(limiter.check(&who).await, Decision::Allow, "fail open");
     assert!(started.elapsed() < Duration::from_secs(2), "and quickly");
+    assert!(!limiter.is_available(), "the alert's gauge turns 0");
 }
