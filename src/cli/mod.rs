@@ -1,20 +1,20 @@
 //! Command-line interface: clap arguments → options → library calls. The library never
 //! sees clap; each verb lives in its own file.
 
+mod build;
 mod deploy;
 mod destroy;
 mod diff;
+mod down;
 mod history;
-mod build;
+mod logs;
+mod ps;
 mod render;
 mod rollback;
 mod schema;
 mod smoke;
-mod up;
-mod down;
-mod ps;
-mod logs;
 mod status;
+mod up;
 mod validate;
 
 use crate::ui::{OutputFormat, Ui};
@@ -130,7 +130,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Runs an async library call on a runtime made for this one command.
 pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     Ok(runtime.block_on(future))
 }
 

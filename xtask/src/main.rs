@@ -3,10 +3,10 @@
 mod actionlint;
 mod bench;
 mod bench_build;
-mod bench_up;
 mod bench_deploy;
 mod bench_render;
 mod bench_service;
+mod bench_up;
 mod demo;
 mod fuzz;
 mod gen_address_data;

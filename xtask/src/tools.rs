@@ -11,9 +11,18 @@ pub struct Tool {
 
 /// Everything `cargo xtask test` needs on the host besides the infrastructure services.
 pub const TEST_TOOLS: &[Tool] = &[
-    Tool { program: "nginx", package: "nginx" },
-    Tool { program: "promtool", package: "prometheus" },
-    Tool { program: "docker-compose", package: "docker-compose" },
+    Tool {
+        program: "nginx",
+        package: "nginx",
+    },
+    Tool {
+        program: "promtool",
+        package: "prometheus",
+    },
+    Tool {
+        program: "docker-compose",
+        package: "docker-compose",
+    },
 ];
 
 pub fn have(program: &str) -> bool {
@@ -30,7 +39,11 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
 
 /// Installs the packages of every missing tool with one `apt-get install`.
 pub fn ensure(tools: &[Tool]) -> anyhow::Result<()> {
-    let missing: Vec<&str> = tools.iter().filter(|t| !have(t.program)).map(|t| t.package).collect();
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|t| !have(t.program))
+        .map(|t| t.package)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -40,9 +53,16 @@ pub fn ensure(tools: &[Tool]) -> anyhow::Result<()> {
 pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     eprintln!("xtask: installing {} (apt-get)", packages.join(" "));
     if !is_root() {
-        bail!("missing packages {}; run as root or install them: apt-get install {}", packages.join(" "), packages.join(" "));
+        bail!(
+            "missing packages {}; run as root or install them: apt-get install {}",
+            packages.join(" "),
+            packages.join(" ")
+        );
     }
-    let update = Command::new("apt-get").args(["update", "-qq"]).status().context("running apt-get update")?;
+    let update = Command::new("apt-get")
+        .args(["update", "-qq"])
+        .status()
+        .context("running apt-get update")?;
     if !update.success() {
         bail!("apt-get update failed ({update})");
     }
@@ -59,5 +79,9 @@ pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.trim_ascii() == b"0")
+        .unwrap_or(false)
 }
