@@ -377,13 +377,14 @@ fn the_service_image_builds_runs_as_non_root_skips_when_unchanged_and_pushes() {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    let top = docker_cli(&["top", &container, "-o", "uid,comm"]);
+    // `docker top` needs a PID column; the second column is the user id.
+    let top = docker_cli(&["top", &container, "-o", "pid,uid"]);
     docker_cli(&["rm", "-f", &container]);
     assert_eq!(status, Some(200), "/healthz never answered 200");
     assert!(
         top.lines()
             .skip(1)
-            .all(|l| l.trim_start().starts_with("10001")),
+            .all(|l| l.split_whitespace().nth(1) == Some("10001")),
         "the service runs as root: {top}"
     );
 
