@@ -362,11 +362,22 @@ fn assess_deployment(workload: &ObjectRef, cache: &Cache) -> Assessment {
         .count() as i32;
     let available = status.available_replicas.unwrap_or(0);
     let total = status.replicas.unwrap_or(0);
-    let mut failure = pod_failure(&pods);
+    // Until the controller has seen the current generation, the revision annotation (and
+    // so `pods`) may still name the previous ReplicaSet: a rollback would otherwise be
+    // judged by the pods of the deploy it is undoing.
+    let mut failure = if observed { pod_failure(&pods) } else { None };
+    // The condition outlives the rollout it was about (a rollback starts under it): count
+    // it only when it names the current ReplicaSet.
+    let current_rs = new_rs.map(|rs| format!("\"{}\"", rs.name_any()));
     let deadline = status.conditions.iter().flatten().find(|c| {
         c.type_ == "Progressing"
             && c.status == "False"
             && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+            && current_rs.as_ref().is_some_and(|rs| {
+                c.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains(rs.as_str()))
+            })
     });
     if failure.is_none()
         && observed
@@ -441,7 +452,7 @@ fn assess_statefulset(workload: &ObjectRef, cache: &Cache) -> Assessment {
     };
     Assessment {
         line: line(workload, desired, updated, ready, done, note),
-        failure: pod_failure(&pods),
+        failure: if observed { pod_failure(&pods) } else { None },
         pods,
     }
 }
