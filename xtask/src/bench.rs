@@ -5,20 +5,27 @@ use crate::project;
 use anyhow::Context;
 use std::path::PathBuf;
 
-/// Replaces (or appends) the section between `<!-- bench:NAME -->` markers.
-pub fn write_section(name: &str, markdown: &str) -> anyhow::Result<()> {
+/// Replaces (or appends) the `## NAME` section of docs/benchmarks.md: the heading, a
+/// line saying what ran against what, then `body`.
+pub fn write_section(name: &str, intro: &str, body: &str) -> anyhow::Result<()> {
     let path = project::root().join("docs/benchmarks.md");
-    let current = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\nEach benchmark runs wactl and its peer side by side in one run on the same machine (2 cores).\nRatios matter; absolute times depend on the machine.\n".to_owned());
-    let (start, end) = (
-        format!("<!-- bench:{name} -->"),
-        format!("<!-- /bench:{name} -->"),
-    );
-    let section = format!("{start}\n{}\n{end}", markdown.trim_end());
-    let updated = match (current.find(&start), current.find(&end)) {
-        (Some(s), Some(e)) if e > s => {
-            format!("{}{section}{}", &current[..s], &current[e + end.len()..])
+    let existing = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
+    let heading = format!("## {name}");
+    let section = format!("{heading}\n\n{intro}\n\n{}\n", body.trim_end());
+    let start = if existing.starts_with(&format!("{heading}\n")) {
+        Some(0)
+    } else {
+        existing.find(&format!("\n{heading}\n")).map(|i| i + 1)
+    };
+    let updated = match start {
+        Some(start) => {
+            let after = start + heading.len();
+            let end = existing[after..]
+                .find("\n## ")
+                .map_or(existing.len(), |i| after + i + 1);
+            format!("{}{section}{}", &existing[..start], &existing[end..])
         }
-        _ => format!("{}\n{section}\n", current.trim_end()),
+        None => format!("{}\n\n{section}", existing.trim_end()),
     };
     std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))
 }

@@ -154,7 +154,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     ));
     println!("{report}");
-    write_section(&root.join("docs/benchmarks.md"), &report)?;
+    crate::bench::write_section(
+        "build",
+        "`cargo xtask bench build` — `wactl build` vs `docker build`.",
+        &report,
+    )?;
     eprintln!("bench build: wrote the `build` section of docs/benchmarks.md");
     Ok(())
 }
@@ -309,32 +313,6 @@ fn ratio(ours: Option<Duration>, theirs: Option<Duration>) -> String {
         (Some(a), Some(b)) if !b.is_zero() => format!("{:.2}", a.as_secs_f64() / b.as_secs_f64()),
         _ => "n/a".to_owned(),
     }
-}
-
-/// Replaces (or appends) the `## build` section of docs/benchmarks.md.
-fn write_section(path: &Path, body: &str) -> anyhow::Result<()> {
-    let heading = "## build";
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-    let section = format!(
-        "{heading}\n\n`cargo xtask bench build` — `wactl build` vs `docker build`.\n\n{body}\n"
-    );
-    let start = if existing.starts_with("## build\n") {
-        Some(0)
-    } else {
-        existing.find("\n## build\n").map(|i| i + 1)
-    };
-    let updated = match start {
-        Some(start) => {
-            let after = start + heading.len();
-            let end = existing[after..]
-                .find("\n## ")
-                .map_or(existing.len(), |i| after + i + 1);
-            format!("{}{section}{}", &existing[..start], &existing[end..])
-        }
-        None => format!("{}\n\n{section}", existing.trim_end()),
-    };
-    std::fs::write(path, updated)?;
-    Ok(())
 }
 
 #[cfg(test)]

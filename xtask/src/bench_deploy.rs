@@ -284,29 +284,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
          Helm was not measured in this run.\n\n{table}"
     );
     println!("{body}");
-    write_section(&root.join("docs/benchmarks.md"), &body)?;
+    crate::bench::write_section(
+        "deploy",
+        "`cargo xtask bench deploy` — `wactl deploy` vs `kubectl apply` + `kubectl rollout status`.",
+        &body,
+    )?;
     eprintln!("bench deploy: wrote the `deploy` section of docs/benchmarks.md");
-    Ok(())
-}
-
-/// Replaces (or appends) the `## deploy` section of docs/benchmarks.md.
-fn write_section(path: &Path, body: &str) -> anyhow::Result<()> {
-    let heading = "## deploy";
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-    let section = format!(
-        "{heading}\n\n`cargo xtask bench deploy` — `wactl deploy` vs `kubectl apply` + `kubectl rollout status`.\n\n{body}\n"
-    );
-    let start = existing.find("\n## deploy\n").map(|i| i + 1);
-    let updated = match start {
-        Some(start) => {
-            let after = start + heading.len();
-            let end = existing[after..]
-                .find("\n## ")
-                .map_or(existing.len(), |i| after + i + 1);
-            format!("{}{section}{}", &existing[..start], &existing[end..])
-        }
-        None => format!("{}\n\n{section}", existing.trim_end()),
-    };
-    std::fs::write(path, updated)?;
     Ok(())
 }

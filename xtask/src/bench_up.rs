@@ -233,33 +233,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     ]
     .join("\n");
     println!("{report}");
-    write_section(&root.join("docs/benchmarks.md"), &report)?;
+    crate::bench::write_section(
+        "up",
+        "`cargo xtask bench up` — `wactl up` vs `docker-compose up`.",
+        &report,
+    )?;
     eprintln!("bench up: wrote the `up` section of docs/benchmarks.md");
-    Ok(())
-}
-
-/// Replaces (or appends) the `## up` section of docs/benchmarks.md.
-fn write_section(path: &Path, body: &str) -> anyhow::Result<()> {
-    let heading = "## up";
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-    let section = format!(
-        "{heading}\n\n`cargo xtask bench up` — `wactl up` vs `docker-compose up`.\n\n{body}\n"
-    );
-    let start = if existing.starts_with("## up\n") {
-        Some(0)
-    } else {
-        existing.find("\n## up\n").map(|i| i + 1)
-    };
-    let updated = match start {
-        Some(start) => {
-            let after = start + heading.len();
-            let end = existing[after..]
-                .find("\n## ")
-                .map_or(existing.len(), |i| after + i + 1);
-            format!("{}{section}{}", &existing[..start], &existing[end..])
-        }
-        None => format!("{}\n\n{section}", existing.trim_end()),
-    };
-    std::fs::write(path, updated)?;
     Ok(())
 }
