@@ -73,7 +73,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
 }
 
 /// The top of the git checkout holding the current directory, else the directory itself.
-fn default_context_dir() -> anyhow::Result<PathBuf> {
+pub(super) fn default_context_dir() -> anyhow::Result<PathBuf> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let top = std::process::Command::new("git")
         .args(["rev-parse", "--show-toplevel"])

@@ -84,7 +84,7 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
     } else {
         let context = match &args.source {
             Some(dir) => dir.clone(),
-            None => checkout_root()?,
+            None => super::build::default_context_dir()?,
         };
         Some(crate::build::BuildOptions::new(context))
     };
@@ -152,17 +152,4 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
         }
     }
     result.map(|_| ()).map_err(anyhow::Error::from)
-}
-
-/// The top of the git checkout holding the current directory, else the directory itself.
-fn checkout_root() -> anyhow::Result<PathBuf> {
-    let cwd = std::env::current_dir()?;
-    let top = std::process::Command::new("git")
-        .args(["rev-parse", "--show-toplevel"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    Ok(top.unwrap_or(cwd))
 }
