@@ -30,6 +30,21 @@ pub fn write_section(name: &str, intro: &str, body: &str) -> anyhow::Result<()> 
     std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Builds the debug wactl the benchmark `name` times (the time measured is the engine's,
+/// the cluster's and the waits', not wactl's code) and returns its path.
+pub fn build_wactl(name: &str) -> anyhow::Result<PathBuf> {
+    let root = project::root();
+    eprintln!("bench {name}: building wactl (debug)");
+    let status = std::process::Command::new("cargo")
+        .args(["build", "--quiet", "-p", "wactl"])
+        .current_dir(&root)
+        .status()?;
+    anyhow::ensure!(status.success(), "cargo build -p wactl failed");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    Ok(target.join("debug/wactl"))
+}
+
 /// Helm, built from the Go module proxy and cached outside the repository.
 pub fn ensure_helm() -> anyhow::Result<PathBuf> {
     const VERSION: &str = "v3.22.0";

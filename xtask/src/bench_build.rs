@@ -34,15 +34,7 @@ struct Timing {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let root = crate::project::root();
     let runs = args.runs.max(1);
-    eprintln!("bench build: building wactl (debug)");
-    let status = Command::new("cargo")
-        .args(["build", "--quiet", "-p", "wactl"])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
-        bail!("cargo build -p wactl failed");
-    }
-    let wactl = root.join("target/debug/wactl");
+    let wactl = crate::bench::build_wactl("build")?;
 
     // The Dockerfile both sides build: a template override for wactl, a file for the CLI.
     let scratch = tempfile::tempdir()?;

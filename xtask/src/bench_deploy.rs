@@ -139,17 +139,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let kubeconfig = std::env::var("KUBECONFIG").context(
         "KUBECONFIG is not set: run `cargo xtask infra up` and `eval \"$(cargo xtask infra env)\"`",
     )?;
-    // Debug, as the other benches: the time is the cluster's and the waits', not wactl's code.
-    eprintln!("bench deploy: building wactl (debug)");
-    let status = Command::new("cargo")
-        .args(["build", "--quiet", "-p", "wactl"])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
-        bail!("cargo build -p wactl failed");
-    }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let wactl = crate::bench::build_wactl("deploy")?;
     let work = tempfile::tempdir()?;
     let env_dir = work.path().join("environments");
     std::fs::create_dir_all(&env_dir)?;
@@ -183,7 +173,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ),
     )?;
     let bench = Bench {
-        wactl: target.join("debug/wactl"),
+        wactl,
         env_dir,
         kubectl: PathBuf::from("/usr/bin/kubectl"),
     };

@@ -124,17 +124,7 @@ fn free_port() -> anyhow::Result<u16> {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let root = crate::project::root();
     let runs = args.runs.max(1);
-    // Debug, as `bench build`: the time is the engine's and the healthchecks', not wactl's.
-    eprintln!("bench up: building wactl (debug)");
-    let status = Command::new("cargo")
-        .args(["build", "--quiet", "-p", "wactl"])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
-        bail!("cargo build -p wactl failed");
-    }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let wactl = crate::bench::build_wactl("up")?;
     let image = Command::new("docker")
         .args(["image", "inspect", SERVICE_IMAGE])
         .output()?;
@@ -171,7 +161,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .replace(ports_line.trim_start(), &ports);
     std::fs::write(env_dir.join("local.yaml"), local)?;
     let bench = Bench {
-        wactl: target.join("debug/wactl"),
+        wactl,
         env_dir,
         root: scratch.path().to_path_buf(),
     };
