@@ -1,10 +1,11 @@
 //! Rollout tracking by watching: Deployments through their new ReplicaSet, StatefulSets
-//! through their update revision, and the Pods of both. The first sign of a failure a
+//! through their update revision, Jobs through their conditions, and the Pods of all three. The first sign of a failure a
 //! person would act on ends the wait with its reason, the pod's events and logs.
 
 use super::{ObjectRef, api_message};
 use futures_util::{StreamExt, stream};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ContainerStatus, Event as KubeEvent, Pod};
 use kube::api::{ListParams, LogParams};
 use kube::runtime::WatchStreamExt;
@@ -24,6 +25,8 @@ pub enum FailureReason {
     Unschedulable,
     ReadinessTimeout,
     ProgressDeadlineExceeded,
+    /// A Job gave up: its backoff limit or active deadline was reached.
+    JobFailed,
 }
 
 impl FailureReason {
@@ -36,6 +39,7 @@ impl FailureReason {
             Self::Unschedulable => "unschedulable",
             Self::ReadinessTimeout => "readiness_timeout",
             Self::ProgressDeadlineExceeded => "progress_deadline_exceeded",
+            Self::JobFailed => "job_failed",
         }
     }
 
@@ -47,6 +51,7 @@ impl FailureReason {
             Self::Unschedulable => "pod cannot be scheduled",
             Self::ReadinessTimeout => "pods never became ready",
             Self::ProgressDeadlineExceeded => "progress deadline exceeded",
+            Self::JobFailed => "job failed",
         }
     }
 }
@@ -260,17 +265,19 @@ struct Cache {
     deployments: HashMap<String, Deployment>,
     statefulsets: HashMap<String, StatefulSet>,
     replicasets: HashMap<String, ReplicaSet>,
+    jobs: HashMap<String, Job>,
     pods: HashMap<String, Pod>,
 }
 
 /// A failure seen in the cache: reason, pod, container, message.
 type Sighting = (FailureReason, Option<String>, Option<String>, String);
 
-/// Initial-list buffers of the four watches.
+/// Initial-list buffers of the five watches.
 type Buffers = (
     Option<HashMap<String, Deployment>>,
     Option<HashMap<String, StatefulSet>>,
     Option<HashMap<String, ReplicaSet>>,
+    Option<HashMap<String, Job>>,
     Option<HashMap<String, Pod>>,
 );
 
@@ -457,9 +464,142 @@ fn assess_statefulset(workload: &ObjectRef, cache: &Cache) -> Assessment {
     }
 }
 
+/// The status condition `type_` of a Job when it is `True`.
+fn job_condition<'a>(
+    job: &'a Job,
+    types: &[&str],
+) -> Option<&'a k8s_openapi::api::batch::v1::JobCondition> {
+    job.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| types.contains(&c.type_.as_str()) && c.status == "True")
+}
+
+/// The Job has finished successfully (`Complete`, or `SuccessCriteriaMet` on its way there).
+pub fn is_job_complete(job: &Job) -> bool {
+    job_condition(job, &["Complete", "SuccessCriteriaMet"]).is_some()
+}
+
+/// Why the Job gave up, when it did: `Failed` (or `FailureTarget`, which precedes it while
+/// the controller terminates pods), as "Reason: message".
+pub fn job_failure(job: &Job) -> Option<String> {
+    let c = job_condition(job, &["Failed", "FailureTarget"])?;
+    let reason = c.reason.as_deref().unwrap_or("Failed");
+    Some(match c.message.as_deref().filter(|m| !m.is_empty()) {
+        Some(m) => format!("{reason}: {m}"),
+        None => reason.to_owned(),
+    })
+}
+
+/// A failed pod's container and how it ended: "exit code 2 (Error)".
+fn pod_exit(pod: &Pod) -> (Option<String>, Option<String>) {
+    let terminated = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .find_map(|c| {
+            let t = c.state.as_ref()?.terminated.as_ref()?;
+            (t.exit_code != 0).then(|| (c.name.clone(), t))
+        });
+    match terminated {
+        Some((name, t)) => (
+            Some(name),
+            Some(format!(
+                "exit code {}{}",
+                t.exit_code,
+                t.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            )),
+        ),
+        None => (None, None),
+    }
+}
+
+fn assess_job(workload: &ObjectRef, cache: &Cache) -> Assessment {
+    let Some(job) = cache.jobs.get(&workload.name) else {
+        return Assessment {
+            line: line(workload, 0, 0, 0, false, "waiting for the object"),
+            pods: vec![],
+            failure: None,
+        };
+    };
+    let spec = job.spec.clone().unwrap_or_default();
+    let status = job.status.clone().unwrap_or_default();
+    let desired = spec.completions.unwrap_or(1);
+    let uid = job.metadata.uid.clone().unwrap_or_default();
+    let mut pods: Vec<Pod> = cache
+        .pods
+        .values()
+        .filter(|p| {
+            owned_by(
+                p.metadata.owner_references.as_deref().unwrap_or_default(),
+                &uid,
+            )
+        })
+        .cloned()
+        .collect();
+    // Newest first: the pod that failed last is the one to explain.
+    pods.sort_by(|a, b| {
+        b.metadata
+            .creation_timestamp
+            .cmp(&a.metadata.creation_timestamp)
+    });
+    let succeeded = status.succeeded.unwrap_or(0);
+    let active = status.active.unwrap_or(0);
+    let failed = status.failed.unwrap_or(0);
+    let done = is_job_complete(job);
+    let failure = match job_failure(job) {
+        Some(condition) => {
+            let failed_pod = pods
+                .iter()
+                .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"))
+                .or_else(|| pods.first());
+            let (container, exit) = failed_pod.map(pod_exit).unwrap_or_default();
+            let backoff_limit = spec.backoff_limit.unwrap_or(6);
+            let mut message =
+                format!("{condition} ({failed} failed pods, backoff limit {backoff_limit}");
+            if let Some(deadline) = spec.active_deadline_seconds {
+                message.push_str(&format!(", active deadline {deadline} s"));
+            }
+            message.push(')');
+            if let (Some(p), Some(exit)) = (failed_pod, exit) {
+                message.push_str(&format!("; pod {} ended with {exit}", p.name_any()));
+            }
+            Some((
+                FailureReason::JobFailed,
+                failed_pod.map(ResourceExt::name_any),
+                container,
+                message,
+            ))
+        }
+        // A completed Job's pods are history, whatever they show.
+        None if done => None,
+        None => pod_failure(&pods),
+    };
+    let note = if done {
+        "complete".to_owned()
+    } else if failed > 0 {
+        format!("{active} running, {failed} failed")
+    } else {
+        format!("{active} running")
+    };
+    Assessment {
+        line: line(workload, desired, succeeded, succeeded, done, &note),
+        pods,
+        failure,
+    }
+}
+
 fn assess(workload: &ObjectRef, cache: &Cache) -> Assessment {
     match workload.kind.as_str() {
         "StatefulSet" => assess_statefulset(workload, cache),
+        "Job" => assess_job(workload, cache),
         _ => assess_deployment(workload, cache),
     }
 }
@@ -468,7 +608,7 @@ fn assess(workload: &ObjectRef, cache: &Cache) -> Assessment {
 pub fn is_tracked(object: &ObjectRef) -> bool {
     matches!(
         (object.api_version.as_str(), object.kind.as_str()),
-        ("apps/v1", "Deployment" | "StatefulSet")
+        ("apps/v1", "Deployment" | "StatefulSet") | ("batch/v1", "Job")
     )
 }
 
@@ -476,6 +616,7 @@ enum Update {
     Deployment(Event<Deployment>),
     StatefulSet(Event<StatefulSet>),
     ReplicaSet(Event<ReplicaSet>),
+    Job(Event<Job>),
     Pod(Event<Pod>),
     WatchFailed(String),
 }
@@ -555,6 +696,9 @@ pub async fn track(
         watch::<ReplicaSet>(client, namespace, &config)
             .map(move |e| e.map_or_else(failed, Update::ReplicaSet))
             .boxed(),
+        watch::<Job>(client, namespace, &config)
+            .map(move |e| e.map_or_else(failed, Update::Job))
+            .boxed(),
         watch::<Pod>(client, namespace, &config)
             .map(move |e| e.map_or_else(failed, Update::Pod))
             .boxed(),
@@ -562,7 +706,7 @@ pub async fn track(
     let mut updates = updates;
     let mut cache = Cache::default();
     let mut buffers: Buffers = Default::default();
-    let mut listed = [false; 4];
+    let mut listed = [false; 5];
     let mut last: BTreeMap<String, TrackEvent> = BTreeMap::new();
     let mut last_watch_error = None;
     let deadline = tokio::time::Instant::now() + timeout;
@@ -577,7 +721,8 @@ pub async fn track(
                 listed[1] |= absorb(&mut cache.statefulsets, &mut buffers.1, e)
             }
             Update::ReplicaSet(e) => listed[2] |= absorb(&mut cache.replicasets, &mut buffers.2, e),
-            Update::Pod(e) => listed[3] |= absorb(&mut cache.pods, &mut buffers.3, e),
+            Update::Job(e) => listed[3] |= absorb(&mut cache.jobs, &mut buffers.3, e),
+            Update::Pod(e) => listed[4] |= absorb(&mut cache.pods, &mut buffers.4, e),
             Update::WatchFailed(message) => {
                 last_watch_error = Some(message);
                 continue;
@@ -664,6 +809,7 @@ async fn diagnose(
         (
             Some(pod),
             FailureReason::CrashLoop
+            | FailureReason::JobFailed
             | FailureReason::ReadinessTimeout
             | FailureReason::ProgressDeadlineExceeded,
         ) => {
@@ -874,5 +1020,134 @@ mod tests {
             "Deployment ns/app: container is crash-looping (pod app-1, container app): restarted 3 times\n  events:\n    Warning BackOff: Back-off restarting failed container\n  logs: not retrievable"
         );
         assert_eq!(failure.reason.code(), "crash_loop");
+    }
+
+    fn job(status: serde_json::Value) -> Job {
+        serde_json::from_value(json!({
+            "metadata": { "name": "migrate", "namespace": "ns", "uid": "job-uid" },
+            "spec": { "backoffLimit": 1, "activeDeadlineSeconds": 60,
+                "template": { "spec": { "containers": [] } } },
+            "status": status
+        }))
+        .expect("job")
+    }
+
+    fn job_pod(name: &str, created: &str, status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": { "name": name, "creationTimestamp": created,
+                "ownerReferences": [{ "apiVersion": "batch/v1", "kind": "Job",
+                    "name": "migrate", "uid": "job-uid" }] },
+            "status": status
+        }))
+        .expect("pod")
+    }
+
+    fn job_ref() -> ObjectRef {
+        ObjectRef {
+            api_version: "batch/v1".into(),
+            kind: "Job".into(),
+            namespace: Some("ns".into()),
+            name: "migrate".into(),
+        }
+    }
+
+    #[test]
+    fn job_conditions() {
+        let complete = job(json!({ "succeeded": 1, "conditions": [
+            { "type": "SuccessCriteriaMet", "status": "True" },
+            { "type": "Complete", "status": "True" }] }));
+        assert!(is_job_complete(&complete));
+        assert_eq!(job_failure(&complete), None);
+
+        let running = job(json!({ "active": 1, "conditions": [
+            { "type": "Complete", "status": "False" }] }));
+        assert!(!is_job_complete(&running));
+        assert_eq!(job_failure(&running), None);
+
+        let failed = job(
+            json!({ "failed": 2, "conditions": [{ "type": "Failed", "status": "True",
+            "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit" }] }),
+        );
+        assert!(!is_job_complete(&failed));
+        assert_eq!(
+            job_failure(&failed).as_deref(),
+            Some("BackoffLimitExceeded: Job has reached the specified backoff limit")
+        );
+        // FailureTarget comes first, while the controller is still stopping pods.
+        let target = job(
+            json!({ "conditions": [{ "type": "FailureTarget", "status": "True",
+            "reason": "DeadlineExceeded", "message": "" }] }),
+        );
+        assert_eq!(job_failure(&target).as_deref(), Some("DeadlineExceeded"));
+    }
+
+    #[test]
+    fn a_failed_job_names_its_last_failed_pod_and_exit_code() {
+        let mut cache = Cache::default();
+        cache.jobs.insert(
+            "migrate".into(),
+            job(json!({ "failed": 2, "conditions": [{ "type": "Failed", "status": "True",
+                "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit" }] })),
+        );
+        let failed_pod = |exit: i32| {
+            json!({ "phase": "Failed", "containerStatuses": [{ "name": "migrate", "image": "a",
+                "imageID": "", "ready": false, "restartCount": 0,
+                "state": { "terminated": { "exitCode": exit, "reason": "Error" } } }] })
+        };
+        for (name, created, exit) in [
+            ("migrate-a", "2026-11-26T20:00:00Z", 1),
+            ("migrate-b", "2026-11-26T20:00:10Z", 2),
+        ] {
+            cache
+                .pods
+                .insert(name.into(), job_pod(name, created, failed_pod(exit)));
+        }
+        let assessment = assess(&job_ref(), &cache);
+        let (reason, pod, container, message) = assessment.failure.expect("failed");
+        assert_eq!(reason, FailureReason::JobFailed);
+        assert_eq!(pod.as_deref(), Some("migrate-b"));
+        assert_eq!(container.as_deref(), Some("migrate"));
+        assert_eq!(
+            message,
+            "BackoffLimitExceeded: Job has reached the specified backoff limit (2 failed pods, backoff limit 1, active deadline 60 s); pod migrate-b ended with exit code 2 (Error)"
+        );
+        assert!(!assessment.line.done);
+        assert_eq!(reason.code(), "job_failed");
+    }
+
+    #[test]
+    fn a_job_is_done_when_complete_and_its_pods_problems_fail_it_early() {
+        let mut cache = Cache::default();
+        cache
+            .jobs
+            .insert("migrate".into(), job(json!({ "active": 1 })));
+        cache.pods.insert(
+            "migrate-a".into(),
+            job_pod(
+                "migrate-a",
+                "2026-11-26T20:00:00Z",
+                waiting("ImagePullBackOff", "not found"),
+            ),
+        );
+        let early = assess(&job_ref(), &cache);
+        assert_eq!(
+            early.failure.map(|f| f.0),
+            Some(FailureReason::ImagePull),
+            "an image that cannot be pulled fails the Job before its deadline"
+        );
+        assert_eq!(early.line.note, "1 running");
+
+        cache.pods.clear();
+        cache.jobs.insert(
+            "migrate".into(),
+            job(
+                json!({ "succeeded": 1, "conditions": [{ "type": "Complete", "status": "True" }] }),
+            ),
+        );
+        let done = assess(&job_ref(), &cache);
+        assert!(done.failure.is_none());
+        assert!(done.line.done);
+        assert_eq!((done.line.desired, done.line.updated), (1, 1));
+        assert!(is_tracked(&job_ref()));
     }
 }
