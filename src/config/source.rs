@@ -89,7 +89,9 @@ pub struct EnvironmentSource {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local: Option<LocalSource>,
     /// A directory, relative to this file, whose templates replace the built-in ones of
-    /// the same relative path.
+    /// the same relative path. A Kubernetes template may render several objects separated
+    /// by `---` (for example from a `{% for %}` loop); each is type-checked, and a kind and
+    /// name rendered twice is an error.
     /// ```yaml
     /// templates: ../templates-overrides
     /// ```

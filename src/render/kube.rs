@@ -22,14 +22,46 @@ pub struct Manifest {
     pub yaml: String,
 }
 
+/// Parses and type-checks every document `template` rendered (a template may render
+/// several objects, separated by `---`, like a chart's `range`).
+pub fn parse_all(template: &str, order: u8, text: &str) -> Result<Vec<Manifest>, RenderError> {
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| RenderError::InvalidOutput {
+            template: template.to_owned(),
+            what: "Kubernetes object".to_owned(),
+            message: e.to_string(),
+        })?;
+    let objects: Vec<Value> = documents.into_iter().filter(|d| !d.is_null()).collect();
+    if objects.is_empty() {
+        return Err(RenderError::InvalidOutput {
+            template: template.to_owned(),
+            what: "Kubernetes object".to_owned(),
+            message: "the template rendered no object".to_owned(),
+        });
+    }
+    objects
+        .into_iter()
+        .map(|object| parse_value(template, order, object))
+        .collect()
+}
+
 /// Parses and type-checks one rendered document from `template`.
+#[cfg(test)]
 pub fn parse(template: &str, order: u8, text: &str) -> Result<Manifest, RenderError> {
+    let object: Value = serde_saphyr::from_str(text).map_err(|e| RenderError::InvalidOutput {
+        template: template.to_owned(),
+        what: "Kubernetes object".to_owned(),
+        message: e.to_string(),
+    })?;
+    parse_value(template, order, object)
+}
+
+fn parse_value(template: &str, order: u8, object: Value) -> Result<Manifest, RenderError> {
     let invalid = |message: String| RenderError::InvalidOutput {
         template: template.to_owned(),
         what: "Kubernetes object".to_owned(),
         message,
     };
-    let object: Value = serde_saphyr::from_str(text).map_err(|e| invalid(e.to_string()))?;
     let field = |name: &str| object.get(name).and_then(Value::as_str).map(str::to_owned);
     let api_version =
         field("apiVersion").ok_or_else(|| invalid("missing `apiVersion`".to_owned()))?;

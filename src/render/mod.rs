@@ -114,10 +114,23 @@ pub fn render(env: &Environment, options: &RenderOptions) -> Result<Rendered, Re
                 files.insert(path.to_owned(), ensure_newline(body));
             }
             Output::Kubernetes(order) => {
-                let manifest = kube::parse(template, order, &text)?;
-                let body = format!("# {header}\n# Template: {template}\n{}", manifest.yaml);
-                files.insert(manifest.file.clone(), ensure_newline(body));
-                manifests.push(manifest);
+                for manifest in kube::parse_all(template, order, &text)? {
+                    let body = format!("# {header}\n# Template: {template}\n{}", manifest.yaml);
+                    if files
+                        .insert(manifest.file.clone(), ensure_newline(body))
+                        .is_some()
+                    {
+                        return Err(RenderError::InvalidOutput {
+                            template: template.to_owned(),
+                            what: "Kubernetes object".to_owned(),
+                            message: format!(
+                                "{} `{}` is rendered twice (names must be unique per kind)",
+                                manifest.kind, manifest.name
+                            ),
+                        });
+                    }
+                    manifests.push(manifest);
+                }
             }
         }
     }

@@ -206,6 +206,37 @@ fn an_override_replaces_the_template_of_the_same_path() {
 }
 
 #[test]
+fn a_template_may_render_several_objects() {
+    let many = overrides(&[(
+        "k8s/configmap.yaml.tera",
+        "{% for i in range(end=3) %}---\napiVersion: v1\nkind: ConfigMap\nmetadata: { name: extra-{{ i }}, namespace: {{ env.cluster.namespace }} }\ndata: { i: \"{{ i }}\" }\n{% endfor %}",
+    )]);
+    let rendered = render_with(&many).unwrap();
+    let names: Vec<&str> = rendered
+        .manifests
+        .iter()
+        .filter(|m| m.kind == "ConfigMap")
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(names, ["extra-0", "extra-1", "extra-2"]);
+    assert!(rendered.files.contains_key("k8s/20-configmap-extra-1.yaml"));
+
+    let twice = overrides(&[(
+        "k8s/configmap.yaml.tera",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: same }\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: { name: same }\n",
+    )]);
+    let err = render_with(&twice).unwrap_err().to_string();
+    assert!(
+        err.contains("k8s/configmap.yaml.tera") && err.contains("`same` is rendered twice"),
+        "{err}"
+    );
+
+    let none = overrides(&[("k8s/configmap.yaml.tera", "# nothing\n---\n")]);
+    let err = render_with(&none).unwrap_err().to_string();
+    assert!(err.contains("rendered no object"), "{err}");
+}
+
+#[test]
 fn template_mistakes_name_the_template() {
     let typo = overrides(&[(
         "k8s/service.yaml.tera",
