@@ -327,97 +327,340 @@ fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
 
 /// Sends audit records to PostgreSQL in batches, off the request path.
 ///
-/// Requests `try_send` into a bounded channel and never wait: when the channel is full the
-/// record is dropped and counted. The writer flushes every second or at 500 records,
-/// retrying a failed batch a few times before giving it up.
+/// Requests `try_send` into a bounded channel and never wait. A writer task moves records from
+/// the channel into a bounded retry buffer and writes them in batches of up to
+/// [`AUDIT_BATCH`] every second (or as soon as a batch is full). A failed write leaves the
+/// batch in the buffer and is retried with a backoff from 200 ms to 5 s, for as long as the
+/// database stays away: an outage delays records, it does not lose them.
+///
+/// Records are lost only when a bound is hit, and each loss is counted
+/// (`address_service_audit_records_total{outcome="dropped"}`) and logged: when the channel is
+/// full (the writer cannot keep up), or when the retry buffer is full during a long outage
+/// (the oldest records go first, so the newest are kept).
 #[derive(Clone)]
 pub struct AuditLog {
     tx: tokio::sync::mpsc::Sender<AuditRecord>,
-    dropped: Arc<std::sync::atomic::AtomicU64>,
+    counters: Arc<AuditCounters>,
 }
 
-const AUDIT_BATCH: usize = 500;
+/// What became of audit records so far.
+#[derive(Debug, Default)]
+pub struct AuditCounters {
+    written: std::sync::atomic::AtomicU64,
+    dropped: std::sync::atomic::AtomicU64,
+    /// Records waiting in the retry buffer.
+    pending: std::sync::atomic::AtomicU64,
+}
+
+impl AuditCounters {
+    pub fn written(&self) -> u64 {
+        self.written.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    pub fn pending(&self) -> u64 {
+        self.pending.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Records per INSERT.
+pub const AUDIT_BATCH: usize = 500;
+/// Records queued between requests and the writer.
+pub const AUDIT_CHANNEL: usize = 10_000;
+/// Records kept for retry while the database is away: about 200 bytes each, so at most ~20 MB;
+/// at 500 requests/s, 200 s of outage.
+pub const AUDIT_RETRY_BUFFER: usize = 100_000;
+
+const AUDIT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+const AUDIT_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+const AUDIT_MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Attempts for the last batches at shutdown, before they are given up.
+const AUDIT_FINAL_ATTEMPTS: u32 = 3;
+
+/// Where audit batches go: PostgreSQL in the service, a fake in the unit tests.
+pub trait AuditSink: Send + Sync + 'static {
+    fn write(
+        &self,
+        batch: &[AuditRecord],
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
+
+impl AuditSink for Db {
+    async fn write(&self, batch: &[AuditRecord]) -> anyhow::Result<()> {
+        self.write_audit(batch).await
+    }
+}
 
 impl AuditLog {
-    /// Starts the writer; the returned handle finishes once every sender is dropped and the
-    /// last batch is written.
+    /// Starts the writer with the default bounds; the returned handle finishes once every
+    /// sender is dropped and the buffer is written (or given up after a few attempts).
     pub fn start(db: Arc<Db>, capacity: usize) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<AuditRecord>(capacity);
-        let writer = tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(AUDIT_BATCH);
-            loop {
-                let deadline = tokio::time::sleep(Duration::from_secs(1));
-                tokio::pin!(deadline);
-                let closed = loop {
-                    tokio::select! {
-                        r = rx.recv() => match r {
-                            Some(record) => {
-                                batch.push(record);
-                                if batch.len() >= AUDIT_BATCH { break false; }
-                            }
-                            None => break true,
-                        },
-                        () = &mut deadline => break false,
-                    }
-                };
-                if !batch.is_empty() {
-                    write_with_retries(&db, &batch).await;
-                    batch.clear();
-                }
-                if closed {
-                    return;
-                }
-            }
-        });
-        (
-            AuditLog {
-                tx,
-                dropped: Arc::default(),
-            },
-            writer,
-        )
+        Self::start_with(db, capacity, AUDIT_RETRY_BUFFER)
+    }
+
+    /// Starts the writer with an explicit channel capacity and retry-buffer bound.
+    pub fn start_with<S: AuditSink>(
+        sink: Arc<S>,
+        capacity: usize,
+        buffer: usize,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = tokio::sync::mpsc::channel::<AuditRecord>(capacity.max(1));
+        let counters = Arc::new(AuditCounters::default());
+        let writer = tokio::spawn(run_writer(sink, rx, counters.clone(), buffer.max(1)));
+        (AuditLog { tx, counters }, writer)
     }
 
     /// Queues a record without waiting.
     pub fn record(&self, record: AuditRecord) {
         if self.tx.try_send(record).is_err() {
-            self.dropped
+            let before = self
+                .counters
+                .dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if before.is_power_of_two() || before == 0 {
+                tracing::error!(
+                    dropped_total = before + 1,
+                    "audit channel full; audit record dropped"
+                );
+            }
         }
+    }
+
+    pub fn counters(&self) -> &AuditCounters {
+        &self.counters
     }
 
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+        self.counters.dropped()
     }
 }
 
-async fn write_with_retries(db: &Db, batch: &[AuditRecord]) {
-    let mut delay = Duration::from_millis(200);
-    for attempt in 1..=4 {
-        match db.write_audit(batch).await {
-            Ok(()) => return,
-            Err(e) if attempt < 4 => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    attempt,
-                    records = batch.len(),
-                    "audit write failed; retrying"
-                );
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+async fn run_writer<S: AuditSink>(
+    sink: Arc<S>,
+    mut rx: tokio::sync::mpsc::Receiver<AuditRecord>,
+    counters: Arc<AuditCounters>,
+    bound: usize,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut pending: std::collections::VecDeque<AuditRecord> = std::collections::VecDeque::new();
+    let mut backoff = Duration::ZERO;
+    let mut next_attempt = tokio::time::Instant::now();
+    let mut failing_since: Option<Instant> = None;
+    let mut overflow_logged: Option<Instant> = None;
+    let mut closed = false;
+    while !closed {
+        // Collect until a batch is full, the flush interval passes, or the senders are gone.
+        let wake = (tokio::time::Instant::now() + AUDIT_FLUSH_INTERVAL).max(next_attempt);
+        loop {
+            let ready = pending.len() >= AUDIT_BATCH && tokio::time::Instant::now() >= next_attempt;
+            if ready {
+                break;
             }
-            Err(e) => tracing::error!(
-                error = format!("{e:#}"),
-                records = batch.len(),
-                "audit batch dropped"
-            ),
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Some(record) => {
+                        if pending.len() >= bound {
+                            pending.pop_front();
+                            let dropped = counters.dropped.fetch_add(1, Relaxed) + 1;
+                            if overflow_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                                tracing::error!(
+                                    buffer = bound,
+                                    dropped_total = dropped,
+                                    "audit retry buffer full; dropping the oldest records"
+                                );
+                                overflow_logged = Some(Instant::now());
+                            }
+                        }
+                        pending.push_back(record);
+                        counters.pending.store(pending.len() as u64, Relaxed);
+                    }
+                    None => {
+                        closed = true;
+                        break;
+                    }
+                },
+                () = tokio::time::sleep_until(wake) => break,
+            }
+        }
+        if closed {
+            break;
+        }
+        if pending.is_empty() || tokio::time::Instant::now() < next_attempt {
+            continue;
+        }
+        while !pending.is_empty() {
+            let n = pending.len().min(AUDIT_BATCH);
+            let batch = &pending.make_contiguous()[..n];
+            match write_once(&*sink, batch).await {
+                Ok(()) => {
+                    pending.drain(..n);
+                    counters.written.fetch_add(n as u64, Relaxed);
+                    counters.pending.store(pending.len() as u64, Relaxed);
+                    if let Some(since) = failing_since.take() {
+                        tracing::info!(
+                            outage_ms = since.elapsed().as_millis() as u64,
+                            "audit log writes again"
+                        );
+                    }
+                    backoff = Duration::ZERO;
+                    // Let new records in between batches while catching up.
+                    if pending.len() < AUDIT_BATCH {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => {
+                    backoff = (backoff * 2).clamp(Duration::from_millis(200), AUDIT_MAX_BACKOFF);
+                    next_attempt = tokio::time::Instant::now() + backoff;
+                    if failing_since.is_none() {
+                        failing_since = Some(Instant::now());
+                    }
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        pending = pending.len(),
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "audit write failed; records kept for retry"
+                    );
+                    break;
+                }
+            }
         }
     }
+    // Shutdown: a few more attempts for what is left, then give it up (counted).
+    let mut attempts = 0;
+    while !pending.is_empty() && attempts < AUDIT_FINAL_ATTEMPTS {
+        let n = pending.len().min(AUDIT_BATCH);
+        let batch = &pending.make_contiguous()[..n];
+        match write_once(&*sink, batch).await {
+            Ok(()) => {
+                pending.drain(..n);
+                counters.written.fetch_add(n as u64, Relaxed);
+            }
+            Err(e) => {
+                attempts += 1;
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    attempt = attempts,
+                    "audit write failed at shutdown"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    if !pending.is_empty() {
+        counters.dropped.fetch_add(pending.len() as u64, Relaxed);
+        tracing::error!(
+            records = pending.len(),
+            "audit records not written at shutdown"
+        );
+    }
+    counters.pending.store(0, Relaxed);
+}
+
+async fn write_once<S: AuditSink>(sink: &S, batch: &[AuditRecord]) -> anyhow::Result<()> {
+    tokio::time::timeout(AUDIT_WRITE_TIMEOUT, sink.write(batch))
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out after {} s", AUDIT_WRITE_TIMEOUT.as_secs()))?
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fails its first `failures` writes, then stores every batch.
+    #[derive(Default)]
+    struct FlakySink {
+        failures: Mutex<u32>,
+        rows: Mutex<Vec<String>>,
+    }
+
+    impl AuditSink for FlakySink {
+        async fn write(&self, batch: &[AuditRecord]) -> anyhow::Result<()> {
+            {
+                let mut f = lock(&self.failures);
+                if *f > 0 {
+                    *f -= 1;
+                    bail!("database away");
+                }
+            }
+            lock(&self.rows).extend(batch.iter().map(|r| r.client.clone()));
+            Ok(())
+        }
+    }
+
+    fn record(i: usize) -> AuditRecord {
+        AuditRecord {
+            at: std::time::SystemTime::now(),
+            key_prefix: None,
+            client: i.to_string(),
+            method: "POST".into(),
+            route: "/v1/addresses/validate".into(),
+            status: 200,
+            duration_ms: 0.1,
+        }
+    }
+
+    #[tokio::test]
+    async fn audit_outage_delays_records_but_loses_none() {
+        let sink = Arc::new(FlakySink {
+            failures: Mutex::new(3),
+            ..FlakySink::default()
+        });
+        let (log, writer) = AuditLog::start_with(sink.clone(), 100, 10_000);
+        for i in 0..1_200 {
+            log.record(record(i));
+            if i % 50 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while log.counters().written() < 1_200 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let dropped = log.dropped();
+        drop(log);
+        writer.await.unwrap();
+        assert_eq!(dropped, 0);
+        let rows = lock(&sink.rows).clone();
+        let expected: Vec<String> = (0..1_200).map(|i| i.to_string()).collect();
+        assert_eq!(rows, expected, "every record written once, in order");
+    }
+
+    #[tokio::test]
+    async fn audit_buffer_overflow_drops_the_oldest_and_counts_them() {
+        let sink = Arc::new(FlakySink {
+            failures: Mutex::new(u32::MAX),
+            ..FlakySink::default()
+        });
+        let (log, writer) = AuditLog::start_with(sink.clone(), 100, 10);
+        for i in 0..25 {
+            log.record(record(i));
+        }
+        let counters = log.counters.clone();
+        drop(log);
+        writer.await.unwrap();
+        // 15 pushed out of the full buffer, 10 given up at shutdown.
+        assert_eq!(counters.dropped(), 25);
+        assert_eq!(counters.written(), 0);
+        assert!(lock(&sink.rows).is_empty());
+    }
+
+    #[tokio::test]
+    async fn audit_overflow_keeps_the_newest() {
+        let sink = Arc::new(FlakySink::default());
+        let (log, writer) = AuditLog::start_with(sink.clone(), 100, 10);
+        for i in 0..25 {
+            log.record(record(i));
+        }
+        let counters = log.counters.clone();
+        drop(log);
+        writer.await.unwrap();
+        assert_eq!(counters.dropped(), 15);
+        assert_eq!(counters.written(), 10);
+        let expected: Vec<String> = (15..25).map(|i| i.to_string()).collect();
+        assert_eq!(*lock(&sink.rows), expected);
+    }
 
     #[test]
     fn constant_time_comparison() {

@@ -78,6 +78,15 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             "address_service_dependency_up{{dependency=\"redis\"}} {up}\n"
         ));
     }
+    if let Some(audit) = &state.audit {
+        let c = audit.counters();
+        body.push_str(&format!(
+            "# HELP address_service_audit_records_total Audit records written to PostgreSQL, or dropped at a bound.\n# TYPE address_service_audit_records_total counter\naddress_service_audit_records_total{{outcome=\"written\"}} {}\naddress_service_audit_records_total{{outcome=\"dropped\"}} {}\n# HELP address_service_audit_pending Audit records waiting to be written (retried while PostgreSQL is away).\n# TYPE address_service_audit_pending gauge\naddress_service_audit_pending {}\n",
+            c.written(),
+            c.dropped(),
+            c.pending()
+        ));
+    }
     (
         [(
             header::CONTENT_TYPE,
