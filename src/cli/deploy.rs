@@ -98,8 +98,9 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
     };
     let ui = DeployUi::new(global);
     let access = access(global);
-    let reporter = crate::github::Reporter::from_env(&env, args.require_github)?;
     let result = super::block_on(async {
+        // Built inside the runtime that uses it: its HTTP client spawns a worker there.
+        let reporter = crate::github::Reporter::from_env(&env, args.require_github)?;
         // The GitHub Deployment is created first so reviewers see "in progress" live.
         let handle = match reporter.git_ref() {
             Some(git_ref) => Some(

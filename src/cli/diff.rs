@@ -43,23 +43,24 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
         force_conflicts: args.force_conflicts,
     };
     let access = super::deploy::access(global);
-    let reporter = match args.comment_pr {
-        Some(_) => Some(crate::github::Reporter::from_env(
-            &env,
-            args.require_github,
-        )?),
-        None => None,
-    };
-    let plan = super::block_on(async {
+    super::block_on(async {
+        // Built inside the runtime that uses it: its HTTP client spawns a worker there.
+        let reporter = match args.comment_pr {
+            Some(pr) => Some((
+                pr,
+                crate::github::Reporter::from_env(&env, args.require_github)?,
+            )),
+            None => None,
+        };
         let client = crate::cluster::connect(&env, &access)
             .await
             .map_err(DeployError::from)?;
-        deploy::plan(&client, &env, &render, apply).await
-    })??;
-    DeployUi::new(global).print_diff(&plan);
-    if let (Some(reporter), Some(pr)) = (&reporter, args.comment_pr) {
-        let body = crate::github::plan_markdown(&env.name, &plan);
-        super::block_on(reporter.upsert_pr_comment(pr, &body))??;
-    }
-    Ok(())
+        let plan = deploy::plan(&client, &env, &render, apply).await?;
+        DeployUi::new(global).print_diff(&plan);
+        if let Some((pr, reporter)) = reporter {
+            let body = crate::github::plan_markdown(&env.name, &plan);
+            reporter.upsert_pr_comment(pr, &body).await?;
+        }
+        anyhow::Ok(())
+    })?
 }
