@@ -95,7 +95,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_objects(dir: &Path) -> anyhow::Result<Vec<Value>> {
+pub(crate) fn read_objects(dir: &Path) -> anyhow::Result<Vec<Value>> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
@@ -107,7 +107,7 @@ fn read_objects(dir: &Path) -> anyhow::Result<Vec<Value>> {
 }
 
 /// One template per object; every scalar is looked up from `values.yaml`.
-fn write_chart(chart: &Path, objects: &[Value]) -> anyhow::Result<()> {
+pub(crate) fn write_chart(chart: &Path, objects: &[Value]) -> anyhow::Result<()> {
     std::fs::create_dir_all(chart.join("templates"))?;
     std::fs::write(
         chart.join("Chart.yaml"),
