@@ -60,6 +60,8 @@ impl ApplyArgs {
             force_unlock: self.force_unlock,
             timeout: self.timeout,
             lock_duration: self.lock_duration,
+            // Ctrl-C or a cancelled CI job: mark the revision interrupted, free the lock.
+            stop_on_signals: true,
             ..DeployOptions::default()
         }
     }

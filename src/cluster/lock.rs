@@ -192,13 +192,40 @@ impl DeployLock {
     /// Stops renewing and deletes the lease if it is still ours.
     pub async fn release(self) {
         self.renewer.abort();
-        if let Ok(Some(l)) = self.api.get_opt(&self.name).await
-            && l.spec.as_ref().and_then(|s| s.holder_identity.as_deref())
-                == Some(self.holder.as_str())
-        {
-            let _ = self.api.delete(&self.name, &DeleteParams::default()).await;
-        }
+        let _ = delete_if_held(&self.api, &self.name, &self.holder).await;
     }
+}
+
+async fn delete_if_held(api: &Api<Lease>, name: &str, holder: &str) -> Result<bool, kube::Error> {
+    match api.get_opt(name).await? {
+        Some(l) if l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(holder) => {
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => Ok(true),
+                Err(e) if is_not_found(&e) => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Deletes the deploy lease of `environment` when `holder` holds it, also without a
+/// [`DeployLock`] (a deploy stopped while its lease was being written); true if deleted.
+pub async fn release_lock(
+    client: &Client,
+    namespace: &str,
+    environment: &str,
+    holder: &str,
+) -> Result<bool, ClusterError> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let name = lease_name(environment);
+    delete_if_held(&api, &name, holder)
+        .await
+        .map_err(|e| ClusterError::Api {
+            action: "release",
+            object: format!("Lease {namespace}/{name}"),
+            message: api_message(&e),
+        })
 }
 
 impl Drop for DeployLock {

@@ -15,7 +15,7 @@ pub mod track;
 pub use apply::{ApplyOptions, Resolver, apply_all, delete_owned, plan};
 pub use connect::{Access, connect};
 pub use diff::{Change, Plan, PlannedObject};
-pub use lock::{DeployLock, LockOptions, acquire_lock, lease_name};
+pub use lock::{DeployLock, LockOptions, acquire_lock, lease_name, release_lock};
 pub use object::{ObjectRef, apply_group};
 pub use revision::{RecordedObject, Revision, RevisionStatus};
 pub use status::{LiveStatus, PodSummary, RevisionLine, WorkloadSummary, live_status};

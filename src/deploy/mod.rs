@@ -47,6 +47,14 @@ pub enum DeployError {
     /// The deploy failed and so did the rollback (exit 3).
     #[error("{}", report.error_text())]
     RollbackFailed { report: Box<DeployReport> },
+    /// SIGINT or SIGTERM stopped the deploy; what it had started is recorded as
+    /// interrupted and the lock released (exit 130, or 143 for SIGTERM).
+    #[error("{message}")]
+    Interrupted {
+        signal: &'static str,
+        message: String,
+        report: Box<DeployReport>,
+    },
 }
 
 impl From<ClusterError> for DeployError {
@@ -65,6 +73,13 @@ impl DeployError {
             Self::Cluster(e) => e.exit_code(),
             Self::Build(e) if e.is_invalid_input() => 2,
             Self::RollbackFailed { .. } => 3,
+            Self::Interrupted { signal, .. } => {
+                if *signal == "SIGTERM" {
+                    143
+                } else {
+                    130
+                }
+            }
             Self::Render(e) if !matches!(e, RenderError::Write { .. }) => 2,
             _ => 1,
         }
@@ -73,7 +88,9 @@ impl DeployError {
     /// The report of a deploy that got as far as applying, for `--output json`.
     pub fn report(&self) -> Option<&DeployReport> {
         match self {
-            Self::Failed { report } | Self::RollbackFailed { report } => Some(report),
+            Self::Failed { report }
+            | Self::RollbackFailed { report }
+            | Self::Interrupted { report, .. } => Some(report),
             _ => None,
         }
     }
@@ -95,6 +112,9 @@ pub struct DeployOptions {
     pub lock_duration: Duration,
     /// Rollout deadline; default: the definition's progress deadline plus 30 s.
     pub timeout: Option<Duration>,
+    /// Stop cleanly on SIGINT and SIGTERM (the CLI; a library caller keeps its own
+    /// handlers): mark the revision interrupted, release the lock.
+    pub stop_on_signals: bool,
 }
 
 impl Default for DeployOptions {
@@ -109,6 +129,7 @@ impl Default for DeployOptions {
             force_unlock: false,
             lock_duration: Duration::from_secs(30),
             timeout: None,
+            stop_on_signals: false,
         }
     }
 }
@@ -379,11 +400,16 @@ async fn lock(
     .await?)
 }
 
-/// Marks revisions a killed deploy left pending as interrupted.
+/// What a killed deploy's pending revision is marked with by the next one.
+const KILLED: &str = "the deploy stopped before finishing (its lock expired)";
+
+/// Marks pending revisions as interrupted: under the lock, a pending revision belongs to a
+/// deploy that is gone (or, after a signal, to this one).
 async fn close_interrupted(
     client: &Client,
     namespace: &str,
     revisions: &mut [Revision],
+    message: &str,
 ) -> Result<(), ClusterError> {
     for r in revisions
         .iter_mut()
@@ -391,10 +417,104 @@ async fn close_interrupted(
     {
         r.status = RevisionStatus::Interrupted;
         r.finished_at = Some(now());
-        r.message = Some("the deploy stopped before finishing (its lock expired)".to_owned());
+        r.message = Some(message.to_owned());
         revision::update(client, namespace, r).await?;
     }
     Ok(())
+}
+
+/// Resolves with the signal's name on SIGINT or SIGTERM when `enabled`; never otherwise.
+/// The handlers are installed on first poll and replace the default (killing) action.
+async fn stop_signal(enabled: bool) -> &'static str {
+    if !enabled {
+        return std::future::pending().await;
+    }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "SIGINT",
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// Leaves the cluster consistent after a signal: the pending revision (only when this
+/// deploy held the lock) marked interrupted, then the lock released. Bounded, so a
+/// cluster that does not answer cannot hold the process; what is left undone the next
+/// deploy finishes (it closes pending revisions, and the lease expires by itself).
+async fn stop(
+    client: &Client,
+    env: &Environment,
+    options: &DeployOptions,
+    held: Option<cluster::DeployLock>,
+    mut stages: Stages<'_>,
+    signal: &'static str,
+) -> DeployError {
+    let namespace = &env.cluster.namespace;
+    let after = stages
+        .report
+        .stages
+        .last()
+        .map_or("before the first stage finished".to_owned(), |s| {
+            format!("after the {} stage", s.name)
+        });
+    let mut message = format!("{}: interrupted by {signal} {after}", env.name);
+    let had_lock = held.is_some();
+    let cleanup = async {
+        if had_lock {
+            let mut revisions = revision::list(client, namespace, &env.name).await?;
+            close_interrupted(
+                client,
+                namespace,
+                &mut revisions,
+                &format!("interrupted by {signal} {after}"),
+            )
+            .await?;
+        }
+        // Also when the lock was being taken as the signal came: the lease is ours by name.
+        drop(held);
+        cluster::release_lock(client, namespace, &env.name, &lock_options(options).holder).await?;
+        Ok::<_, ClusterError>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(10), cleanup).await {
+        Ok(Ok(())) => {
+            if let (true, Some(n)) = (had_lock, stages.report.revision) {
+                message.push_str(&format!("; revision {n} is marked interrupted"));
+            }
+            message.push_str("; the lock is released: run the deploy again to finish it");
+        }
+        Ok(Err(e)) => message.push_str(&format!(
+            "; could not clean up ({e}): the next deploy marks the revision interrupted once the lock expires"
+        )),
+        Err(_) => message.push_str(
+            "; the cluster did not answer within 10 s: the next deploy marks the revision interrupted once the lock expires",
+        ),
+    }
+    stages.ui.note(&message);
+    stages.report.outcome = Outcome::Failed;
+    stages.report.error = Some(ErrorReport {
+        code: "interrupted".to_owned(),
+        message: message.clone(),
+    });
+    DeployError::Interrupted {
+        signal,
+        message,
+        report: Box::new(stages.report),
+    }
 }
 
 /// Runs the whole pipeline for `env`.
@@ -404,11 +524,35 @@ pub async fn deploy(
     options: &DeployOptions,
     ui: &DeployUi,
 ) -> Result<DeployReport, DeployError> {
-    let namespace = env.cluster.namespace.clone();
     let mut stages = Stages {
         report: DeployReport::new(env),
         ui,
     };
+    let mut held = None;
+    let stopped = tokio::select! {
+        result = run_deploy(client, env, options, &mut stages, &mut held) => Ok(result),
+        signal = stop_signal(options.stop_on_signals) => Err(signal),
+    };
+    match stopped {
+        Ok(result) => {
+            if let Some(held) = held {
+                held.release().await;
+            }
+            result.map(|()| stages.report)
+        }
+        Err(signal) => Err(stop(client, env, options, held, stages, signal).await),
+    }
+}
+
+async fn run_deploy(
+    client: &Client,
+    env: &Environment,
+    options: &DeployOptions,
+    stages: &mut Stages<'_>,
+    held: &mut Option<cluster::DeployLock>,
+) -> Result<(), DeployError> {
+    let ui = stages.ui;
+    let namespace = env.cluster.namespace.clone();
 
     // Build and push, then deploy the pushed digest.
     let image = if options.skip_build {
@@ -484,15 +628,13 @@ pub async fn deploy(
     if plan.is_noop() {
         stages.report.outcome = Outcome::Unchanged;
         stages.report.revision = revisions.last().map(|r| r.number);
-        return Ok(stages.report);
+        return Ok(());
     }
     ui.plan(&plan);
     ui.confirm(env, &plan)?;
 
-    let held = lock(client, env, &objects, options).await?;
-    let result = deploy_locked(client, env, options, &mut stages, objects, image).await;
-    held.release().await;
-    result.map(|()| stages.report)
+    *held = Some(lock(client, env, &objects, options).await?);
+    deploy_locked(client, env, options, stages, objects, image).await
 }
 
 async fn deploy_locked(
@@ -506,7 +648,7 @@ async fn deploy_locked(
     let namespace = &env.cluster.namespace;
     // Read again under the lock: another deploy may have finished meanwhile.
     let mut revisions = revision::list(client, namespace, &env.name).await?;
-    close_interrupted(client, namespace, &mut revisions).await?;
+    close_interrupted(client, namespace, &mut revisions, KILLED).await?;
     let owned_before = previously_owned(&revisions);
     let last_good = revisions
         .iter()
@@ -660,10 +802,11 @@ pub async fn rollback(
     stages.report.image = target.image.clone();
     stages.report.digests = target.digests.clone();
     ui.confirm_rollback(env, target.number)?;
-    let held = lock(client, env, &target.objects, options).await?;
-    let result = async {
+    let mut held = None;
+    let run = async {
+        held = Some(lock(client, env, &target.objects, options).await?);
         let mut revisions = revision::list(client, namespace, &env.name).await?;
-        close_interrupted(client, namespace, &mut revisions).await?;
+        close_interrupted(client, namespace, &mut revisions, KILLED).await?;
         let owned_before = previously_owned(&revisions);
         let (user, host) = identity();
         let mut current = Revision {
@@ -712,10 +855,20 @@ pub async fn rollback(
                 })
             }
         }
+    };
+    let stopped = tokio::select! {
+        result = run => Ok(result),
+        signal = stop_signal(options.stop_on_signals) => Err(signal),
+    };
+    match stopped {
+        Ok(result) => {
+            if let Some(held) = held {
+                held.release().await;
+            }
+            result.map(|()| stages.report)
+        }
+        Err(signal) => Err(stop(client, env, options, held, stages, signal).await),
     }
-    .await;
-    held.release().await;
-    result.map(|()| stages.report)
 }
 
 /// What `destroy` removed and what it left.
