@@ -3,6 +3,7 @@
 use super::diff::{self, Plan};
 use super::{ClusterError, FIELD_MANAGER, MANAGED_BY, ObjectRef, api_message, apply_group};
 use futures_util::future::try_join_all;
+use futures_util::{StreamExt, TryStreamExt, stream};
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope, pinned_kind};
@@ -10,6 +11,23 @@ use kube::{Api, Client};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+
+/// Requests in flight at once while planning or applying: enough to hide the API server's
+/// latency, few enough that a large release reuses a handful of connections instead of
+/// opening (and TLS-handshaking) one per object.
+const CONCURRENT_REQUESTS: usize = 16;
+
+/// Runs `futures` with at most [`CONCURRENT_REQUESTS`] in flight; results in input order,
+/// or the first error.
+async fn bounded<T, F>(futures: impl IntoIterator<Item = F>) -> Result<Vec<T>, ClusterError>
+where
+    F: Future<Output = Result<T, ClusterError>>,
+{
+    stream::iter(futures)
+        .buffered(CONCURRENT_REQUESTS)
+        .try_collect()
+        .await
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApplyOptions {
@@ -188,7 +206,7 @@ pub async fn apply_all(
     }
     let mut stored: Vec<Option<Value>> = vec![None; objects.len()];
     for indices in groups.values() {
-        let results = try_join_all(
+        let results = bounded(
             indices
                 .iter()
                 .map(|&i| apply_one(resolver, &objects[i].1, options, false)),
@@ -240,33 +258,36 @@ pub async fn plan(
     resolver
         .prefetch(refs.iter().chain(previously_owned.iter()))
         .await?;
-    let planned = try_join_all(desired.iter().zip(&refs).map(
-        |((_, object), reference)| async move {
-            let live = get_live(resolver, reference).await?;
-            let after = match &live {
-                // A new object in a namespace that does not exist yet cannot be dry-run: show it as rendered.
-                None => match apply_one(resolver, object, options, true).await {
-                    Ok(v) => v,
-                    Err(ClusterError::Api { message, .. }) if message.contains("not found") => {
-                        object.clone()
-                    }
-                    Err(e) => return Err(e),
-                },
-                Some(_) => apply_one(resolver, object, options, true).await?,
-            };
-            Ok::<_, ClusterError>(diff::compare(
-                reference.clone(),
-                live.as_ref(),
-                Some(&after),
-            ))
-        },
-    ))
+    let planned = bounded(
+        desired
+            .iter()
+            .zip(&refs)
+            .map(|((_, object), reference)| async move {
+                let live = get_live(resolver, reference).await?;
+                let after = match &live {
+                    // A new object in a namespace that does not exist yet cannot be dry-run: show it as rendered.
+                    None => match apply_one(resolver, object, options, true).await {
+                        Ok(v) => v,
+                        Err(ClusterError::Api { message, .. }) if message.contains("not found") => {
+                            object.clone()
+                        }
+                        Err(e) => return Err(e),
+                    },
+                    Some(_) => apply_one(resolver, object, options, true).await?,
+                };
+                Ok::<_, ClusterError>(diff::compare(
+                    reference.clone(),
+                    live.as_ref(),
+                    Some(&after),
+                ))
+            }),
+    )
     .await?;
     let removed: Vec<&ObjectRef> = previously_owned
         .iter()
         .filter(|o| !refs.contains(o))
         .collect();
-    let deletes = try_join_all(removed.into_iter().map(|reference| async move {
+    let deletes = bounded(removed.into_iter().map(|reference| async move {
         let live = get_live(resolver, reference).await?;
         Ok::<_, ClusterError>(
             live.filter(is_owned)

@@ -11,7 +11,8 @@ pub fn write_section(name: &str, intro: &str, body: &str) -> anyhow::Result<()> 
     let path = project::root().join("docs/benchmarks.md");
     let existing = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
     let heading = format!("## {name}");
-    let section = format!("{heading}\n\n{intro}\n\n{}\n", body.trim_end());
+    // A blank line before the next section; the file itself ends in one newline.
+    let section = format!("{heading}\n\n{intro}\n\n{}\n\n", body.trim_end());
     let start = if existing.starts_with(&format!("{heading}\n")) {
         Some(0)
     } else {
@@ -27,6 +28,7 @@ pub fn write_section(name: &str, intro: &str, body: &str) -> anyhow::Result<()> 
         }
         None => format!("{}\n\n{section}", existing.trim_end()),
     };
+    let updated = format!("{}\n", updated.trim_end());
     std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))
 }
 

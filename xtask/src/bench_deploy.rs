@@ -286,7 +286,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let (faults, many) = (work.path().join("faults"), work.path().join("many"));
     crash_loop_templates(&faults, &root)?;
-    many_objects_templates(&many, &root, 189)?;
+    many_objects_templates(&many, &root, 190)?;
     let bench = Bench {
         wactl,
         env_dir,
