@@ -240,14 +240,14 @@ pub async fn format_address(
 /// Normalises and counts the outcome in `address_validations_total`.
 fn normalize(state: &AppState, input: &Address) -> Result<Address, Problems> {
     let result = address::normalize(&state.catalog, input);
-    let code = input.country_code.to_uppercase();
-    let country = if state.catalog.country(&code).is_some() {
-        code.as_str()
-    } else {
-        "unknown"
+    // Any known code is two ASCII letters; an invalid country code is the only way to be
+    // rejected for the country itself.
+    let unknown = match &result {
+        Ok(_) => false,
+        Err(problems) => problems.get(&address::Field::CountryCode) == Some(&Problem::Invalid),
     };
-    state
-        .metrics
-        .observe_validation(country, if result.is_ok() { "valid" } else { "invalid" });
+    let country =
+        (!unknown && !input.country_code.is_empty()).then_some(input.country_code.as_str());
+    state.metrics.observe_validation(country, result.is_ok());
     result
 }

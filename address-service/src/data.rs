@@ -5,10 +5,10 @@
 //! name lower-cased once for matching, and the fields each format uses worked out.
 
 use crate::address::{Field, FieldSet};
-use regex_automata::nfa::thompson::{self, BuildError, pikevm::PikeVM};
+use regex_automata::nfa::thompson::{self, BuildError, pikevm, pikevm::PikeVM};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// `data/*.yaml`, checked against the schema and turned into one JSON map by `build.rs`.
 static DATA: &str = include_str!(concat!(env!("OUT_DIR"), "/world-address.json"));
@@ -327,14 +327,34 @@ impl PatternCache {
 ///
 /// Postal codes are a few characters long, so a bare PikeVM (no DFAs, no prefilters) is fast
 /// enough and keeps ~2,000 compiled patterns in about 2 MB instead of the 9 MB of full regexes.
+///
+/// Search caches are reused rather than allocated per call: a pattern keeps the few that
+/// concurrent requests needed (at most [`KEPT_CACHES`]); an unused pattern holds none.
 #[derive(Debug)]
-pub struct Pattern(PikeVM);
+pub struct Pattern {
+    vm: PikeVM,
+    caches: Mutex<Vec<pikevm::Cache>>,
+}
+
+/// Search caches a pattern keeps for reuse; more concurrent searches allocate their own.
+const KEPT_CACHES: usize = 4;
 
 impl Pattern {
     pub fn is_match(&self, haystack: &str) -> bool {
-        let mut cache = self.0.create_cache();
-        self.0.is_match(&mut cache, haystack)
+        let reused = lock(&self.caches).pop();
+        let mut cache = reused.unwrap_or_else(|| self.vm.create_cache());
+        let matched = self.vm.is_match(&mut cache, haystack);
+        let mut caches = lock(&self.caches);
+        if caches.len() < KEPT_CACHES {
+            caches.push(cache);
+        }
+        matched
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A cache left behind by a panicking search is reset by the next search.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub(crate) fn compile(pattern: &str) -> Result<Pattern, Box<BuildError>> {
@@ -342,7 +362,10 @@ pub(crate) fn compile(pattern: &str) -> Result<Pattern, Box<BuildError>> {
     PikeVM::builder()
         .thompson(config)
         .build(pattern)
-        .map(Pattern)
+        .map(|vm| Pattern {
+            vm,
+            caches: Mutex::default(),
+        })
         .map_err(Box::new)
 }
 

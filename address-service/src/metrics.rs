@@ -4,9 +4,9 @@
 //! `http_requests_total{method,route,status}`, `http_request_duration_seconds{route}`,
 //! `address_validations_total{country,result}` and the usual `process_*` gauges.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Upper bounds of the request-duration histogram, in seconds.
@@ -14,20 +14,50 @@ const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The `route` label of requests no route matched.
+pub const UNMATCHED: &str = "unmatched";
+
+/// The routes the service serves (axum's matched paths), each with its series resolved once
+/// at start-up, so counting a request neither allocates nor formats a label.
+pub const ROUTES: [&str; 10] = [
+    "/v1/countries",
+    "/v1/countries/{code}",
+    "/v1/addresses/validate",
+    "/v1/addresses/normalize",
+    "/v1/addresses/format",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    UNMATCHED,
+];
+
+/// Country labels of `address_validations_total`: every two-letter code, then `unknown`.
+const COUNTRY_SLOTS: usize = 26 * 26 + 1;
+const UNKNOWN_COUNTRY: usize = COUNTRY_SLOTS - 1;
+
 #[derive(Debug)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    durations: Mutex<BTreeMap<String, Histogram>>,
-    validations: Mutex<BTreeMap<(String, &'static str), u64>>,
+    routes: Vec<RouteSeries>,
+    /// `[valid, invalid]` per country slot.
+    validations: Vec<[AtomicU64; 2]>,
     start_time: f64,
 }
 
+/// One route's request counters and duration histogram.
 #[derive(Debug, Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+struct RouteSeries {
+    /// `(method, status, count)`: the few combinations a route sees, found by a short scan.
+    requests: Mutex<Vec<(&'static str, u16, u64)>>,
+    /// Cumulative bucket counts, as Prometheus exposes them.
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
 }
+
+/// A route's series, resolved once per request by [`Metrics::route`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteId(usize);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -41,94 +71,111 @@ impl Metrics {
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         Self {
-            requests: Mutex::default(),
-            durations: Mutex::default(),
-            validations: Mutex::default(),
+            routes: ROUTES.iter().map(|_| RouteSeries::default()).collect(),
+            validations: (0..COUNTRY_SLOTS).map(|_| Default::default()).collect(),
             start_time,
         }
     }
 
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+    /// The series of a matched path (`None`: no route matched).
+    pub fn route(&self, matched: Option<&str>) -> RouteId {
+        let path = matched.unwrap_or(UNMATCHED);
+        RouteId(
+            ROUTES
+                .iter()
+                .position(|r| *r == path)
+                .unwrap_or(ROUTES.len() - 1),
+        )
+    }
+
+    pub fn observe_request(
+        &self,
+        method: &axum::http::Method,
+        route: RouteId,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let series = &self.routes[route.0];
+        let method = method_label(method);
         {
-            let mut requests = lock(&self.requests);
-            match requests.get_mut(&(method.to_owned(), route.to_owned(), status)) {
-                Some(n) => *n += 1,
-                None => {
-                    requests.insert((method.to_owned(), route.to_owned(), status), 1);
-                }
+            let mut requests = lock(&series.requests);
+            match requests
+                .iter_mut()
+                .find(|(m, s, _)| *m == method && *s == status)
+            {
+                Some((_, _, n)) => *n += 1,
+                None => requests.push((method, status, 1)),
             }
         }
         let secs = elapsed.as_secs_f64();
-        let mut durations = lock(&self.durations);
-        if !durations.contains_key(route) {
-            durations.insert(route.to_owned(), Histogram::default());
-        }
-        if let Some(h) = durations.get_mut(route) {
-            for (bound, count) in BUCKETS.iter().zip(h.counts.iter_mut()) {
-                if secs <= *bound {
-                    *count += 1;
-                }
+        for (bound, count) in BUCKETS.iter().zip(series.buckets.iter()) {
+            if secs <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
             }
-            h.count += 1;
-            h.sum += secs;
         }
+        series.count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        series.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
-    /// `result` is `valid` or `invalid`; `country` is a known code or `unknown`.
-    pub fn observe_validation(&self, country: &str, result: &'static str) {
-        *lock(&self.validations)
-            .entry((country.to_owned(), result))
-            .or_default() += 1;
+    /// Counts one validation. `country` is a code the catalog knows (any case) or `None`.
+    pub fn observe_validation(&self, country: Option<&str>, valid: bool) {
+        let slot = country.and_then(country_slot).unwrap_or(UNKNOWN_COUNTRY);
+        self.validations[slot][usize::from(!valid)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The exposition text for `/metrics`.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP http_requests_total HTTP requests served.\n# TYPE http_requests_total counter\n");
-        for ((method, route, status), n) in lock(&self.requests).iter() {
-            let _ = writeln!(
-                out,
-                "http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
-                escape(method),
-                escape(route)
-            );
+        for (route, series) in ROUTES.iter().zip(&self.routes) {
+            let mut requests = lock(&series.requests).clone();
+            requests.sort_unstable();
+            for (method, status, n) in requests {
+                let _ = writeln!(
+                    out,
+                    "http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+                );
+            }
         }
         out.push_str(
             "# HELP http_request_duration_seconds Time to serve a request.\n# TYPE http_request_duration_seconds histogram\n",
         );
-        for (route, h) in lock(&self.durations).iter() {
-            let route = escape(route);
-            for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
+        for (route, series) in ROUTES.iter().zip(&self.routes) {
+            let count = series.count.load(Ordering::Relaxed);
+            if count == 0 {
+                continue;
+            }
+            for (bound, n) in BUCKETS.iter().zip(series.buckets.iter()) {
+                let n = n.load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
-                    "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}"
+                    "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}"
                 );
             }
+            let sum = series.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
             let _ = writeln!(
                 out,
-                "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count
+                "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}\n\
+                 http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}\n\
+                 http_request_duration_seconds_count{{route=\"{route}\"}} {count}"
             );
         }
         out.push_str(
             "# HELP address_validations_total Addresses validated or normalised, by outcome.\n# TYPE address_validations_total counter\n",
         );
-        for ((country, result), n) in lock(&self.validations).iter() {
-            let _ = writeln!(
-                out,
-                "address_validations_total{{country=\"{}\",result=\"{result}\"}} {n}",
-                escape(country)
-            );
+        for (slot, counts) in self.validations.iter().enumerate() {
+            for (result, n) in ["valid", "invalid"].iter().zip(counts) {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let country = slot_country(slot);
+                    let country = country.as_deref().unwrap_or("unknown");
+                    let _ = writeln!(
+                        out,
+                        "address_validations_total{{country=\"{country}\",result=\"{result}\"}} {n}"
+                    );
+                }
+            }
         }
         self.render_process(&mut out);
         out
@@ -188,11 +235,39 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn escape(label: &str) -> String {
-    label
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// The `method` label: the standard methods by name, anything else as `other`.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The slot of a two-letter ASCII code, any case.
+fn country_slot(code: &str) -> Option<usize> {
+    match code.as_bytes() {
+        [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => Some(
+            usize::from(a.to_ascii_uppercase() - b'A') * 26
+                + usize::from(b.to_ascii_uppercase() - b'A'),
+        ),
+        _ => None,
+    }
+}
+
+fn slot_country(slot: usize) -> Option<String> {
+    (slot < UNKNOWN_COUNTRY).then(|| {
+        let letter = |i: usize| char::from(b'A' + (i % 26) as u8);
+        [letter(slot / 26), letter(slot)].iter().collect()
+    })
 }
 
 /// What `/proc/self` says about this process (Linux); absent values are not exported.
@@ -251,20 +326,41 @@ mod tests {
     #[test]
     fn renders_every_contracted_name() {
         let m = Metrics::new();
+        let validate = m.route(Some("/v1/addresses/validate"));
         m.observe_request(
-            "POST",
-            "/v1/addresses/validate",
+            &axum::http::Method::POST,
+            validate,
             200,
             Duration::from_millis(2),
         );
-        m.observe_validation("US", "valid");
+        m.observe_request(
+            &axum::http::Method::POST,
+            validate,
+            200,
+            Duration::from_millis(3),
+        );
+        m.observe_request(
+            &axum::http::Method::from_bytes(b"PURGE").expect("method"),
+            m.route(Some("/not/a/route")),
+            404,
+            Duration::from_millis(1),
+        );
+        m.observe_validation(Some("us"), true);
+        m.observe_validation(Some("ZW"), false);
+        m.observe_validation(None, false);
         let text = m.render();
         for needle in [
-            "http_requests_total{method=\"POST\",route=\"/v1/addresses/validate\",status=\"200\"} 1",
+            "http_requests_total{method=\"POST\",route=\"/v1/addresses/validate\",status=\"200\"} 2",
+            "http_requests_total{method=\"other\",route=\"unmatched\",status=\"404\"} 1",
             "http_request_duration_seconds_bucket{route=\"/v1/addresses/validate\",le=\"0.0025\"} 1",
+            "http_request_duration_seconds_bucket{route=\"/v1/addresses/validate\",le=\"0.005\"} 2",
             "http_request_duration_seconds_bucket{route=\"/v1/addresses/validate\",le=\"0.001\"} 0",
-            "http_request_duration_seconds_count{route=\"/v1/addresses/validate\"} 1",
+            "http_request_duration_seconds_bucket{route=\"/v1/addresses/validate\",le=\"+Inf\"} 2",
+            "http_request_duration_seconds_sum{route=\"/v1/addresses/validate\"} 0.005\n",
+            "http_request_duration_seconds_count{route=\"/v1/addresses/validate\"} 2",
             "address_validations_total{country=\"US\",result=\"valid\"} 1",
+            "address_validations_total{country=\"ZW\",result=\"invalid\"} 1",
+            "address_validations_total{country=\"unknown\",result=\"invalid\"} 1",
             "process_resident_memory_bytes ",
             "process_cpu_seconds_total ",
             "process_start_time_seconds ",
@@ -272,5 +368,9 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+        assert!(
+            !text.contains("route=\"/healthz\""),
+            "routes never requested have no series:\n{text}"
+        );
     }
 }
