@@ -77,6 +77,11 @@ pub struct ServeArgs {
     /// Requests per minute per API key (or client IP without keys); needs Redis.
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
     pub rate_limit_per_minute: u64,
+    /// Proxies whose `X-Forwarded-For` is believed (comma-separated address blocks, e.g.
+    /// `10.0.0.0/8,fd00::/8`): behind them, the per-IP rate limit and the audit log use the
+    /// client address they recorded. Empty: the TCP peer is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<crate::client::Cidr>,
     /// `/v1` requires `Authorization: Bearer KEY` or `X-API-Key: KEY`; needs the database.
     #[arg(long, env = "REQUIRE_API_KEY")]
     pub require_api_key: bool,
@@ -89,6 +94,10 @@ pub struct ServeArgs {
 pub enum LogFormat {
     Json,
     Text,
+}
+
+fn parse_cidr(s: &str) -> Result<crate::client::Cidr, String> {
+    s.parse()
 }
 
 /// `10s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
@@ -127,6 +136,20 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_from_flag_and_environment() {
+        let cli = Cli::try_parse_from([
+            "address-service",
+            "--trusted-proxies",
+            "10.0.0.0/8,127.0.0.1",
+        ])
+        .expect("parses");
+        assert_eq!(cli.serve.trusted_proxies.len(), 2);
+        let err = Cli::try_parse_from(["address-service", "--trusted-proxies", "10.0.0.0/40"])
+            .expect_err("bad prefix");
+        assert!(err.to_string().contains("10.0.0.0/40"), "{err}");
     }
 
     #[test]

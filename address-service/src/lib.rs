@@ -5,6 +5,7 @@
 
 pub mod address;
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod data;
 pub mod db;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub limiter: Option<Arc<ratelimit::RateLimiter>>,
     /// `/v1` needs a valid API key (`--require-api-key`).
     pub require_api_key: bool,
+    /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxies`).
+    pub trusted_proxies: Arc<[client::Cidr]>,
 }
 
 /// Per-request limits.
@@ -73,22 +76,63 @@ impl AppState {
             audit: None,
             limiter: None,
             require_api_key: false,
+            trusted_proxies: Arc::new([]),
         }
     }
 }
 
-/// Whether the service should get traffic: false once shutdown starts.
-#[derive(Debug, Default)]
+/// Whether the service should get traffic: false once shutdown starts, and while the
+/// configured database does not answer.
+#[derive(Debug)]
 pub struct Readiness {
     shutting_down: AtomicBool,
+    /// How long a database check is reused: probes from every kubelet and load balancer
+    /// then cost the database at most one `SELECT 1` per period.
+    database_ttl: Duration,
+    /// The last database check: when, and whether it answered.
+    database: tokio::sync::Mutex<Option<(Instant, bool)>>,
+}
+
+/// A database check gives up after this long: a probe must answer quickly even when the
+/// database hangs.
+pub const DATABASE_CHECK_TIMEOUT: Duration = Duration::from_millis(500);
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness::new(Duration::from_secs(2))
+    }
 }
 
 impl Readiness {
+    /// Database checks are reused for `database_ttl`.
+    pub fn new(database_ttl: Duration) -> Self {
+        Readiness {
+            shutting_down: AtomicBool::new(false),
+            database_ttl,
+            database: tokio::sync::Mutex::new(None),
+        }
+    }
     pub fn start_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Whether `db` answers `SELECT 1` within [`DATABASE_CHECK_TIMEOUT`], asked at most once
+    /// per TTL; concurrent callers wait for the one check in flight.
+    pub async fn database_answers(&self, db: &db::Db) -> bool {
+        let mut last = self.database.lock().await;
+        if let Some((at, up)) = *last
+            && at.elapsed() < self.database_ttl
+        {
+            return up;
+        }
+        let up = tokio::time::timeout(DATABASE_CHECK_TIMEOUT, db.ping())
+            .await
+            .unwrap_or(false);
+        *last = Some((Instant::now(), up));
+        up
     }
 }
 
@@ -116,30 +160,35 @@ pub fn app(state: AppState) -> Router {
             limits.request_timeout,
         ))
         .layer(TraceLayer::new_for_http())
-        .layer(middleware::from_fn(json_errors))
-        .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), outermost))
         .with_state(state)
 }
 
-/// Records `http_requests_total` and `http_request_duration_seconds` for every request.
-async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Every request: JSON bodies for the errors of the router and tower layers, then
+/// `http_requests_total` and `http_request_duration_seconds`. One middleware for both, since
+/// each layer costs every request a boxed future.
+async fn outermost(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let method = req.method().as_str().to_owned();
-    let response = next.run(req).await;
+    let route = state.metrics.route(
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
+    let method = req.method().clone();
+    let response = json_errors(next.run(req).await);
     state
         .metrics
-        .observe_request(&method, &route, response.status().as_u16(), start.elapsed());
+        .observe_request(&method, route, response.status().as_u16(), start.elapsed());
     response
 }
 
 /// `/v1` admission: API key (when required), rate limit (when Redis is configured), and an
 /// audit record (when PostgreSQL is configured).
 async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !state.require_api_key && state.limiter.is_none() && state.audit.is_none() {
+        // Nothing to check or record: no per-request work at all.
+        return next.run(req).await;
+    }
     let start = Instant::now();
     let route = req
         .extensions()
@@ -150,7 +199,10 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
     let client = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+        .map_or_else(
+            || "unknown".to_owned(),
+            |c| client::client_ip(c.0.ip(), req.headers(), &state.trusted_proxies).to_string(),
+        );
     let mut key_prefix = None;
     let presented = presented_key(req.headers()).map(str::to_owned);
     let response = match admit(
@@ -232,8 +284,7 @@ fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
 
 /// Gives the bodyless errors produced by the router and tower layers (405, request
 /// timeout) the same JSON error body as handler errors.
-async fn json_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+fn json_errors(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error())
         || response.headers().contains_key(header::CONTENT_TYPE)

@@ -31,7 +31,7 @@ static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Status {
-    /// `ok`, `shutting_down` or `database_unavailable`.
+    /// `ok`, `shutting_down`, `no_data` or `database_unavailable`.
     pub status: &'static str,
 }
 
@@ -41,18 +41,23 @@ pub async fn healthz() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
-/// Readiness: data loaded, not shutting down, and the database (if configured) answers.
+/// Readiness: data loaded, not shutting down, and the database (if configured) answers
+/// within 500 ms (checked at most every 2 s, whatever the probe rate).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Status), (status = 503, body = Status)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    let not_ready =
+        |status| (StatusCode::SERVICE_UNAVAILABLE, Json(Status { status })).into_response();
     if state.readiness.is_shutting_down() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Status {
-                status: "shutting_down",
-            }),
-        )
-            .into_response();
+        return not_ready("shutting_down");
+    }
+    if state.catalog.countries().next().is_none() {
+        return not_ready("no_data");
+    }
+    if let Some(db) = &state.db
+        && !state.readiness.database_answers(db).await
+    {
+        return not_ready("database_unavailable");
     }
     Json(Status { status: "ok" }).into_response()
 }
@@ -67,7 +72,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         body.push_str("# HELP address_service_dependency_up Whether a configured dependency answers (1) or not (0).\n# TYPE address_service_dependency_up gauge\n");
     }
     if let Some(db) = &state.db {
-        let up = u8::from(db.ping().await);
+        let up = u8::from(state.readiness.database_answers(db).await);
         body.push_str(&format!(
             "address_service_dependency_up{{dependency=\"postgres\"}} {up}\n"
         ));

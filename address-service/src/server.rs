@@ -51,6 +51,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--require-api-key needs a database (DATABASE_URL)");
     }
     state.require_api_key = args.require_api_key;
+    state.trusted_proxies = args.trusted_proxies.clone().into();
     if let Some(url) = &args.redis_url {
         let limiter =
             crate::ratelimit::RateLimiter::connect(url, args.rate_limit_per_minute).await?;

@@ -257,3 +257,246 @@ async fn redis_going_away_fails_open() {
     assert!(started.elapsed() < Duration::from_secs(2), "and quickly");
     assert!(!limiter.is_available(), "the alert's gauge turns 0");
 }
+
+/// A TCP proxy in front of PostgreSQL that can stop passing bytes (`pause`) while keeping
+/// every connection open: a database that accepts but no longer answers.
+struct StallingProxy {
+    addr: std::net::SocketAddr,
+    paused: tokio::sync::watch::Sender<bool>,
+}
+
+impl StallingProxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (paused, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pump(cr, sw, watch.clone()));
+                tokio::spawn(pump(sr, cw, watch.clone()));
+            }
+        });
+        StallingProxy { addr, paused }
+    }
+}
+
+/// Copies `from` to `to`, holding read bytes back while paused.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut paused: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if paused.wait_for(|p| !*p).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn readyz(router: &axum::Router) -> (StatusCode, String) {
+    use http_body_util::BodyExt;
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        router.clone().oneshot(request("GET", "/readyz", None)),
+    )
+    .await
+    .expect("readyz answers even when the database hangs")
+    .expect("ok");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn readyz_follows_the_database_with_a_timeout_and_a_cache() {
+    let url = env_url("WACTL_TEST_DATABASE_URL");
+    let config: tokio_postgres::Config = url.parse().expect("WACTL_TEST_DATABASE_URL parses");
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        other => panic!("WACTL_TEST_DATABASE_URL needs a TCP host, not {other:?}"),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let upstream = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .expect("resolve")
+        .next()
+        .expect("an address");
+    let proxy = StallingProxy::start(upstream).await;
+    // The same settings in PostgreSQL's key-value form, pointed at the proxy.
+    let user = config.get_user().expect("user in WACTL_TEST_DATABASE_URL");
+    let dbname = config
+        .get_dbname()
+        .expect("database in WACTL_TEST_DATABASE_URL");
+    let password = config
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_default();
+    let proxied_url = format!(
+        "host={} port={} user={user} dbname={dbname} password='{}'",
+        proxy.addr.ip(),
+        proxy.addr.port(),
+        password.replace('\\', "\\\\").replace('\'', "\\'")
+    );
+    let db = Arc::new(
+        Db::connect(&proxied_url)
+            .await
+            .expect("connect through the proxy"),
+    );
+    let catalog = Arc::new(Catalog::load().expect("data"));
+
+    // Checks the database on every probe.
+    let mut fresh = AppState::new(catalog.clone(), Limits::default());
+    fresh.readiness = Arc::new(address_service::Readiness::new(Duration::ZERO));
+    fresh.db = Some(db.clone());
+    let fresh_readiness = fresh.readiness.clone();
+    let fresh = app(fresh);
+    // Reuses a check for an hour.
+    let mut cached = AppState::new(catalog, Limits::default());
+    cached.readiness = Arc::new(address_service::Readiness::new(Duration::from_secs(3600)));
+    cached.db = Some(db.clone());
+    let cached = app(cached);
+
+    assert_eq!(readyz(&fresh).await.0, StatusCode::OK, "database answers");
+    assert_eq!(readyz(&cached).await.0, StatusCode::OK);
+
+    proxy.paused.send_replace(true);
+    let (status, body) = readyz(&fresh).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("database_unavailable"), "{body}");
+    assert_eq!(
+        readyz(&cached).await.0,
+        StatusCode::OK,
+        "a recent check is reused, not repeated"
+    );
+
+    proxy.paused.send_replace(false);
+    let mut recovered = false;
+    for _ in 0..50 {
+        if readyz(&fresh).await.0 == StatusCode::OK {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "ready again once the database answers");
+
+    fresh_readiness.start_shutdown();
+    let (status, body) = readyz(&fresh).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("shutting_down"), "{body}");
+    assert_eq!(
+        status_of(
+            fresh
+                .clone()
+                .oneshot(request("GET", "/healthz", None))
+                .await
+        ),
+        StatusCode::OK,
+        "liveness is unaffected"
+    );
+}
+
+fn status_of(response: Result<axum::response::Response, std::convert::Infallible>) -> StatusCode {
+    response.expect("infallible").status()
+}
+
+/// A `/v1` request as the service sees it when `peer` connects, with `X-Forwarded-For`.
+fn from_peer(peer: &str, forwarded_for: Option<&str>) -> Request<Body> {
+    let mut req = request("GET", "/v1/countries", None);
+    let addr: std::net::SocketAddr = format!("{peer}:40000").parse().expect("peer");
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    if let Some(v) = forwarded_for {
+        req.headers_mut().insert(
+            "x-forwarded-for",
+            header::HeaderValue::from_str(v).expect("header"),
+        );
+    }
+    req
+}
+
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn per_ip_rate_limit_uses_the_client_behind_trusted_proxies() {
+    let url = env_url("WACTL_TEST_REDIS_URL");
+    let mut state = AppState::new(Arc::new(Catalog::load().expect("data")), Limits::default());
+    state.limiter = Some(Arc::new(
+        RateLimiter::connect(&url, 1).await.expect("connect"),
+    ));
+    state.trusted_proxies = vec!["127.0.0.0/8".parse().expect("cidr")].into();
+    let router = app(state);
+    let status = |req: Request<Body>| {
+        let router = router.clone();
+        async move { router.oneshot(req).await.expect("ok").status() }
+    };
+    // Limits are per wall-clock minute: a run that straddles a minute boundary sees a fresh
+    // window mid-way, so it is repeated (with new addresses) at most once.
+    for attempt in 0..2 {
+        // Addresses of this run only (TEST-NET-2 and TEST-NET-3), so earlier runs' counts in
+        // the shared Redis do not interfere.
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+            / 1000;
+        let (a, b) = (n % 250 + 1, n / 250 % 250 + 1);
+        let client_a = format!("198.51.{a}.{b}");
+        let client_b = format!("203.0.{a}.{b}");
+        let spoof_1 = format!("6.6.{a}.{b}, {client_a}");
+        let spoof_2 = format!("7.7.{a}.{b}, {client_a}");
+        let untrusted = format!("192.0.2.{}", b);
+        let window = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 60);
+
+        let first_a = status(from_peer("127.0.0.1", Some(&spoof_1))).await;
+        let second_a = status(from_peer("127.0.0.1", Some(&spoof_2))).await;
+        let first_b = status(from_peer("127.0.0.1", Some(&client_b))).await;
+        let untrusted_1 = status(from_peer(&untrusted, Some(&client_a))).await;
+        let untrusted_2 = status(from_peer(&untrusted, Some(&client_b))).await;
+        let same_window = window
+            == std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() / 60);
+        if !same_window && attempt == 0 {
+            continue;
+        }
+        assert_eq!(first_a, StatusCode::OK, "client A's first request");
+        assert_eq!(
+            second_a,
+            StatusCode::TOO_MANY_REQUESTS,
+            "client A again, whatever it wrote left of the proxy's entry"
+        );
+        assert_eq!(first_b, StatusCode::OK, "client B has its own bucket");
+        assert_eq!(
+            untrusted_1,
+            StatusCode::OK,
+            "an untrusted peer is counted by its own address"
+        );
+        assert_eq!(
+            untrusted_2,
+            StatusCode::TOO_MANY_REQUESTS,
+            "and cannot escape its bucket with X-Forwarded-For"
+        );
+        return;
+    }
+    panic!("two runs straddled minute boundaries");
+}

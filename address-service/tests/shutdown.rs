@@ -30,6 +30,7 @@ async fn readiness_flips_before_the_listener_closes() {
         redis_url: None,
         rate_limit_per_minute: 600,
         require_api_key: false,
+        trusted_proxies: Vec::new(),
     };
     let state = AppState::new(Arc::new(Catalog::load().expect("data")), Limits::default());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
