@@ -25,7 +25,7 @@ pub struct Args {
 }
 
 /// A mix of countries, valid and invalid, in the shapes clients send.
-const BODIES: &[&str] = &[
+pub(crate) const BODIES: &[&str] = &[
     r#"{"country_code":"US","country_area":"California","city":"Mountain View","street_address":"1600 Amphitheatre Pkwy","postal_code":"94043"}"#,
     r#"{"country_code":"DE","city":"Berlin","street_address":"Unter den Linden 1","postal_code":"10117"}"#,
     r#"{"country_code":"KR","country_area":"Seoul","city":"Gangnam-gu","street_address":"Teheran-ro 1","postal_code":"06236"}"#,
@@ -80,7 +80,7 @@ struct Measurement {
 
 /// Stops the process when dropped, so a failed run leaves nothing listening. SIGTERM first:
 /// nginx's master only takes its workers down with it when it is allowed to exit cleanly.
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -269,14 +269,14 @@ fn reference_python(target: &Path) -> anyhow::Result<PathBuf> {
     Ok(python)
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
 /// Waits until something answers HTTP on the port; returns how long that took.
-fn wait_http(port: u16, timeout: Duration) -> anyhow::Result<Duration> {
+pub(crate) fn wait_http(port: u16, timeout: Duration) -> anyhow::Result<Duration> {
     let start = Instant::now();
     while start.elapsed() < timeout {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
@@ -296,7 +296,7 @@ fn wait_http(port: u16, timeout: Duration) -> anyhow::Result<Duration> {
     bail!("nothing answered on 127.0.0.1:{port} within {timeout:?}")
 }
 
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
