@@ -124,42 +124,78 @@ pub fn format_fields(format: &str) -> FieldSet {
     set
 }
 
-/// A postal address. Absent fields and empty strings mean the same thing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// A postal address. Absent fields, `null` and empty strings mean the same thing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Address {
     /// ISO 3166-1 alpha-2 code, any case.
-    #[schema(example = "US")]
-    #[serde(deserialize_with = "nullable")]
+    #[schema(example = "US", nullable)]
     pub country_code: String,
     /// State, province, prefecture, … (a subdivision key or name).
-    #[schema(example = "CA")]
-    #[serde(deserialize_with = "nullable")]
+    #[schema(example = "CA", nullable)]
     pub country_area: String,
-    #[schema(example = "Mountain View")]
-    #[serde(deserialize_with = "nullable")]
+    #[schema(example = "Mountain View", nullable)]
     pub city: String,
     /// Dependent locality, district, suburb.
-    #[serde(deserialize_with = "nullable")]
+    #[schema(nullable)]
     pub city_area: String,
-    #[schema(example = "1600 Amphitheatre Pkwy")]
-    #[serde(deserialize_with = "nullable")]
+    #[schema(example = "1600 Amphitheatre Pkwy", nullable)]
     pub street_address: String,
-    #[schema(example = "94043")]
-    #[serde(deserialize_with = "nullable")]
+    #[schema(example = "94043", nullable)]
     pub postal_code: String,
-    #[serde(deserialize_with = "nullable")]
+    #[schema(nullable)]
     pub sorting_code: String,
-    #[serde(deserialize_with = "nullable")]
+    #[schema(nullable)]
     pub name: String,
-    #[serde(deserialize_with = "nullable")]
+    #[schema(nullable)]
     pub company_name: String,
 }
 
-/// JSON `null` reads as an empty field, as the reference treats `None`.
-fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+/// Only a JSON object is an address (a derived impl would also take an array of the fields in
+/// declaration order, which the API does not document). JSON `null` reads as an empty field,
+/// as the reference treats `None`; unknown and repeated fields are refused.
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectOnly;
+        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
+            type Value = Address;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an address object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Address, A::Error> {
+                let mut address = Address::default();
+                let mut seen = FieldSet::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let Some(field) = Field::from_name(&key) else {
+                        return Err(serde::de::Error::unknown_field(&key, FIELD_NAMES));
+                    };
+                    if seen.contains(field) {
+                        return Err(serde::de::Error::duplicate_field(field.as_str()));
+                    }
+                    seen.insert(field);
+                    *address.slot(field) = map.next_value::<Option<String>>()?.unwrap_or_default();
+                }
+                Ok(address)
+            }
+        }
+        d.deserialize_map(ObjectOnly)
+    }
 }
+
+const FIELD_NAMES: &[&str] = &[
+    "country_code",
+    "country_area",
+    "city",
+    "city_area",
+    "street_address",
+    "postal_code",
+    "sorting_code",
+    "name",
+    "company_name",
+];
 
 impl Address {
     pub fn get(&self, f: Field) -> &str {
@@ -505,6 +541,31 @@ mod tests {
     use std::sync::LazyLock;
 
     static CATALOG: LazyLock<Catalog> = LazyLock::new(|| Catalog::load().expect("data loads"));
+
+    #[test]
+    fn an_address_is_an_object_only() {
+        let names: Vec<&str> = Field::ALL.iter().map(|f| f.as_str()).collect();
+        assert_eq!(names, FIELD_NAMES);
+        let parsed: Address =
+            serde_json::from_str(r#"{"country_code":"us","city":null}"#).expect("an object");
+        assert_eq!(
+            (parsed.country_code.as_str(), parsed.city.as_str()),
+            ("us", "")
+        );
+        for refused in [
+            r#"[null, null]"#,
+            r#"["US", "CA"]"#,
+            r#""US""#,
+            r#"{"country":"US"}"#,
+            r#"{"city":"a","city":"b"}"#,
+            r#"{"city":1}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<Address>(refused).is_err(),
+                "{refused} must be refused"
+            );
+        }
+    }
 
     fn addr(pairs: &[(Field, &str)]) -> Address {
         let mut a = Address::default();
