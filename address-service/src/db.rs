@@ -504,6 +504,10 @@ async fn run_writer<S: AuditSink>(
                         );
                     }
                     backoff = Duration::ZERO;
+                    if pending.is_empty() && pending.capacity() > 4 * AUDIT_BATCH {
+                        // Give back what an outage's backlog took.
+                        pending.shrink_to(AUDIT_BATCH);
+                    }
                     // Let new records in between batches while catching up.
                     if pending.len() < AUDIT_BATCH {
                         break;

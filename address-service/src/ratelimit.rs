@@ -2,8 +2,9 @@
 //! shared by every replica.
 //!
 //! Each client gets `limit` requests per wall-clock minute, counted with `INCR` on
-//! `wactl:ratelimit:{who}:{minute}`. When Redis does not answer within a few milliseconds the
-//! request goes through (fail open) and a warning is logged at most every 30 s.
+//! `wactl:ratelimit:{who}:{minute}`. When Redis does not answer within 100 ms the request goes
+//! through (fail open) and a warning is logged at most every 30 s. After a failure Redis is
+//! left alone for [`RETRY_AFTER_FAILURE`], so requests during an outage pay no timeout.
 
 use redis::aio::ConnectionManager;
 use std::sync::Mutex;
@@ -11,11 +12,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const WINDOW_SECS: u64 = 60;
 const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long requests skip Redis after it failed (one request then tries it again).
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 pub struct RateLimiter {
     redis: ConnectionManager,
     limit: u64,
     last_warning: Mutex<Option<Instant>>,
+    /// Until when requests fail open without asking Redis.
+    skip_until: Mutex<Option<Instant>>,
     /// Whether the last call reached Redis (`address_service_dependency_up`).
     available: std::sync::atomic::AtomicBool,
 }
@@ -50,12 +55,22 @@ impl RateLimiter {
             redis,
             limit: limit_per_minute,
             last_warning: Mutex::new(None),
+            skip_until: Mutex::new(None),
             available: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
     /// Counts one request by `who` (a key prefix or an IP address).
     pub async fn check(&self, who: &str) -> Decision {
+        {
+            let mut skip = lock(&self.skip_until);
+            match *skip {
+                Some(until) if Instant::now() < until => return Decision::Allow,
+                // This request probes Redis; the others keep failing open until it answers.
+                Some(_) => *skip = Some(Instant::now() + REDIS_TIMEOUT),
+                None => {}
+            }
+        }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -73,10 +88,16 @@ impl RateLimiter {
         self.available
             .store(reached, std::sync::atomic::Ordering::Relaxed);
         match count {
-            Ok(Ok((n,))) if n > self.limit => Decision::Deny {
-                retry_after: WINDOW_SECS - now % WINDOW_SECS,
-            },
-            Ok(Ok(_)) => Decision::Allow,
+            Ok(Ok((n,))) if n > self.limit => {
+                self.recovered();
+                Decision::Deny {
+                    retry_after: WINDOW_SECS - now % WINDOW_SECS,
+                }
+            }
+            Ok(Ok(_)) => {
+                self.recovered();
+                Decision::Allow
+            }
             Ok(Err(e)) => self.fail_open(&e.to_string()),
             Err(_) => self.fail_open("timed out"),
         }
@@ -87,11 +108,16 @@ impl RateLimiter {
         self.available.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    fn recovered(&self) {
+        if lock(&self.skip_until).take().is_some() {
+            tracing::info!("Redis answers again; rate limiting is back on");
+            *lock(&self.last_warning) = None;
+        }
+    }
+
     fn fail_open(&self, why: &str) -> Decision {
-        let mut last = self
-            .last_warning
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *lock(&self.skip_until) = Some(Instant::now() + RETRY_AFTER_FAILURE);
+        let mut last = lock(&self.last_warning);
         if last.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
             tracing::warn!(
                 error = why,
@@ -101,4 +127,8 @@ impl RateLimiter {
         }
         Decision::Allow
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
