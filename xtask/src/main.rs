@@ -12,6 +12,8 @@ mod fuzz;
 mod gen_address_data;
 mod infra;
 mod project;
+mod schemathesis;
+mod soak;
 mod test;
 mod tidy;
 mod tools;
@@ -29,6 +31,10 @@ struct Cli {
 enum Task {
     /// Run every fuzz target for a fixed time (corpus kept in the repo).
     Fuzz(fuzz::Args),
+    /// schemathesis against address-service's /openapi.json (also part of `test`).
+    Schemathesis(schemathesis::Args),
+    /// address-service under steady load with PostgreSQL restarted and Redis stopped.
+    Soak(soak::Args),
     /// Everything CI runs: tools, infrastructure, fmt, clippy and every test.
     Test(test::Args),
     /// Validate and render every environment (grows into the end-to-end demo).
@@ -65,6 +71,8 @@ fn main() -> anyhow::Result<()> {
         Task::Demo => demo::run(),
         Task::Tidy => tidy::run(),
         Task::Fuzz(args) => fuzz::run(&args),
+        Task::Schemathesis(args) => schemathesis::run(&args),
+        Task::Soak(args) => soak::run(&args),
         Task::Infra(args) => infra::run(&args),
         Task::GenAddressData(args) => gen_address_data::run(&args),
         Task::Bench(Bench::Build(args)) => bench_build::run(&args),
