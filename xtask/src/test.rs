@@ -3,7 +3,7 @@
 //! Installs the host tools, starts the infrastructure (`cargo xtask infra up` and
 //! `infra images`), checks formatting, lints and dependency policy, then runs every test
 //! including the infrastructure ones with the infrastructure's endpoints in the
-//! environment.
+//! environment, and finally schemathesis against address-service (`cargo xtask schemathesis`).
 
 use crate::{actionlint, infra, project, tools};
 use anyhow::Context;
@@ -51,6 +51,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         test = test.env(key, value);
     }
     test.run()?;
+    crate::schemathesis::run(&crate::schemathesis::Args { seconds: 120 })?;
     eprintln!(
         "xtask test: everything passed in {:.0}s",
         started.elapsed().as_secs_f64()
