@@ -102,11 +102,23 @@ fn is_secret(object: &Value) -> bool {
         && object.get("apiVersion").and_then(Value::as_str) == Some("v1")
 }
 
+/// `kubectl apply` keeps the whole object it applied, a Secret's values included, here.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Replaces Secret values on both sides, keeping whether each key changed visible.
 pub fn redact(before: &mut Option<Value>, after: &mut Option<Value>) {
     let secret = |side: &Option<Value>| side.as_ref().is_some_and(is_secret);
     if !secret(before) && !secret(after) {
         return;
+    }
+    for side in [&mut *before, &mut *after] {
+        if let Some(Value::String(v)) = side
+            .as_mut()
+            .and_then(|o| o.pointer_mut("/metadata/annotations"))
+            .and_then(|a| a.get_mut(LAST_APPLIED))
+        {
+            *v = "(redacted)".to_owned();
+        }
     }
     for field in ["data", "stringData"] {
         let old = before.as_ref().and_then(|o| o.get(field)).cloned();
