@@ -258,11 +258,20 @@ pub async fn plan(
     resolver
         .prefetch(refs.iter().chain(previously_owned.iter()))
         .await?;
+    let missing = &missing_namespaces(resolver, &refs).await?;
     let planned = bounded(
         desired
             .iter()
             .zip(&refs)
             .map(|((_, object), reference)| async move {
+                // Everything in a namespace that does not exist yet is a create, as rendered.
+                if reference
+                    .namespace
+                    .as_ref()
+                    .is_some_and(|n| missing.contains(n))
+                {
+                    return Ok(diff::compare(reference.clone(), None, Some(object)));
+                }
                 let live = get_live(resolver, reference).await?;
                 let after = match &live {
                     // A new object in a namespace that does not exist yet cannot be dry-run: show it as rendered.
@@ -298,6 +307,33 @@ pub async fn plan(
     let mut plan = Plan { objects: planned };
     plan.objects.extend(deletes.into_iter().flatten());
     Ok(plan)
+}
+
+/// The namespaces of `refs` that do not exist in the cluster.
+async fn missing_namespaces(
+    resolver: &Resolver,
+    refs: &[ObjectRef],
+) -> Result<std::collections::BTreeSet<String>, ClusterError> {
+    let namespaces: std::collections::BTreeSet<&String> =
+        refs.iter().filter_map(|r| r.namespace.as_ref()).collect();
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(resolver.client().clone());
+    let found = bounded(namespaces.into_iter().map(|name| {
+        let api = api.clone();
+        async move {
+            let live = api.get_opt(name).await.map_err(|e| ClusterError::Api {
+                action: "read",
+                object: format!("Namespace {name}"),
+                message: api_message(&e),
+            })?;
+            Ok((name.clone(), live.is_some()))
+        }
+    }))
+    .await?;
+    Ok(found
+        .into_iter()
+        .filter(|(_, exists)| !exists)
+        .map(|(name, _)| name)
+        .collect())
 }
 
 /// Deletes each object that still exists and carries wactl's label, in reverse apply
