@@ -69,6 +69,13 @@ impl Step {
             .expect("run wactl")
     }
 
+    /// `wactl deploy g --skip-build --image IMAGE` plus `extra` arguments.
+    fn deploy(&self, server: &MockServer, image: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["deploy", "g", "--skip-build", "--image", image];
+        args.extend_from_slice(extra);
+        self.wactl(server, &args)
+    }
+
     /// A template override whose pods crash-loop on the kwok nodes.
     fn crash_loop_templates(&self) -> PathBuf {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -156,10 +163,7 @@ fn assert_no_token(step: &Step, output: &Output, requests: &[Request]) {
 async fn a_deploy_step_reports_its_deployment_summary_and_outputs() {
     let step = Step::new("ok");
     let server = github().await;
-    let output = step.wactl(
-        &server,
-        &["deploy", "g", "--skip-build", "--image", IMAGE_V1],
-    );
+    let output = step.deploy(&server, IMAGE_V1, &[]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
 
@@ -210,18 +214,7 @@ async fn a_deploy_step_reports_its_deployment_summary_and_outputs() {
     mount_deployments(&server).await;
     let crash = step.crash_loop_templates();
     let crash = crash.to_string_lossy();
-    let output = step.wactl(
-        &server,
-        &[
-            "deploy",
-            "g",
-            "--skip-build",
-            "--image",
-            IMAGE_V2,
-            "--templates",
-            &crash,
-        ],
-    );
+    let output = step.deploy(&server, IMAGE_V2, &["--templates", &crash]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let requests = received(&server).await;
@@ -260,10 +253,7 @@ async fn a_deploy_step_reports_its_deployment_summary_and_outputs() {
 async fn a_diff_step_comments_the_plan_on_the_pull_request() {
     let step = Step::new("diff");
     let server = github().await;
-    let output = step.wactl(
-        &server,
-        &["deploy", "g", "--skip-build", "--image", IMAGE_V1],
-    );
+    let output = step.deploy(&server, IMAGE_V1, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
 
     Mock::given(method("GET"))
@@ -320,17 +310,7 @@ async fn required_github_that_refuses_stops_the_deploy_before_the_cluster() {
         )
         .mount(&server)
         .await;
-    let output = step.wactl(
-        &server,
-        &[
-            "deploy",
-            "g",
-            "--skip-build",
-            "--image",
-            IMAGE_V1,
-            "--require-github",
-        ],
-    );
+    let output = step.deploy(&server, IMAGE_V1, &["--require-github"]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
@@ -349,10 +329,7 @@ async fn required_github_that_refuses_stops_the_deploy_before_the_cluster() {
     );
 
     // Without --require-github the same refusal is a warning and the deploy goes on.
-    let output = step.wactl(
-        &server,
-        &["deploy", "g", "--skip-build", "--image", IMAGE_V1],
-    );
+    let output = step.deploy(&server, IMAGE_V1, &[]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("::warning"), "{stderr}");
