@@ -6,7 +6,10 @@ use crate::{infra, project};
 use xshell::cmd;
 
 pub fn run() -> anyhow::Result<()> {
-    infra::up(&infra::UpOptions { images: true })?;
+    infra::up(&infra::UpOptions {
+        images: true,
+        real_node: false,
+    })?;
     let sh = project::shell()?;
     cmd!(sh, "cargo build --quiet --bin wactl").run()?;
     let wactl = project::root().join("target/debug/wactl");

@@ -43,7 +43,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         cmd!(sh, "cargo test --workspace --locked").run()?;
         return Ok(());
     }
-    infra::up(&infra::UpOptions { images: true })?;
+    infra::up(&infra::UpOptions {
+        images: true,
+        real_node: false,
+    })?;
     let actionlint = actionlint::ensure()?;
     let mut test = cmd!(sh, "cargo test --workspace --locked -- --include-ignored")
         .env("WACTL_ACTIONLINT", &actionlint);

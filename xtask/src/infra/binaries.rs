@@ -12,6 +12,8 @@ use std::time::Instant;
 pub const KUBERNETES_VERSION: &str = "v1.36.3";
 pub const ETCD_VERSION: &str = "v3.6.16";
 pub const KWOK_VERSION: &str = "v0.8.0";
+/// DNS for pods on the real node (`infra up --real-node`).
+pub const COREDNS_VERSION: &str = "v1.15.0";
 
 /// Environment variable that moves the cache of built binaries and wrapper modules.
 pub const CACHE_DIR_ENV: &str = "WACTL_CACHE_DIR";
@@ -38,6 +40,9 @@ struct GoModule {
     /// Version that locally replaced sibling modules are published at.
     sibling_version: fn() -> Option<String>,
     ldflags: fn() -> String,
+    /// A `main.go` written into the wrapper module, whose package `.` is then built instead
+    /// of one of the module's own commands.
+    main_go: Option<&'static str>,
 }
 
 const KUBERNETES: GoModule = GoModule {
@@ -55,6 +60,28 @@ const KUBERNETES: GoModule = GoModule {
     ],
     sibling_version: || gomod::staging_version(KUBERNETES_VERSION),
     ldflags: kubernetes_ldflags,
+    main_go: None,
+};
+
+/// The node components, built from the same wrapper module only when `--real-node` asks.
+const KUBERNETES_NODE: GoModule = GoModule {
+    binaries: &[
+        ("kubelet", "k8s.io/kubernetes/cmd/kubelet"),
+        ("kube-proxy", "k8s.io/kubernetes/cmd/kube-proxy"),
+    ],
+    ..KUBERNETES
+};
+
+/// CoreDNS with only the plugins the real node's pods need (the full plugin set pulls in
+/// every cloud SDK).
+const COREDNS: GoModule = GoModule {
+    name: "coredns",
+    module: "github.com/coredns/coredns",
+    version: COREDNS_VERSION,
+    binaries: &[("coredns", ".")],
+    sibling_version: || Some(COREDNS_VERSION.to_string()),
+    ldflags: || "-s -w".to_string(),
+    main_go: Some(include_str!("../../assets/infra/real-node/coredns/main.go")),
 };
 
 const ETCD: GoModule = GoModule {
@@ -64,6 +91,7 @@ const ETCD: GoModule = GoModule {
     binaries: &[("etcd", "go.etcd.io/etcd/server/v3")],
     sibling_version: || Some(ETCD_VERSION.to_string()),
     ldflags: || "-s -w".to_string(),
+    main_go: None,
 };
 
 const KWOK: GoModule = GoModule {
@@ -73,6 +101,7 @@ const KWOK: GoModule = GoModule {
     binaries: &[("kwok", "sigs.k8s.io/kwok/cmd/kwok")],
     sibling_version: || Some(KWOK_VERSION.to_string()),
     ldflags: || format!("-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION}"),
+    main_go: None,
 };
 
 fn kubernetes_ldflags() -> String {
@@ -143,6 +172,32 @@ pub fn cached(cache: &Path) -> Binaries {
     }
 }
 
+/// Paths of the real node's binaries (`infra up --real-node`).
+#[derive(Debug, Clone)]
+pub struct NodeBinaries {
+    pub kubelet: PathBuf,
+    pub kube_proxy: PathBuf,
+    pub coredns: PathBuf,
+}
+
+/// The real node's binaries, building whatever the cache lacks.
+pub fn ensure_node() -> anyhow::Result<NodeBinaries> {
+    let cache = cache_dir()?;
+    let go = go_tool()?;
+    for module in [&KUBERNETES_NODE, &COREDNS] {
+        module.ensure_built(&cache, &go)?;
+    }
+    Ok(cached_node(&cache))
+}
+
+pub fn cached_node(cache: &Path) -> NodeBinaries {
+    NodeBinaries {
+        kubelet: binary_path(cache, "kubelet", KUBERNETES_VERSION),
+        kube_proxy: binary_path(cache, "kube-proxy", KUBERNETES_VERSION),
+        coredns: binary_path(cache, "coredns", COREDNS_VERSION),
+    }
+}
+
 fn go_tool() -> anyhow::Result<PathBuf> {
     let local = PathBuf::from("/usr/local/go/bin/go");
     if local.is_file() {
@@ -178,6 +233,9 @@ impl GoModule {
         );
         let started = Instant::now();
         self.write_wrapper(&dir, go)?;
+        if let Some(main) = self.main_go {
+            write_if_changed(&dir.join("main.go"), main.as_bytes())?;
+        }
         let mut build = go_command(go, &dir, &log)?;
         build
             .args(["build", "-trimpath", "-ldflags"])

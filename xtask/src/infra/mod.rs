@@ -14,6 +14,7 @@ mod kwok;
 mod pki;
 mod postgres;
 mod process;
+mod real_node;
 mod redis;
 mod registry;
 mod state;
@@ -35,6 +36,10 @@ enum Command {
         /// Also make the wactl.local/* base images (as `infra images`).
         #[arg(long)]
         images: bool,
+        /// Also start a real node (containerd, kubelet, kube-proxy, CoreDNS) named
+        /// `real-node-0`, for the `dev-real` environment.
+        #[arg(long)]
+        real_node: bool,
     },
     /// Stop what `up` started; safe to run twice.
     Down,
@@ -57,11 +62,16 @@ enum Command {
 pub struct UpOptions {
     /// Also make the wactl.local/* base images that are missing (several minutes when cold).
     pub images: bool,
+    /// Also start the real node (`--real-node`).
+    pub real_node: bool,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     match &args.command {
-        Command::Up { images } => up(&UpOptions { images: *images }),
+        Command::Up { images, real_node } => up(&UpOptions {
+            images: *images,
+            real_node: *real_node,
+        }),
         Command::Down => down(),
         Command::Status => {
             print!("{}", status()?);
@@ -146,6 +156,9 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<()> {
     let control_plane_started = Instant::now();
     control_plane::up(&state, &bins)?;
     kwok::up(&state, &bins)?;
+    if opts.real_node {
+        real_node::up(&state, &bins)?;
+    }
     eprintln!(
         "infra: control plane ready in {:.1}s; KUBECONFIG={} (context {})",
         control_plane_started.elapsed().as_secs_f64(),
@@ -171,6 +184,7 @@ pub fn kubectl() -> anyhow::Result<std::path::PathBuf> {
 
 pub fn down() -> anyhow::Result<()> {
     let state = StateDir::from_env()?;
+    real_node::down(&state)?;
     kwok::down(&state)?;
     control_plane::down(&state)?;
     redis::down(&state)?;
@@ -188,6 +202,7 @@ pub fn status() -> anyhow::Result<String> {
     lines.push(redis::status(&state));
     lines.extend(control_plane::status(&state));
     lines.push(kwok::status(&state));
+    lines.extend(real_node::status(&state));
     lines.extend(images::status());
     Ok(lines.join(""))
 }

@@ -54,6 +54,29 @@ pub const KWOK: Leaf = Leaf {
     server: false,
 };
 
+/// The real node's kubelet: the Node authorizer and NodeRestriction know it by this name.
+pub const KUBELET: Leaf = Leaf {
+    name: "kubelet",
+    common_name: "system:node:real-node-0",
+    organization: Some("system:nodes"),
+    server: false,
+};
+/// The real node's kube-proxy (bound to the built-in `system:node-proxier` role).
+pub const KUBE_PROXY: Leaf = Leaf {
+    name: "kube-proxy",
+    common_name: "system:kube-proxy",
+    organization: None,
+    server: false,
+};
+/// CoreDNS for the real node's pods: reads Services, EndpointSlices and Namespaces, for
+/// which no built-in role exists (a cluster installs its own `system:coredns`).
+pub const COREDNS: Leaf = Leaf {
+    name: "coredns",
+    common_name: "wactl-coredns",
+    organization: Some("system:masters"),
+    server: false,
+};
+
 /// Subject alternative names of the apiserver's serving certificate.
 const APISERVER_SANS: &str = "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,\
     DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,\
@@ -154,6 +177,14 @@ impl Pki {
                     .arg("-out")
                     .arg(self.service_account_pub());
             })?;
+        }
+        Ok(())
+    }
+
+    /// Issues `leaf` unless its certificate and key exist (the CA must exist already).
+    pub fn ensure_leaf(&self, leaf: &Leaf) -> anyhow::Result<()> {
+        if !self.cert(leaf).is_file() || !self.key(leaf).is_file() {
+            self.issue(leaf)?;
         }
         Ok(())
     }
