@@ -5,12 +5,6 @@ use address_service::{healthcheck, server};
 use clap::Parser;
 use std::process::ExitCode;
 
-/// mimalloc: each request allocates and frees a few dozen small buffers (headers, the parsed
-/// address, the JSON body); glibc's malloc spent a quarter of the instructions of a request on
-/// them.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
