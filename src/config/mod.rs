@@ -276,6 +276,12 @@ fn explain(raw: &str) -> (String, Option<String>) {
             Some("each key may appear once per mapping: remove one of them".to_owned()),
         );
     }
+    if raw.starts_with("budget breached: Depth") {
+        return (
+            "YAML nesting deeper than the safety budget".to_owned(),
+            Some("environment definitions nest a few levels deep: flatten the value".to_owned()),
+        );
+    }
     if raw.starts_with("budget breached") {
         return (
             "YAML aliases expand beyond the safety budget (a \"billion laughs\" document)"

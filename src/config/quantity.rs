@@ -7,6 +7,9 @@ pub struct Quantity {
     pub value: f64,
 }
 
+/// The largest accepted value in base units (2^53: exact in an f64).
+const MAX_VALUE: f64 = 9_007_199_254_740_992.0;
+
 impl Quantity {
     /// Parses the Kubernetes quantity grammar: a signed decimal number and an optional
     /// binary (`Ki`…`Ei`), decimal (`n`, `u`, `m`, `k`, `M`…`E`) or exponent suffix.
@@ -58,9 +61,17 @@ impl Quantity {
                 ));
             }
         };
+        let value = base * multiplier;
+        // Kubernetes keeps quantities as 64-bit integers of milli-units; beyond 2^53 base
+        // units (8 PiB of memory, 9·10^15 CPUs) a value is a mistake, not a size.
+        if !value.is_finite() || value.abs() > MAX_VALUE {
+            return Err(format!(
+                "`{text}` is larger than any resource Kubernetes can hold (at most 8Pi, or 9e15 CPUs)"
+            ));
+        }
         Ok(Self {
             text: text.to_owned(),
-            value: base * multiplier,
+            value,
         })
     }
 }
@@ -68,6 +79,21 @@ impl Quantity {
 #[cfg(test)]
 mod tests {
     use super::Quantity;
+
+    #[test]
+    fn refuses_values_no_resource_has() {
+        for text in ["1e400", "99999999999999999999999999999Ei", "16Pi", "1e16"] {
+            let error = Quantity::parse(text).expect_err(text);
+            assert!(
+                error.contains("larger than any resource"),
+                "{text}: {error}"
+            );
+        }
+        assert_eq!(
+            Quantity::parse("8Pi").map(|q| q.value),
+            Ok(9_007_199_254_740_992.0)
+        );
+    }
 
     #[test]
     fn parses_the_kubernetes_grammar() {
