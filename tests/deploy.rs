@@ -2,6 +2,7 @@
 //! (kube-apiserver, controllers, kwok nodes). Each test deploys to its own namespace.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolume;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -613,4 +614,124 @@ async fn the_dev_environment_deploys_cleanly() {
             .delete(&format!("{namespace}-{claim}"), &Default::default())
             .await;
     }
+}
+
+/// A Job in `namespace`: one pod, `annotations` on it (kwok fault stages), `extra` spec.
+fn job(name: &str, annotations: serde_json::Value, extra: serde_json::Value) -> Job {
+    let mut spec = serde_json::json!({
+        "backoffLimit": 0,
+        "template": {
+            "metadata": { "annotations": annotations },
+            "spec": { "restartPolicy": "Never",
+                "containers": [{ "name": "migrate", "image": IMAGE_V1 }] }
+        }
+    });
+    if let (Some(spec), serde_json::Value::Object(extra)) = (spec.as_object_mut(), extra) {
+        spec.extend(extra);
+    }
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": { "name": name }, "spec": spec
+    }))
+    .expect("job")
+}
+
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn jobs_are_tracked_to_completion_and_a_failed_job_says_why() {
+    let t = TestEnv::new("job", "");
+    let env = t.load();
+    let client = client(&env).await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                serde_json::json!({ "metadata": { "name": t.namespace.as_str() } }),
+            )
+            .expect("namespace"),
+        )
+        .await
+        .expect("create namespace");
+    // The namespace's default ServiceAccount must exist before pods are admitted.
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), &t.namespace);
+    let ready = kube::runtime::wait::await_condition(
+        accounts,
+        "default",
+        kube::runtime::wait::conditions::is_created(),
+    );
+    tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .expect("default ServiceAccount within 30 s")
+        .expect("watch");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &t.namespace);
+    let job_ref = |name: &str| cluster::ObjectRef {
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        namespace: Some(t.namespace.clone()),
+        name: name.into(),
+    };
+    let progress = std::sync::Mutex::new(Vec::new());
+    let on_progress = |e: &cluster::TrackEvent| progress.lock().expect("lock").push(e.clone());
+
+    // kwok plays a Job's pod as running for a moment, then succeeded.
+    jobs.create(
+        &PostParams::default(),
+        &job("ok", serde_json::json!({}), serde_json::json!({})),
+    )
+    .await
+    .expect("create job");
+    cluster::track(
+        &client,
+        &t.namespace,
+        &[job_ref("ok")],
+        Duration::from_secs(60),
+        &on_progress,
+    )
+    .await
+    .expect("the job completes");
+    let done = progress
+        .lock()
+        .expect("lock")
+        .last()
+        .cloned()
+        .expect("a line");
+    assert!(done.done, "{done}");
+    assert_eq!(done.note, "complete");
+
+    // A pod that never finishes runs into the Job's active deadline: the Job fails.
+    jobs.create(
+        &PostParams::default(),
+        &job(
+            "stuck",
+            serde_json::json!({ "wactl.dev/kwok-fault": "never-ready" }),
+            serde_json::json!({ "activeDeadlineSeconds": 3 }),
+        ),
+    )
+    .await
+    .expect("create job");
+    let failure = cluster::track(
+        &client,
+        &t.namespace,
+        &[job_ref("stuck")],
+        Duration::from_secs(60),
+        &on_progress,
+    )
+    .await
+    .expect_err("the job fails");
+    assert_eq!(
+        failure.reason,
+        cluster::FailureReason::JobFailed,
+        "{failure}"
+    );
+    assert!(failure.message.contains("DeadlineExceeded"), "{failure}");
+    assert!(failure.message.contains("active deadline 3 s"), "{failure}");
+    assert!(failure.pod.is_some(), "names the pod: {failure}");
+    assert!(
+        !failure.logs.is_empty() || failure.logs_note.is_some(),
+        "says whether logs could be read: {failure}"
+    );
+    eprintln!("{failure}");
+    let _ = namespaces.delete(&t.namespace, &Default::default()).await;
 }
