@@ -23,6 +23,8 @@ pub struct Environment {
     pub rollout: Rollout,
     pub ingress: Ingress,
     pub components: Components,
+    pub scheduling: Scheduling,
+    pub service: ServiceExposure,
     pub config: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, SecretRef>,
     pub protected: bool,
@@ -42,6 +44,20 @@ impl Environment {
             None => self.name.clone(),
         }
     }
+}
+
+/// Where the pods run; empty means anywhere the scheduler likes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Scheduling {
+    pub node_selector: BTreeMap<String, String>,
+    /// Taint keys tolerated with `operator: Exists`.
+    pub tolerate: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServiceExposure {
+    /// NodePort of the Service; `None` keeps it ClusterIP.
+    pub node_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -31,6 +31,41 @@ pub fn check_dns_subdomain(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A label (or taint) key: an optional DNS-subdomain prefix and `/`, then a name of at most
+/// 63 alphanumerics, `-`, `_` and `.`, starting and ending alphanumeric.
+pub fn check_label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if name_ok && prefix.is_none_or(|p| check_dns_subdomain(p).is_ok()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{key}` is not a valid label key (an optional DNS prefix and `/`, then at most 63 letters, digits, `-`, `_` or `.`)"
+        ))
+    }
+}
+
+/// A label value: empty, or at most 63 alphanumerics, `-`, `_` and `.`, starting and
+/// ending alphanumeric.
+pub fn check_label_value(value: &str) -> Result<(), String> {
+    if value.is_empty() || check_label_key(value).is_ok() && !value.contains('/') {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{value}` is not a valid label value (at most 63 letters, digits, `-`, `_` or `.`)"
+        ))
+    }
+}
+
 /// A host name for an Ingress: a DNS name, optionally with a leading `*.` wildcard.
 pub fn check_host(host: &str) -> Result<(), String> {
     check_dns_subdomain(host.strip_prefix("*.").unwrap_or(host))

@@ -657,6 +657,38 @@ pub fn resolve(
         secrets.insert(var, SecretRef { secret, key });
     }
 
+    let scheduling_src = src.scheduling.unwrap_or_default();
+    let scheduling = Scheduling {
+        node_selector: scheduling_src.node_selector.unwrap_or_default(),
+        tolerate: scheduling_src.tolerate.unwrap_or_default(),
+    };
+    for (key, value) in &scheduling.node_selector {
+        let field = format!("scheduling.nodeSelector.{key}");
+        r.check(&field, names::check_label_key(key));
+        r.check(&field, names::check_label_value(value));
+    }
+    for (i, key) in scheduling.tolerate.iter().enumerate() {
+        r.check(
+            &format!("scheduling.tolerate[{i}]"),
+            names::check_label_key(key),
+        );
+    }
+    let node_port = src
+        .service
+        .unwrap_or_default()
+        .node_port
+        .and_then(|port| match u16::try_from(port) {
+            Ok(p) if (30000..=32767).contains(&p) => Some(p),
+            _ => {
+                r.report_hint(
+                    "service.nodePort",
+                    format!("{port} is outside the NodePort range 30000–32767"),
+                    "pick a port between 30000 and 32767",
+                );
+                None
+            }
+        });
+
     let smoke_src = src.smoke.unwrap_or_default();
     if let Some(url) = &smoke_src.url
         && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -810,6 +842,8 @@ pub fn resolve(
         rollout,
         ingress,
         components,
+        scheduling,
+        service: ServiceExposure { node_port },
         config,
         secrets,
         protected: src.protected.unwrap_or(false),

@@ -56,6 +56,12 @@ pub struct EnvironmentSource {
     /// Supporting services deployed next to the service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub components: Option<ComponentsSource>,
+    /// Which nodes run the service and its components (postgres, redis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<SchedulingSource>,
+    /// How the service's Kubernetes Service is exposed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceSource>,
     /// Plain configuration values, given to the service as environment variables
     /// (through a ConfigMap). Never put secrets here: use `secrets`.
     /// ```yaml
@@ -618,6 +624,39 @@ pub struct ComponentSource {
     /// ```
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SchedulingSource {
+    /// Node labels a node must carry to run the pods (a Kubernetes `nodeSelector`).
+    /// ```yaml
+    /// scheduling:
+    ///   nodeSelector: { wactl.dev/node: real }
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    /// Taint keys the pods tolerate (any value, any effect), so they may run on nodes
+    /// tainted with them.
+    /// ```yaml
+    /// scheduling:
+    ///   tolerate: [wactl.dev/real-node]
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tolerate: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceSource {
+    /// Expose the Service as a NodePort on this port (30000–32767) of every node, besides
+    /// its cluster IP. Without it the Service is ClusterIP only.
+    /// ```yaml
+    /// service:
+    ///   nodePort: 30080
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]

@@ -178,3 +178,37 @@ fn mutated_definitions_never_panic() {
         }
     }
 }
+
+#[test]
+fn scheduling_and_node_port_are_checked_with_their_place() {
+    let dir = dir_with(&[(
+        "e.yaml",
+        "scheduling:\n  nodeSelector: { 'bad key!': x }\n  tolerate: [wactl.dev/real-node, '-x']\n\
+         service:\n  nodePort: 8080\n",
+    )]);
+    let found = problems(&dir, "e");
+    let fields: Vec<&str> = found.iter().filter_map(|p| p.field.as_deref()).collect();
+    assert!(
+        fields.contains(&"scheduling.nodeSelector.bad key!"),
+        "{fields:?}"
+    );
+    assert!(fields.contains(&"scheduling.tolerate[1]"), "{fields:?}");
+    assert!(fields.contains(&"service.nodePort"), "{fields:?}");
+    assert_eq!(found.len(), 3, "{fields:?}");
+
+    let dir = dir_with(&[(
+        "e.yaml",
+        "scheduling:\n  nodeSelector: { wactl.dev/node: real }\n  tolerate: [wactl.dev/real-node]\n\
+         service:\n  nodePort: 30080\n",
+    )]);
+    let env = load(dir.path(), "e").unwrap();
+    assert_eq!(env.service.node_port, Some(30080));
+    assert_eq!(env.scheduling.tolerate, ["wactl.dev/real-node"]);
+    assert_eq!(
+        env.scheduling
+            .node_selector
+            .get("wactl.dev/node")
+            .map(String::as_str),
+        Some("real")
+    );
+}
