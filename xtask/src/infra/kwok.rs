@@ -123,7 +123,7 @@ pub fn kubectl(state: &StateDir, bins: &Binaries) -> Command {
     command
 }
 
-fn kubectl_apply(state: &StateDir, bins: &Binaries, manifest: &str) -> anyhow::Result<()> {
+pub fn kubectl_apply(state: &StateDir, bins: &Binaries, manifest: &str) -> anyhow::Result<()> {
     let mut child = kubectl(state, bins)
         .args([
             "apply",

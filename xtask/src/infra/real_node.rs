@@ -98,6 +98,7 @@ pub fn up(state: &StateDir, bins: &Binaries) -> anyhow::Result<()> {
     kube_proxy(state, &dir, &node_bins)?;
     node_ready(state, bins)?;
     push_component_images()?;
+    dev_real_prerequisites(state, bins)?;
     eprintln!(
         "infra: real node    Ready: {NODE_NAME} (label {}={}, taint {TAINT_KEY}:NoSchedule)",
         NODE_LABEL.0, NODE_LABEL.1
@@ -529,6 +530,54 @@ fn push_component_images() -> anyhow::Result<()> {
         run(Command::new("docker").args(["push", "--quiet", &target]))?;
     }
     Ok(())
+}
+
+/// The `dev-real` environment's namespace.
+pub const DEV_REAL_NAMESPACE: &str = "world-address-dev-real";
+
+/// What an administrator gives `dev-real` before its first deploy, as on any cluster without
+/// a volume provisioner or a secret store: the namespace, the Secret `address-service-postgres`
+/// (`password` for postgres, `url` for the service; the password is generated once and kept
+/// in the state dir) and one hostPath volume per StatefulSet claim, world-writable because
+/// hostPath volumes ignore `fsGroup`.
+fn dev_real_prerequisites(state: &StateDir, bins: &Binaries) -> anyhow::Result<()> {
+    let dir = state.dir("real-node")?;
+    let password_file = dir.join("postgres-password");
+    let password = match std::fs::read_to_string(&password_file) {
+        Ok(text) if !text.trim().is_empty() => text.trim().to_string(),
+        _ => {
+            let password = super::state::random_hex(16)?;
+            std::fs::write(&password_file, &password)?;
+            std::fs::set_permissions(
+                &password_file,
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )?;
+            password
+        }
+    };
+    let mut manifest = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {DEV_REAL_NAMESPACE}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata:\n  name: address-service-postgres\n  \
+         namespace: {DEV_REAL_NAMESPACE}\nstringData:\n  password: \"{password}\"\n  \
+         url: \"postgres://address:{password}@address-service-postgres:5432/address\"\n"
+    );
+    for claim in [
+        "data-address-service-postgres-0",
+        "data-address-service-redis-0",
+    ] {
+        let path = dir.join("volumes").join(claim);
+        std::fs::create_dir_all(&path)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
+        manifest.push_str(&format!(
+            "---\napiVersion: v1\nkind: PersistentVolume\nmetadata:\n  \
+             name: {DEV_REAL_NAMESPACE}-{claim}\nspec:\n  capacity: {{ storage: 10Gi }}\n  \
+             accessModes: [ReadWriteOnce]\n  persistentVolumeReclaimPolicy: Retain\n  \
+             hostPath: {{ path: {} }}\n  \
+             claimRef: {{ namespace: {DEV_REAL_NAMESPACE}, name: {claim} }}\n",
+            path.display()
+        ));
+    }
+    super::kwok::kubectl_apply(state, bins, &manifest)
 }
 
 /// Stops the node: kube-proxy (and its iptables rules), the kubelet, CoreDNS, every pod's
