@@ -650,10 +650,7 @@ async fn two_deploys_at_once_exactly_one_proceeds() {
             (Some(1), Some(0)) => (pb, pa, ea),
             other => panic!("round {round}: exit codes {other:?}\nA:\n{ea}\nB:\n{eb}"),
         };
-        assert!(
-            loser_err.contains(&format!("is being deployed by ")),
-            "{loser_err}"
-        );
+        assert!(loser_err.contains("is being deployed by "), "{loser_err}");
         assert!(
             loser_err.contains(&format!("(pid {winner}) since ")),
             "the loser (pid {loser}) names the winner: {loser_err}"
@@ -837,7 +834,7 @@ async fn the_docker_daemon_stopped_during_a_build_fails_clearly_and_records_noth
     assert!(stderr.contains("Docker Engine"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     nothing_recorded(&client, &t).await;
-    let last = stderr.lines().filter(|l| !l.trim().is_empty()).last();
+    let last = stderr.lines().rfind(|l| !l.trim().is_empty());
     eprintln!(
         "FAULT dockerd: wactl exited 1 within {took:?} of the stop (wait for dockerd included); engine back after {restored:?}; error: {last:?}"
     );
