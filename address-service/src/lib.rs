@@ -153,14 +153,19 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(ops::openapi));
     v1.merge(ops)
         .fallback(|req: Request| async move { AppError::NotFound(req.uri().path().to_owned()) })
-        .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
-        .layer(axum::Extension(BodyLimit(limits.body_limit_bytes)))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            limits.request_timeout,
-        ))
-        .layer(TraceLayer::new_for_http())
-        .layer(middleware::from_fn_with_state(state.clone(), outermost))
+        // One `layer` call for the whole stack: each call boxes every route once more, and
+        // every request then clones each box.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(middleware::from_fn_with_state(state.clone(), outermost))
+                .layer(TraceLayer::new_for_http())
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    limits.request_timeout,
+                ))
+                .layer(axum::Extension(BodyLimit(limits.body_limit_bytes)))
+                .layer(DefaultBodyLimit::max(limits.body_limit_bytes)),
+        )
         .with_state(state)
 }
 
