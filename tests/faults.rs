@@ -688,10 +688,23 @@ fn stop_component(component: &str, signal: &str, wait: Duration) -> u32 {
     pid
 }
 
-/// `cargo xtask infra up`: starts what is down (warm: about a second).
+/// `cargo xtask infra up`: starts what is down (warm: about a second). The built xtask
+/// binary is run directly when there is one: through cargo, a concurrent build holding
+/// the target directory's lock (or a changed xtask source) would keep the component down
+/// for minutes.
 fn infra_up() {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-        .args(["xtask", "infra", "up"])
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    let xtask = target.join("debug").join("xtask");
+    let mut command = if xtask.is_file() {
+        Command::new(xtask)
+    } else {
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+        cargo.arg("xtask");
+        cargo
+    };
+    let out = command
+        .args(["infra", "up"])
         .current_dir(root())
         .output()
         .expect("cargo xtask infra up");
