@@ -1014,3 +1014,36 @@ async fn foreign_objects(client: &Client, namespace: &str) -> Result<Option<Stri
     }
     first_foreign::<Secret>(client, namespace, &[]).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signal_exits_with_128_plus_its_number_and_keeps_the_report() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("environments");
+        let env = crate::config::load(&dir, "dev").expect("dev.yaml");
+        let interrupted = |signal| DeployError::Interrupted {
+            signal,
+            message: format!("dev: interrupted by {signal} after the apply stage"),
+            report: Box::new(DeployReport::new(&env)),
+        };
+        assert_eq!(interrupted("SIGINT").exit_code(), 130);
+        assert_eq!(interrupted("SIGTERM").exit_code(), 143);
+        let error = interrupted("SIGINT");
+        assert!(
+            error.report().is_some(),
+            "--output json still prints a report"
+        );
+        assert_eq!(
+            error.to_string(),
+            "dev: interrupted by SIGINT after the apply stage"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_stop_on_signals_no_handler_is_installed() {
+        let waited = tokio::time::timeout(Duration::from_millis(20), stop_signal(false)).await;
+        assert!(waited.is_err(), "never resolves when disabled");
+    }
+}
