@@ -21,6 +21,8 @@ pub struct RateLimiter {
     last_warning: Mutex<Option<Instant>>,
     /// Until when requests fail open without asking Redis.
     skip_until: Mutex<Option<Instant>>,
+    /// When Redis last failed: only a call that started later proves it is back.
+    failed_at: Mutex<Option<Instant>>,
     /// Whether the last call reached Redis (`address_service_dependency_up`).
     available: std::sync::atomic::AtomicBool,
 }
@@ -56,12 +58,14 @@ impl RateLimiter {
             limit: limit_per_minute,
             last_warning: Mutex::new(None),
             skip_until: Mutex::new(None),
+            failed_at: Mutex::new(None),
             available: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
     /// Counts one request by `who` (a key prefix or an IP address).
     pub async fn check(&self, who: &str) -> Decision {
+        let started = Instant::now();
         {
             let mut skip = lock(&self.skip_until);
             match *skip {
@@ -89,13 +93,13 @@ impl RateLimiter {
             .store(reached, std::sync::atomic::Ordering::Relaxed);
         match count {
             Ok(Ok((n,))) if n > self.limit => {
-                self.recovered();
+                self.recovered(started);
                 Decision::Deny {
                     retry_after: WINDOW_SECS - now % WINDOW_SECS,
                 }
             }
             Ok(Ok(_)) => {
-                self.recovered();
+                self.recovered(started);
                 Decision::Allow
             }
             Ok(Err(e)) => self.fail_open(&e.to_string()),
@@ -108,7 +112,12 @@ impl RateLimiter {
         self.available.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn recovered(&self) {
+    fn recovered(&self, started: Instant) {
+        let failed_at = *lock(&self.failed_at);
+        if failed_at.is_some_and(|failed| started < failed) {
+            // An answer to a call sent before the failure says nothing about now.
+            return;
+        }
         if lock(&self.skip_until).take().is_some() {
             tracing::info!("Redis answers again; rate limiting is back on");
             *lock(&self.last_warning) = None;
@@ -116,6 +125,7 @@ impl RateLimiter {
     }
 
     fn fail_open(&self, why: &str) -> Decision {
+        *lock(&self.failed_at) = Some(Instant::now());
         *lock(&self.skip_until) = Some(Instant::now() + RETRY_AFTER_FAILURE);
         let mut last = lock(&self.last_warning);
         if last.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {

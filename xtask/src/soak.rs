@@ -32,6 +32,9 @@ pub struct Args {
     /// How long Redis stays stopped.
     #[arg(long, default_value_t = 60)]
     redis_outage_secs: u64,
+    /// How long PostgreSQL stays stopped in its restart.
+    #[arg(long, default_value_t = 10)]
+    postgres_down_secs: u64,
 }
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -71,8 +74,8 @@ impl Stats {
         }
     }
 
-    fn record(&self, class: usize, latency: Duration) {
-        let phase = self.phase.load(Ordering::Relaxed);
+    /// Counts a request in the phase it was sent in.
+    fn record(&self, phase: usize, class: usize, latency: Duration) {
         self.counts[phase][class].fetch_add(1, Ordering::Relaxed);
         let bucket = (latency.as_millis() as usize).min(BUCKETS - 1);
         self.latency_ms[phase][bucket].fetch_add(1, Ordering::Relaxed);
@@ -111,7 +114,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let total = Duration::from_secs_f64(args.minutes * 60.0);
     let outage = Duration::from_secs(args.redis_outage_secs);
-    if total < outage + Duration::from_secs(40) {
+    if total < outage + Duration::from_secs(40 + args.postgres_down_secs) {
         bail!(
             "a run of {total:?} is too short for a {outage:?} Redis outage and a PostgreSQL restart"
         );
@@ -197,6 +200,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             event(&mut events, "PostgreSQL: fast shutdown (SIGINT)".into());
             let down = Instant::now();
             postgres.stop()?;
+            std::thread::sleep(Duration::from_secs(args.postgres_down_secs));
             postgres.start()?;
             event(
                 &mut events,
@@ -211,14 +215,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             postgres_done = true;
         }
         if redis_stopped_at.is_none() && !redis_done && now >= redis_stop_at {
-            stats.phase.store(REDIS_DOWN, Ordering::Relaxed);
             redis.stop()?;
+            stats.phase.store(REDIS_DOWN, Ordering::Relaxed);
             event(&mut events, "Redis: stopped (SIGTERM)".into());
             redis_stopped_at = Some(Instant::now());
         }
         if let Some(since) = redis_stopped_at
             && since.elapsed() >= outage
         {
+            stats.phase.store(NORMAL, Ordering::Relaxed);
             redis.start()?;
             event(
                 &mut events,
@@ -227,7 +232,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                     since.elapsed().as_secs_f64()
                 ),
             );
-            stats.phase.store(NORMAL, Ordering::Relaxed);
             redis_stopped_at = None;
             redis_done = true;
         }
@@ -412,6 +416,7 @@ fn load(port: u16, first: Instant, interval: Duration, stats: &Stats, stop: &Ato
         next += interval;
         let body = BODIES[i % BODIES.len()];
         i += 1;
+        let phase = stats.phase.load(Ordering::Relaxed);
         let sent = Instant::now();
         let result = match conn.as_mut() {
             Some(c) => exchange(c, port, body),
@@ -434,11 +439,11 @@ fn load(port: u16, first: Instant, interval: Duration, stats: &Stats, stop: &Ato
                     400..=499 => C4XX,
                     _ => C5XX,
                 };
-                stats.record(class, sent.elapsed());
+                stats.record(phase, class, sent.elapsed());
             }
             Err(_) => {
                 conn = None;
-                stats.record(NO_RESPONSE, sent.elapsed());
+                stats.record(phase, NO_RESPONSE, sent.elapsed());
             }
         }
     }
