@@ -97,7 +97,7 @@ pub fn up(state: &StateDir, bins: &Binaries) -> anyhow::Result<()> {
     kubelet(state, &dir, &node_bins, &pki)?;
     kube_proxy(state, &dir, &node_bins)?;
     node_ready(state, bins)?;
-    push_component_images()?;
+    push_component_images(&dir.join("containerd/certs.d"))?;
     dev_real_prerequisites(state, bins)?;
     eprintln!(
         "infra: real node    Ready: {NODE_NAME} (label {}={}, taint {TAINT_KEY}:NoSchedule)",
@@ -235,6 +235,9 @@ state = "{CONTAINERD_RUN}"
     )
 }
 
+/// The pods' network. `firewall` accepts each pod's traffic in the FORWARD chain, whose
+/// policy Docker sets to DROP (with bridged traffic going through iptables, pod-to-pod
+/// connections on the one bridge were dropped).
 fn cni_conflist() -> String {
     format!(
         r#"{{
@@ -254,6 +257,7 @@ fn cni_conflist() -> String {
       }}
     }},
     {{ "type": "portmap", "capabilities": {{ "portMappings": true }} }},
+    {{ "type": "firewall", "backend": "iptables" }},
     {{ "type": "loopback" }}
   ]
 }}
@@ -510,8 +514,8 @@ fn node_ready(state: &StateDir, bins: &Binaries) -> anyhow::Result<()> {
 }
 
 /// Pushes the component images `dev-real` runs to the local registry (a push of layers the
-/// registry has is a no-op). Images that were never made are skipped with a hint.
-fn push_component_images() -> anyhow::Result<()> {
+/// registry has is a no-op) and pulls them into containerd. Images that were never made are skipped with a hint.
+fn push_component_images(certs: &Path) -> anyhow::Result<()> {
     for image in COMPONENT_IMAGES {
         let present = Command::new("docker")
             .args(["image", "inspect", image])
@@ -528,6 +532,15 @@ fn push_component_images() -> anyhow::Result<()> {
         let target = format!("{}/{image}", super::registry::OPEN_ADDR);
         run(Command::new("docker").args(["tag", image, &target]))?;
         run(Command::new("docker").args(["push", "--quiet", &target]))?;
+        // The pods pull with IfNotPresent: refresh containerd's copy of the tag so a rebuilt
+        // image replaces the one the node already has.
+        ctr(&[
+            "images",
+            "pull",
+            "--hosts-dir",
+            &certs.display().to_string(),
+            &target,
+        ])?;
     }
     Ok(())
 }
