@@ -76,10 +76,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         cmd
     };
 
-    // A deploy that builds the current source, so the service and its dependencies run.
-    eprintln!("bench rolling: wactl deploy {ENVIRONMENT} (build, push, roll out; untimed)");
-    checked(wactl_cmd(&["deploy", ENVIRONMENT, "--yes"]), "wactl deploy")?;
-    let base = live_image(&kubectl)?;
+    // The image dev-real runs; without one, a deploy that builds the current source first.
+    let base = match live_image(&kubectl) {
+        Ok(image) => image,
+        Err(_) => {
+            eprintln!("bench rolling: wactl deploy {ENVIRONMENT} (build, push, roll out; untimed)");
+            checked(wactl_cmd(&["deploy", ENVIRONMENT, "--yes"]), "wactl deploy")?;
+            live_image(&kubectl)?
+        }
+    };
     wait_answers()?;
 
     let mut windows = Vec::new();
@@ -134,7 +139,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         eprintln!("bench rolling: {restart:?}");
         windows.push(restart);
     }
-    // Leave dev-real on the image the source built.
+    // Leave dev-real on the image it ran before.
     checked(
         wactl_cmd(&[
             "deploy",
