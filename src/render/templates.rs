@@ -102,9 +102,39 @@ fn apply_overrides(dir: &Path, sources: &mut [(String, String)]) -> Result<(), R
                 MAX_OVERRIDE_BYTES / 1024
             )));
         }
-        slot.1 = std::fs::read_to_string(&path).map_err(|e| fail(format!("{relative}: {e}")))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| fail(format!("{relative}: {e}")))?;
+        if let Some(tag) = composition_tag(&text) {
+            return Err(fail(format!(
+                "{relative}: `{{% {tag} %}}` is not allowed in an override: an override replaces one \
+                 whole template, and tera has no depth limit, so a template that includes itself \
+                 or a recursive macro would overflow the stack"
+            )));
+        }
+        slot.1 = text;
     }
     Ok(())
+}
+
+/// The first tag that composes templates (`include`, `import`, `extends`, `macro`), if any.
+/// The built-in templates use none; in an override they are the only way to recurse.
+fn composition_tag(text: &str) -> Option<&'static str> {
+    let mut rest = text;
+    while let Some(at) = rest.find("{%") {
+        rest = &rest[at + 2..];
+        let word = rest
+            .trim_start_matches('-')
+            .trim_start()
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .next()
+            .unwrap_or_default();
+        if let Some(tag) = ["include", "import", "extends", "macro"]
+            .into_iter()
+            .find(|t| *t == word)
+        {
+            return Some(tag);
+        }
+    }
+    None
 }
 
 /// Regular files under `dir`; symlinks are refused so an override cannot reach outside it.
