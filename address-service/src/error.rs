@@ -5,7 +5,7 @@
 
 use crate::address::{Field, Problems};
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -144,6 +144,7 @@ impl<S, T> FromRequest<S> for ApiJson<T>
 where
     S: Send + Sync,
     T: DeserializeOwned,
+    crate::Limits: FromRef<S>,
 {
     type Rejection = AppError;
 
@@ -151,10 +152,7 @@ where
         if !is_json(req.headers().get(header::CONTENT_TYPE)) {
             return Err(AppError::UnsupportedMediaType);
         }
-        let limit = req
-            .extensions()
-            .get::<BodyLimit>()
-            .map_or(usize::MAX, |l| l.0);
+        let limit = crate::Limits::from_ref(state).body_limit_bytes;
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::PayloadTooLarge { limit }
@@ -178,21 +176,19 @@ where
     }
 }
 
-/// The configured body limit, put in request extensions so rejections can name it.
-#[derive(Clone, Copy, Debug)]
-pub struct BodyLimit(pub usize);
-
 fn is_json(content_type: Option<&HeaderValue>) -> bool {
     let Some(ct) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+    let mime = ct.split(';').next().unwrap_or_default().trim();
+    let (kind, subtype) = mime.split_once('/').unwrap_or_default();
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype
+                .len()
+                .checked_sub(5)
+                .and_then(|i| subtype.get(i..))
+                .is_some_and(|end| end.eq_ignore_ascii_case("+json")))
 }
 
 /// Rejects any address field longer than [`MAX_FIELD_BYTES`].
@@ -217,6 +213,10 @@ mod tests {
         assert!(ok("Application/JSON; charset=utf-8"));
         assert!(ok("application/merge-patch+json"));
         assert!(!ok("text/plain"));
+        assert!(!ok("application/+jsonx"));
+        assert!(!ok("application"));
+        assert!(!ok("text/json"));
+        assert!(ok("APPLICATION/VND.API+JSON"));
         assert!(!is_json(None));
     }
 }

@@ -17,7 +17,7 @@ pub mod ratelimit;
 pub mod schema;
 pub mod server;
 
-use crate::error::{AppError, BodyLimit};
+use crate::error::AppError;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
@@ -61,6 +61,13 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(10),
             body_limit_bytes: 65536,
         }
+    }
+}
+
+/// Handlers' extractors (the JSON body) read the limits from the state.
+impl axum::extract::FromRef<AppState> for Limits {
+    fn from_ref(state: &AppState) -> Self {
+        state.limits
     }
 }
 
@@ -166,7 +173,6 @@ pub fn app(state: AppState) -> Router {
                     StatusCode::SERVICE_UNAVAILABLE,
                     limits.request_timeout,
                 ))
-                .layer(axum::Extension(BodyLimit(limits.body_limit_bytes)))
                 .layer(DefaultBodyLimit::max(limits.body_limit_bytes)),
         )
         .with_state(state)
