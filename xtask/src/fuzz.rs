@@ -9,10 +9,19 @@ pub struct Args {
     /// Seconds per target.
     #[arg(long, default_value_t = 60)]
     pub seconds: u64,
+    /// Only this target (default: every target).
+    #[arg(long)]
+    pub target: Option<String>,
 }
 
-/// Fuzz crates (relative to the repository) and their targets.
-const TARGETS: &[(&str, &str)] = &[("fuzz", "environment")];
+/// Fuzz crates (relative to the repository) and their targets: the environment parser, the
+/// template rendering path (override text through `wactl::render`), and address-service's
+/// request handling (the whole router, no socket).
+const TARGETS: &[(&str, &str)] = &[
+    ("fuzz", "environment"),
+    ("fuzz", "template"),
+    ("fuzz", "service"),
+];
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let sh = project::shell()?;
@@ -25,13 +34,28 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // accepts them too when told it is bootstrapping itself.
     let _bootstrap = sh.push_env("RUSTC_BOOTSTRAP", "1");
     let max_time = format!("-max_total_time={}", args.seconds);
-    for (dir, target) in TARGETS {
+    if let Some(wanted) = &args.target
+        && !TARGETS.iter().any(|(_, t)| t == wanted)
+    {
+        anyhow::bail!(
+            "no fuzz target `{wanted}`; targets: {}",
+            TARGETS
+                .iter()
+                .map(|(_, t)| *t)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for (dir, target) in TARGETS
+        .iter()
+        .filter(|(_, t)| args.target.as_deref().is_none_or(|w| w == *t))
+    {
         let _dir = sh.push_dir(project::root().join(dir));
         let corpus = format!("corpus/{target}");
         eprintln!("xtask fuzz: {dir}/{target} for {}s", args.seconds);
         cmd!(
             sh,
-            "cargo fuzz run {target} {corpus} -- {max_time} -rss_limit_mb=2048 -max_len=65536"
+            "cargo fuzz run {target} {corpus} -- {max_time} -timeout=20 -rss_limit_mb=2048 -max_len=65536"
         )
         .run()
         .with_context(|| {
