@@ -175,7 +175,9 @@ fn container_problem(status: &ContainerStatus) -> Option<PodProblem> {
         .as_ref()
         .and_then(|s| s.terminated.as_ref());
     let crashed = last.is_some_and(|t| t.exit_code != 0);
-    if reason == "CrashLoopBackOff" || (status.restart_count >= 2 && crashed) {
+    // A container that crashed while a dependency started and now serves (ready) is not
+    // crash-looping; a real node shows that often, kwok never.
+    if reason == "CrashLoopBackOff" || (status.restart_count >= 2 && crashed && !status.ready) {
         let exit = last
             .map(|t| {
                 format!(
@@ -966,6 +968,15 @@ mod tests {
             classify_pod(&pod(status)).map(|p| p.reason),
             Some(FailureReason::CrashLoop)
         );
+    }
+
+    #[test]
+    fn earlier_crashes_of_a_container_that_is_now_ready_are_not_a_crash_loop() {
+        let status = json!({ "containerStatuses": [{
+            "name": "app", "image": "a", "imageID": "", "ready": true, "restartCount": 2,
+            "state": { "running": {} },
+            "lastState": { "terminated": { "exitCode": 1 } } }] });
+        assert_eq!(classify_pod(&pod(status)).map(|p| p.reason), None);
     }
 
     #[test]
