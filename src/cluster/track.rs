@@ -711,6 +711,8 @@ pub async fn track(
     let mut listed = [false; 5];
     let mut last: BTreeMap<String, TrackEvent> = BTreeMap::new();
     let mut last_watch_error = None;
+    // Said once per outage: the watches retry with backoff and resume by themselves.
+    let mut watch_lost = false;
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let next = match tokio::time::timeout_at(deadline, updates.next()).await {
@@ -726,10 +728,24 @@ pub async fn track(
             Update::Job(e) => listed[3] |= absorb(&mut cache.jobs, &mut buffers.3, e),
             Update::Pod(e) => listed[4] |= absorb(&mut cache.pods, &mut buffers.4, e),
             Update::WatchFailed(message) => {
+                if !watch_lost {
+                    watch_lost = true;
+                    for workload in &workloads {
+                        let name = workload.to_string();
+                        let mut seen = last
+                            .get(&name)
+                            .cloned()
+                            .unwrap_or_else(|| line(workload, 0, 0, 0, false, ""));
+                        seen.note = format!("lost the watch, retrying: {message}");
+                        on_progress(&seen);
+                        last.insert(name, seen);
+                    }
+                }
                 last_watch_error = Some(message);
                 continue;
             }
         }
+        watch_lost = false;
         if !listed.iter().all(|l| *l) {
             continue;
         }
