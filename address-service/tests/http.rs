@@ -449,3 +449,34 @@ async fn random_bodies_never_get_a_server_error() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_route_has_its_own_metric_series() {
+    // The metric series are resolved from a fixed list; a route missing from it would be
+    // counted as `unmatched`.
+    let (status, doc) = get(router(), "/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 9, "{paths:?}");
+    for path in paths.keys() {
+        assert!(
+            address_service::metrics::ROUTES.contains(&path.as_str()),
+            "{path} is missing from metrics::ROUTES"
+        );
+    }
+    // A request shows up under its route's label, an unknown path under `unmatched`.
+    let state = state();
+    let router = app(state.clone());
+    assert_eq!(
+        get(router.clone(), "/v1/countries/US").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(get(router, "/nowhere").await.0, StatusCode::NOT_FOUND);
+    let text = state.metrics.render();
+    for needle in [
+        "http_requests_total{method=\"GET\",route=\"/v1/countries/{code}\",status=\"200\"} 1",
+        "http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}
