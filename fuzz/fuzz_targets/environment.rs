@@ -5,11 +5,16 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok(env) = wactl::config::load_from_str("fuzz", text) {
-        let _ = wactl::render::render(&env, &wactl::render::RenderOptions::default());
-    } else if let Err(error) = wactl::config::load_from_str("fuzz", text) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match wactl::config::load_from_str("fuzz", text) {
+        Ok(env) => {
+            let _ = wactl::render::render(&env, &wactl::render::RenderOptions::default());
+        }
         // Rendering the error must not panic either (it quotes source lines).
-        let _ = error.to_string();
+        Err(error) => {
+            let _ = error.to_string();
+        }
     }
 });
