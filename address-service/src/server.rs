@@ -67,6 +67,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         database = state.db.is_some(),
         redis = state.limiter.is_some(),
         require_api_key = state.require_api_key,
+        trusted_proxies = state.trusted_proxies.len(),
         "address-service ready"
     );
     let result = serve(listener, state, &args).await;
