@@ -630,24 +630,31 @@ async fn two_deploys_at_once_exactly_one_proceeds() {
         ],
     );
     let slow = slow.to_str().expect("utf-8");
-    for (round, image) in [IMAGE_V2, IMAGE_V1, IMAGE_V2].into_iter().enumerate() {
-        let args = [
-            "deploy",
-            "t",
-            "--skip-build",
-            "--image",
-            image,
-            "--templates",
-            slow,
-        ];
-        let a = Running::spawn(t.command(&args));
-        let b = Running::spawn(t.command(&args));
+    // Each child deploys an image of its own that is not live yet, so neither can find
+    // "nothing to change" when its plan comes after the other's apply: both reach the lock.
+    for round in 0..3 {
+        let image =
+            |who: &str| format!("127.0.0.1:5000/world-address/address-service:r{round}{who}");
+        let (image_a, image_b) = (image("a"), image("b"));
+        let args = |image: &str| {
+            t.command(&[
+                "deploy",
+                "t",
+                "--skip-build",
+                "--image",
+                image,
+                "--templates",
+                slow,
+            ])
+        };
+        let a = Running::spawn(args(&image_a));
+        let b = Running::spawn(args(&image_b));
         let (pa, pb) = (a.pid(), b.pid());
         let (sa, _, ea) = a.finish(Duration::from_secs(90)).await;
         let (sb, _, eb) = b.finish(Duration::from_secs(90)).await;
-        let (winner, loser, loser_err) = match (sa.code(), sb.code()) {
-            (Some(0), Some(1)) => (pa, pb, eb),
-            (Some(1), Some(0)) => (pb, pa, ea),
+        let (winner, loser, loser_err, image) = match (sa.code(), sb.code()) {
+            (Some(0), Some(1)) => (pa, pb, eb, image_a),
+            (Some(1), Some(0)) => (pb, pa, ea, image_b),
             other => panic!("round {round}: exit codes {other:?}\nA:\n{ea}\nB:\n{eb}"),
         };
         assert!(loser_err.contains("is being deployed by "), "{loser_err}");
