@@ -5,7 +5,11 @@
 //! name lower-cased once for matching, and the fields each format uses worked out.
 
 use crate::address::{Field, FieldSet};
-use regex_automata::nfa::thompson::{self, BuildError, pikevm, pikevm::PikeVM};
+use regex_automata::nfa::thompson::{
+    self, BuildError,
+    backtrack::{self, BoundedBacktracker},
+    pikevm::PikeVM,
+};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -325,15 +329,18 @@ impl PatternCache {
 
 /// A compiled postal-code pattern, for `is_match` only.
 ///
-/// Postal codes are a few characters long, so a bare PikeVM (no DFAs, no prefilters) is fast
-/// enough and keeps ~2,000 compiled patterns in about 2 MB instead of the 9 MB of full regexes.
+/// Postal codes are a few characters long, so NFA engines (no DFAs, no prefilters) are fast
+/// enough and keep ~2,000 compiled patterns in about 2 MB instead of the 9 MB of full regexes.
 ///
-/// Search caches are reused rather than allocated per call: a pattern keeps the few that
-/// concurrent requests needed (at most [`KEPT_CACHES`]); an unused pattern holds none.
+/// Matching runs a bounded backtracker over the same NFA (faster than the PikeVM on inputs this
+/// short); the PikeVM takes inputs too long for the backtracker's bound. Search caches are
+/// reused rather than allocated per call: a pattern keeps the few that concurrent requests
+/// needed (at most [`KEPT_CACHES`]); an unused pattern holds none.
 #[derive(Debug)]
 pub struct Pattern {
     vm: PikeVM,
-    caches: Mutex<Vec<pikevm::Cache>>,
+    backtracker: BoundedBacktracker,
+    caches: Mutex<Vec<backtrack::Cache>>,
 }
 
 /// Search caches a pattern keeps for reuse; more concurrent searches allocate their own.
@@ -342,13 +349,15 @@ const KEPT_CACHES: usize = 4;
 impl Pattern {
     pub fn is_match(&self, haystack: &str) -> bool {
         let reused = lock(&self.caches).pop();
-        let mut cache = reused.unwrap_or_else(|| self.vm.create_cache());
-        let matched = self.vm.is_match(&mut cache, haystack);
+        let mut cache = reused.unwrap_or_else(|| self.backtracker.create_cache());
+        let matched = self.backtracker.try_is_match(&mut cache, haystack);
         let mut caches = lock(&self.caches);
         if caches.len() < KEPT_CACHES {
             caches.push(cache);
         }
-        matched
+        drop(caches);
+        // Err: longer than the backtracker's bound.
+        matched.unwrap_or_else(|_| self.vm.is_match(&mut self.vm.create_cache(), haystack))
     }
 }
 
@@ -359,14 +368,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub(crate) fn compile(pattern: &str) -> Result<Pattern, Box<BuildError>> {
     let config = thompson::Config::new().which_captures(thompson::WhichCaptures::None);
-    PikeVM::builder()
-        .thompson(config)
+    let nfa = thompson::Compiler::new()
+        .configure(config)
         .build(pattern)
-        .map(|vm| Pattern {
-            vm,
-            caches: Mutex::default(),
-        })
-        .map_err(Box::new)
+        .map_err(Box::new)?;
+    let vm = PikeVM::new_from_nfa(nfa.clone()).map_err(Box::new)?;
+    let backtracker = BoundedBacktracker::new_from_nfa(nfa).map_err(Box::new)?;
+    Ok(Pattern {
+        vm,
+        backtracker,
+        caches: Mutex::default(),
+    })
 }
 
 /// Python's `re.match("^" + p + "$", s)` as a Rust regex.
@@ -448,5 +460,21 @@ mod tests {
             python_dollars("(?:$|\\b)[$]\\$"),
             "(?:(?:\\n?\\z)|\\b)[$]\\$"
         );
+    }
+    #[test]
+    fn inputs_beyond_the_backtrackers_bound_are_matched_too() {
+        let prefix = compile(&prefix_match("9[0-5]|96[01]")).expect("compiles");
+        let exact = compile(&full_match("\\d{5}")).expect("compiles");
+        // Far longer than the backtracker takes for these NFAs: the PikeVM answers.
+        let long = format!("90{}", "9".repeat(4 << 20));
+        assert!(
+            prefix.backtracker.max_haystack_len() < long.len(),
+            "the input exercises the fallback"
+        );
+        assert!(prefix.is_match(&long));
+        assert!(!exact.is_match(&long));
+        assert!(!prefix.is_match(&format!("8{long}")));
+        // And the reused caches still answer short inputs right afterwards.
+        assert!(exact.is_match("12345") && !exact.is_match("1234"));
     }
 }
