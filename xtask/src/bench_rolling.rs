@@ -11,7 +11,7 @@ use crate::{infra, project};
 use anyhow::{Context, bail, ensure};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,8 +64,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         real_node: true,
     })?;
     let wactl = build_wactl("rolling")?;
-    let kubectl = infra::kubectl()?;
     let env_vars = infra::env_vars()?;
+    let kubeconfig = env_vars
+        .iter()
+        .find(|(k, _)| k == "KUBECONFIG")
+        .map(|(_, v)| v.clone())
+        .context("infra env has no KUBECONFIG")?;
+    let kubectl = Kubectl {
+        program: infra::kubectl()?,
+        kubeconfig,
+    };
     let wactl_cmd = |args: &[&str]| {
         let mut cmd = Command::new(&wactl);
         cmd.current_dir(project::root())
@@ -115,7 +123,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             args.rate,
             &format!("kubectl rollout restart (run {})", run + 1),
             || {
-                let mut restart = Command::new(&kubectl);
+                let mut restart = kubectl.command();
                 restart.args([
                     "-n",
                     NAMESPACE,
@@ -124,7 +132,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                     "deployment/address-service",
                 ]);
                 checked(restart, "kubectl rollout restart")?;
-                let mut status = Command::new(&kubectl);
+                let mut status = kubectl.command();
                 status.args([
                     "-n",
                     NAMESPACE,
@@ -244,9 +252,9 @@ fn measure(
                         ok: result.is_ok(),
                     });
                     if let Err(e) = result
-                        && errors.len() < 3
+                        && errors.len() < 200
                     {
-                        errors.push(format!("{e:#}"));
+                        errors.push((at, format!("{e:#}")));
                     }
                     next += interval;
                     if let Some(wait) = next.checked_duration_since(Instant::now()) {
@@ -287,6 +295,11 @@ fn measure(
         let index = ((inside.len() as f64 * q).ceil() as usize).clamp(1, inside.len()) - 1;
         inside[index].latency
     };
+    let mut errors: Vec<String> = errors
+        .into_iter()
+        .filter(|(at, _)| *at >= started && *at <= end)
+        .map(|(_, e)| e)
+        .collect();
     errors.truncate(5);
     Ok(Window {
         what: what.to_owned(),
@@ -338,9 +351,23 @@ fn wait_answers() -> anyhow::Result<()> {
     }
 }
 
+/// The pinned kubectl, on the infra cluster.
+struct Kubectl {
+    program: PathBuf,
+    kubeconfig: String,
+}
+
+impl Kubectl {
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd
+    }
+}
+
 /// The Deployment's current image.
-fn live_image(kubectl: &Path) -> anyhow::Result<String> {
-    let mut cmd = Command::new(kubectl);
+fn live_image(kubectl: &Kubectl) -> anyhow::Result<String> {
+    let mut cmd = kubectl.command();
     cmd.args([
         "-n",
         NAMESPACE,
