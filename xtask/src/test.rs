@@ -43,9 +43,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         cmd!(sh, "cargo test --workspace --locked").run()?;
         return Ok(());
     }
+    // The real node too: tests/real_node.rs deploys dev-real there.
     infra::up(&infra::UpOptions {
         images: true,
-        real_node: false,
+        real_node: true,
     })?;
     let actionlint = actionlint::ensure()?;
     let mut test = cmd!(sh, "cargo test --workspace --locked -- --include-ignored")
