@@ -119,10 +119,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "a run of {total:?} is too short for a {outage:?} Redis outage and a PostgreSQL restart"
         );
     }
-    for program in ["redis-server"] {
-        if !crate::tools::have(program) {
-            crate::tools::apt_install(&["redis-server"])?;
-        }
+    if !crate::tools::have("redis-server") {
+        crate::tools::apt_install(&["redis-server"])?;
     }
     if !Path::new(BIN).join("postgres").is_file() {
         bail!("PostgreSQL 15 is missing from {BIN}: run `cargo xtask infra up` once");
