@@ -75,6 +75,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .args(["--workers", "2", "--request-timeout", "10"])
         .args(["--report", "junit", "--report-dir"])
         .arg(&report_dir)
+        // Its example database (`.schemathesis/`) goes under target/, not the checkout.
+        .current_dir(&report_dir)
         // No telemetry, and nothing leaves 127.0.0.1.
         .env("SCHEMATHESIS_TELEMETRY", "false")
         .env("NO_COLOR", "1")
