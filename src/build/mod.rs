@@ -645,9 +645,31 @@ fn is_not_found(error: &bollard::errors::Error) -> bool {
 }
 
 fn engine_message(error: &bollard::errors::Error) -> String {
+    use bollard::errors::Error;
     match error {
-        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
-        bollard::errors::Error::DockerStreamError { error } => error.clone(),
+        Error::DockerResponseServerError { message, .. } => message.clone(),
+        Error::DockerStreamError { error } => error.clone(),
+        // The engine went away mid-operation: say where it was and the cause underneath
+        // ("Connection refused", "No such file"), not just "client error (Connect)".
+        Error::HyperLegacyError { .. }
+        | Error::HyperResponseError { .. }
+        | Error::IOError { .. }
+        | Error::SocketNotFoundError(_) => {
+            let mut causes = vec![error.to_string()];
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                let text = cause.to_string();
+                if !causes.iter().any(|c| c.contains(&text)) {
+                    causes.push(text);
+                }
+                source = cause.source();
+            }
+            format!(
+                "lost the connection to the Docker Engine at {} ({}); is it still running?",
+                docker_endpoint(),
+                causes.join(": ")
+            )
+        }
         other => other.to_string(),
     }
 }
@@ -933,6 +955,23 @@ impl<'a> StepState<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_engine_is_named_with_the_cause() {
+        let error = bollard::errors::Error::IOError {
+            err: std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "Connection refused (os error 111)",
+            ),
+        };
+        let message = engine_message(&error);
+        assert!(
+            message.starts_with("lost the connection to the Docker Engine at ")
+                && message.contains("Connection refused (os error 111)")
+                && message.ends_with("is it still running?"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn colour_sequences_are_stripped() {
