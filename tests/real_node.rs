@@ -187,19 +187,34 @@ async fn dev_real_runs_on_the_real_node_and_real_failures_roll_back() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let deployed = report(&out);
-    assert_eq!(deployed["outcome"], "succeeded", "{deployed:#}");
     let image = deployed["image"].as_str().expect("image").to_owned();
     assert!(
         image.starts_with("127.0.0.1:5000/world-address/address-service"),
         "{image}"
     );
-    let stages = deployed["stages"].as_array().expect("stages");
-    assert!(
-        stages
-            .iter()
-            .any(|s| s["name"] == "smoke" && s["status"] == "ok"),
-        "the smoke suite ran through the NodePort and passed: {deployed:#}"
-    );
+    match deployed["outcome"].as_str() {
+        Some("succeeded") => {
+            let stages = deployed["stages"].as_array().expect("stages");
+            assert!(
+                stages
+                    .iter()
+                    .any(|s| s["name"] == "smoke" && s["status"] == "ok"),
+                "the smoke suite ran through the NodePort and passed: {deployed:#}"
+            );
+        }
+        // An earlier run on this machine left the same build deployed (the cluster's
+        // state outlives test runs): nothing to roll out, so run the smoke suite itself.
+        // The rollbacks below still roll the real node twice.
+        Some("unchanged") => {
+            let smoke = wactl(&["smoke", ENVIRONMENT], None);
+            assert!(
+                smoke.status.success(),
+                "the smoke suite through the NodePort: {}",
+                String::from_utf8_lossy(&smoke.stderr)
+            );
+        }
+        _ => panic!("the deploy neither succeeded nor found nothing to change: {deployed:#}"),
+    }
     // The definition's image reference (tag or digest) is what the pods run.
     let live = live_image(&client, &namespace).await;
     assert_eq!(assert_pods_run(&client, &namespace, &live).await, 3);
