@@ -399,3 +399,94 @@ async fn cli_prints_a_table_exits_1_on_failure_and_2_on_a_bad_url() {
     assert_eq!(documents[1]["error"]["code"], "operation_failed");
     assert_eq!(report["passed"], false);
 }
+
+/// A proxy double whose budget refills: `burst` requests per second-long window, then 429
+/// with `Retry-After: 1`, as a rate limiter a user's own traffic can drain.
+async fn refilling_proxy(
+    State(limiter): State<Arc<std::sync::Mutex<(std::time::Instant, usize, usize)>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.uri().path() == "/metrics" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if request.uri().path() != "/healthz" {
+        let mut guard = limiter.lock().expect("limiter");
+        let (window, used, burst) = &mut *guard;
+        if window.elapsed() >= Duration::from_secs(1) {
+            *window = std::time::Instant::now();
+            *used = 0;
+        }
+        *used += 1;
+        if *used > *burst {
+            let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+            return response;
+        }
+    }
+    let mut response = next.run(request).await;
+    for (name, value) in wactl::smoke::suite::SECURITY_HEADERS {
+        response
+            .headers_mut()
+            .insert(*name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+#[tokio::test]
+async fn two_runs_back_to_back_both_pass_waiting_out_the_drained_budget() {
+    let env = environment("local");
+    let double = Double::default();
+    let direct = serve(service(double.clone())).await;
+    let limiter = Arc::new(std::sync::Mutex::new((std::time::Instant::now(), 0, 30)));
+    let proxied = serve(
+        service(double).layer(middleware::from_fn_with_state(limiter, refilling_proxy)),
+    )
+    .await;
+    let mut options = options(Duration::from_secs(5));
+    options.through_nginx = true;
+    options.metrics_url = Some(direct);
+
+    let first = wactl::smoke::run(&env, &proxied, &options).await;
+    assert!(first.passed, "{first:#?}");
+    // The first run's rate-limit check spent the budget; the second starts on 429s.
+    let second = wactl::smoke::run(&env, &proxied, &options).await;
+    assert!(second.passed, "{second:#?}");
+    let waits: Vec<(&str, u64)> = second
+        .checks
+        .iter()
+        .filter_map(|c| c.waited_for_rate_limit_ms.map(|w| (c.name.as_str(), w)))
+        .collect();
+    assert!(!waits.is_empty(), "the second run never waited: {second:#?}");
+    assert!(waits.iter().all(|(_, w)| *w >= 1000), "{waits:?}");
+    assert_eq!(result(&second, "rate-limit").status, Some(429));
+    let table = wactl::ui::smoke::smoke_table(&second, false);
+    assert!(table.contains("waited"), "{table}");
+}
+
+#[tokio::test]
+async fn a_service_that_always_answers_429_fails_within_the_wait_budget() {
+    let env = environment("local");
+    let double = Double::default();
+    let direct = serve(service(double.clone())).await;
+    // A budget of 0: every request past /healthz is refused, forever.
+    let limiter = Arc::new(std::sync::Mutex::new((std::time::Instant::now(), 0, 0)));
+    let proxied = serve(
+        service(double).layer(middleware::from_fn_with_state(limiter, refilling_proxy)),
+    )
+    .await;
+    let mut options = options(Duration::from_secs(2));
+    options.through_nginx = true;
+    options.metrics_url = Some(direct);
+    let report = wactl::smoke::run(&env, &proxied, &options).await;
+    assert!(!report.passed);
+    let waited: u64 = report
+        .checks
+        .iter()
+        .filter_map(|c| c.waited_for_rate_limit_ms)
+        .sum();
+    assert!(waited > 0, "{report:#?}");
+    assert!(waited <= 30_000, "waited {waited} ms, more than the budget");
+}

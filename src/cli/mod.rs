@@ -153,14 +153,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<crate::github::GithubError>()
                 .is_some_and(crate::github::GithubError::is_invalid_input)
-            || matches!(
-                cause.downcast_ref::<crate::render::RenderError>(),
-                Some(
-                    crate::render::RenderError::Overrides { .. }
-                        | crate::render::RenderError::Template { .. }
-                        | crate::render::RenderError::InvalidOutput { .. }
-                )
-            )
+            || cause
+                .downcast_ref::<crate::render::RenderError>()
+                .is_some_and(crate::render::RenderError::is_invalid_input)
             || matches!(
                 cause.downcast_ref::<crate::smoke::SmokeError>(),
                 Some(crate::smoke::SmokeError::InvalidUrl { .. })

@@ -80,7 +80,7 @@ impl DeployError {
                     130
                 }
             }
-            Self::Render(e) if !matches!(e, RenderError::Write { .. }) => 2,
+            Self::Render(e) if e.is_invalid_input() => 2,
             _ => 1,
         }
     }

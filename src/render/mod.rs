@@ -6,9 +6,11 @@
 //! template mistake is a render error that names the template.
 
 mod kube;
+mod output;
 mod templates;
 
 pub use kube::Manifest;
+pub use output::MANIFEST;
 pub use templates::TEMPLATE_NAMES;
 
 use crate::config::Environment;
@@ -16,7 +18,7 @@ use crate::config::quantity::Quantity;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -30,11 +32,35 @@ pub enum RenderError {
         what: String,
         message: String,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
+    #[error(
+        "cannot render into {out}: {file} is a file, not a directory; choose another --out"
+    )]
+    NotADirectory { out: PathBuf, file: PathBuf },
+    #[error(
+        "not rendering into {dir}: it would replace {} that wactl did not write ({}); move {} or choose another --out",
+        plural(files.len()), files.join(", "), if files.len() == 1 { "it" } else { "them" }
+    )]
+    ForeignFiles { dir: PathBuf, files: Vec<String> },
+    #[error("{path} does not list what wactl rendered there: {message}; remove it only if the directory holds nothing of yours that wactl should replace")]
+    BadManifest { path: PathBuf, message: String },
+}
+
+impl RenderError {
+    /// A problem with what the user asked for (a template, an output path), not with
+    /// the machine: exit code 2.
+    pub fn is_invalid_input(&self) -> bool {
+        !matches!(self, Self::Write { .. })
+    }
+}
+
+fn plural(n: usize) -> String {
+    if n == 1 { "1 file".to_owned() } else { format!("{n} files") }
 }
 
 /// What to render beyond the definition itself.
@@ -52,39 +78,6 @@ pub struct Rendered {
     pub files: BTreeMap<String, String>,
     /// The Kubernetes objects, in apply order.
     pub manifests: Vec<Manifest>,
-}
-
-impl Rendered {
-    /// Writes every file under `dir`, replacing the previous tree only once all files
-    /// are written, so a failure leaves the old output intact.
-    pub fn write(&self, dir: &Path) -> Result<(), RenderError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| RenderError::Write { path, source }
-        };
-        let parent = dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
-        let staging = tempfile::Builder::new()
-            .prefix(".wactl-render-")
-            .tempdir_in(parent)
-            .map_err(io(parent))?;
-        for (relative, content) in &self.files {
-            let path = staging.path().join(relative);
-            if let Some(p) = path.parent() {
-                std::fs::create_dir_all(p).map_err(io(p))?;
-            }
-            std::fs::write(&path, content).map_err(io(&path))?;
-        }
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(io(dir))?;
-        }
-        let staged = staging.keep();
-        std::fs::rename(&staged, dir).map_err(io(dir))?;
-        Ok(())
-    }
 }
 
 /// Renders every artifact of `env`.

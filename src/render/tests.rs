@@ -303,11 +303,15 @@ fn a_failed_render_keeps_the_previous_output() {
         std::fs::read_to_string(target.join("Dockerfile")).unwrap(),
         before
     );
-    // A second write replaces the tree as a whole: stale files disappear.
-    std::fs::write(target.join("stale.txt"), "x").unwrap();
+    // A second write replaces what the first wrote and leaves anything else alone.
+    std::fs::write(target.join("notes.txt"), "x").unwrap();
     render(&repo_env("dev"), &RenderOptions::default())
         .unwrap()
         .write(&target)
         .unwrap();
-    assert!(!target.join("stale.txt").exists());
+    assert_eq!(std::fs::read_to_string(target.join("notes.txt")).unwrap(), "x");
+    assert_eq!(
+        std::fs::read_to_string(target.join("Dockerfile")).unwrap(),
+        before
+    );
 }

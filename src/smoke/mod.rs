@@ -92,6 +92,11 @@ pub struct CheckResult {
     pub latency_ms: u64,
     /// Requests sent (readiness retries, rate-limit bursts).
     pub attempts: u32,
+    /// Time spent waiting out 429 answers before this check's own request (traffic that
+    /// ran just before the smoke suite, an earlier smoke run's rate-limit check included,
+    /// may have spent the client's budget).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_for_rate_limit_ms: Option<u64>,
     pub failure: Option<Failure>,
 }
 
@@ -151,6 +156,9 @@ pub async fn run(env: &Environment, base_url: &str, options: &SmokeOptions) -> S
                     .as_deref()
                     .map(|u| u.trim_end_matches('/').to_owned()),
                 deadline: start + options.deadline,
+                wait_budget_ms: std::sync::atomic::AtomicU64::new(millis(
+                    RATE_LIMIT_WAIT_BUDGET,
+                )),
             };
             let mut ready = true;
             for check in &checks {
@@ -186,6 +194,7 @@ fn setup_failure(name: &str, url: &str, reason: String) -> CheckResult {
         status: None,
         latency_ms: 0,
         attempts: 0,
+        waited_for_rate_limit_ms: None,
         failure: Some(Failure { reason, body: None }),
     }
 }
@@ -202,6 +211,7 @@ fn skipped(check: &Check, runner: &Runner) -> CheckResult {
         status: None,
         latency_ms: 0,
         attempts: 0,
+        waited_for_rate_limit_ms: None,
         failure: None,
     }
 }
@@ -228,6 +238,30 @@ struct Runner {
     base_url: String,
     metrics_url: Option<String>,
     deadline: Instant,
+    /// What is left of [`RATE_LIMIT_WAIT_BUDGET`], in milliseconds.
+    wait_budget_ms: std::sync::atomic::AtomicU64,
+}
+
+/// The longest a whole run waits out 429 answers (across checks), and the longest one
+/// wait: enough for a drained nginx burst or a service's per-minute window to refill in
+/// part, bounded so a service that always answers 429 still fails in good time.
+const RATE_LIMIT_WAIT_BUDGET: Duration = Duration::from_secs(30);
+const RATE_LIMIT_WAIT_MAX: Duration = Duration::from_secs(10);
+/// How long to wait after a 429 that does not say (nginx's `limit_req` sends no
+/// `Retry-After`; its bucket refills at the configured rate).
+const RATE_LIMIT_WAIT_DEFAULT: Duration = Duration::from_secs(1);
+
+/// How long a 429 asks the client to wait: `Retry-After` in seconds, else the default,
+/// never more than [`RATE_LIMIT_WAIT_MAX`].
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(RATE_LIMIT_WAIT_DEFAULT, |secs| {
+            Duration::from_secs(secs.max(1))
+        })
+        .min(RATE_LIMIT_WAIT_MAX)
 }
 
 /// One answer, read whole.
@@ -289,6 +323,35 @@ impl Runner {
         })
     }
 
+    /// Sends `r`; a 429 it did not expect is waited out (as `Retry-After` asks, within
+    /// the run's budget) and the request sent again. Returns the answer and the time waited.
+    async fn send_patiently(&self, r: &RequestCheck) -> (Result<Answer, String>, Duration) {
+        let mut waited = Duration::ZERO;
+        loop {
+            let answer = self.send(r).await;
+            let pause = match &answer {
+                Ok(a) if a.status == 429 && r.expect.status != 429 => retry_after(&a.headers),
+                _ => return (answer, waited),
+            };
+            if !self.take_from_budget(pause) {
+                return (answer, waited);
+            }
+            tokio::time::sleep(pause).await;
+            waited += pause;
+        }
+    }
+
+    /// Takes `pause` from the run's wait budget; false when it does not fit.
+    fn take_from_budget(&self, pause: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        let pause = millis(pause);
+        self.wait_budget_ms
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(pause)
+            })
+            .is_ok()
+    }
+
     async fn once(&self, name: &str, r: &RequestCheck) -> (CheckResult, Option<Answer>) {
         let start = Instant::now();
         let mut result = CheckResult {
@@ -298,9 +361,14 @@ impl Runner {
             status: None,
             latency_ms: 0,
             attempts: 1,
+            waited_for_rate_limit_ms: None,
             failure: None,
         };
-        match self.send(r).await {
+        let (answer, waited) = self.send_patiently(r).await;
+        if !waited.is_zero() {
+            result.waited_for_rate_limit_ms = Some(millis(waited));
+        }
+        match answer {
             Ok(answer) => {
                 result.status = Some(answer.status);
                 result.latency_ms = millis(answer.latency);
@@ -326,10 +394,13 @@ impl Runner {
     async fn until_ready(&self, name: &str, r: &RequestCheck) -> CheckResult {
         let mut delay = Duration::from_millis(100);
         let mut attempts = 0;
+        let mut waited = 0;
         loop {
             attempts += 1;
             let (mut result, _) = self.once(name, r).await;
             result.attempts = attempts;
+            waited += result.waited_for_rate_limit_ms.unwrap_or(0);
+            result.waited_for_rate_limit_ms = (waited > 0).then_some(waited);
             let now = Instant::now();
             if result.outcome == Outcome::Passed || now + delay >= self.deadline {
                 if let Some(failure) = result.failure.as_mut().filter(|_| attempts > 1) {
@@ -359,11 +430,18 @@ impl Runner {
             body: None,
             expect: Expect::default(),
         };
+        // Start from a full bucket: whatever ran before (an earlier smoke run's own
+        // burst, the user's traffic) may have spent it; the first request says.
+        let (first, waited) = self.send_patiently(&probe).await;
         let start = Instant::now();
         let mut statuses = Vec::with_capacity(requests);
         let mut errors = Vec::new();
-        let mut sent = 0;
-        while sent < requests {
+        let mut sent = 1;
+        match first {
+            Ok(a) => statuses.push(a.status),
+            Err(e) => errors.push(e),
+        }
+        while sent < requests && !statuses.contains(&429) {
             let wave = concurrency.min(requests - sent);
             let answers =
                 futures_util::future::join_all((0..wave).map(|_| self.send(&probe))).await;
@@ -373,9 +451,6 @@ impl Runner {
                     Ok(a) => statuses.push(a.status),
                     Err(e) => errors.push(e),
                 }
-            }
-            if statuses.contains(&429) {
-                break;
             }
         }
         let limited = statuses.iter().filter(|s| **s == 429).count();
@@ -412,6 +487,7 @@ impl Runner {
             status: statuses.last().copied(),
             latency_ms: millis(start.elapsed()),
             attempts: u32::try_from(sent).unwrap_or(u32::MAX),
+            waited_for_rate_limit_ms: (!waited.is_zero()).then(|| millis(waited)),
             failure: reason.map(|reason| Failure { reason, body: None }),
         }
     }

@@ -76,6 +76,14 @@ pub fn smoke_table(report: &SmokeReport, color: bool) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    for c in &report.checks {
+        if let Some(waited) = c.waited_for_rate_limit_ms {
+            out.push_str(&format!(
+                "{}: waited {waited} ms for the rate limit (429 answers) before its request\n",
+                c.name
+            ));
+        }
+    }
     let failed = report.failed().count();
     out.push_str(&if failed == 0 {
         format!(

@@ -17,6 +17,7 @@ mod process;
 mod real_node;
 mod redis;
 mod registry;
+mod reset;
 mod state;
 
 use process::Liveness;
@@ -43,6 +44,10 @@ enum Command {
     },
     /// Stop what `up` started; safe to run twice.
     Down,
+    /// Stop everything and delete the cluster, volumes, registry contents and the rest of
+    /// the state, keeping the build cache and Docker images: the next `up` starts as on a
+    /// machine that never ran the tests.
+    Reset,
     /// Show each component as up/down with its address.
     Status,
     /// Print `export KEY=VALUE` lines for the tests (`eval "$(cargo xtask infra env)"`).
@@ -73,6 +78,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             real_node: *real_node,
         }),
         Command::Down => down(),
+        Command::Reset => reset::reset(),
         Command::Status => {
             print!("{}", status()?);
             Ok(())

@@ -1,0 +1,180 @@
+//! `wactl render --out`: what the binary does to a directory it renders into. Foreign
+//! files always survive; `-` is a stream on stdout; a path through a file is refused.
+
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A scratch project: a copy of the environments plus files the user owns.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let envs = dir.path().join("environments");
+        std::fs::create_dir(&envs).unwrap();
+        for entry in std::fs::read_dir(root().join("environments")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, envs.join(path.file_name().unwrap())).unwrap();
+        }
+        std::fs::write(dir.path().join("notes.txt"), "my notes\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("src/deep")).unwrap();
+        std::fs::write(dir.path().join("src/deep/main.rs"), "fn main() {}\n").unwrap();
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn wactl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_wactl"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("WACTL_ENV_DIR")
+            .output()
+            .unwrap()
+    }
+
+    /// Every file under the scratch tree with its content, except what `render` wrote.
+    fn foreign_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push((path.clone(), std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(self.path(), &mut files);
+        files.sort();
+        files
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn rendering_into_dot_keeps_every_foreign_file() {
+    let scratch = Scratch::new();
+    let before = scratch.foreign_files();
+    assert!(before.len() >= 8, "the scratch tree holds {}", before.len());
+
+    for _ in 0..2 {
+        let output = scratch.wactl(&["render", "dev", "--out", "."]);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    for (path, content) in &before {
+        assert_eq!(
+            &std::fs::read(path).unwrap(),
+            content,
+            "{} changed",
+            path.display()
+        );
+    }
+    assert!(scratch.path().join("Dockerfile").is_file());
+    assert!(scratch.path().join("k8s").is_dir());
+    assert!(scratch.path().join(wactl::render::MANIFEST).is_file());
+
+    // The environment changes what it renders: only wactl's files move.
+    let local = scratch.wactl(&["render", "local", "--out", "."]);
+    assert!(local.status.success(), "{}", stderr(&local));
+    for (path, content) in &before {
+        assert_eq!(&std::fs::read(path).unwrap(), content, "{}", path.display());
+    }
+}
+
+#[test]
+fn a_directory_with_a_foreign_file_in_the_way_is_refused_and_left_as_it_was() {
+    let scratch = Scratch::new();
+    let out = scratch.path().join("out");
+    std::fs::create_dir_all(out.join("nginx")).unwrap();
+    std::fs::write(out.join("Dockerfile"), "FROM mine\n").unwrap();
+    std::fs::write(out.join("nginx/nginx.conf"), "events {}\n").unwrap();
+    std::fs::write(out.join("README"), "mine\n").unwrap();
+
+    let output = scratch.wactl(&["render", "dev", "--out", "out"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("wactl did not write (Dockerfile, nginx/nginx.conf)"),
+        "{message}"
+    );
+    assert!(!message.contains("panicked"), "{message}");
+    assert_eq!(std::fs::read_to_string(out.join("Dockerfile")).unwrap(), "FROM mine\n");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 3, "nothing was added");
+}
+
+#[test]
+fn a_path_through_a_file_is_refused_with_exit_2() {
+    let scratch = Scratch::new();
+    let output = scratch.wactl(&["render", "dev", "--out", "notes.txt/sub"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("notes.txt is a file, not a directory"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(scratch.path().join("notes.txt")).unwrap(),
+        "my notes\n"
+    );
+}
+
+#[test]
+fn dash_writes_one_stream_to_stdout_and_no_folder() {
+    let scratch = Scratch::new();
+    let output = scratch.wactl(&["render", "dev", "--out", "-"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!scratch.path().join("-").exists());
+    let stream = String::from_utf8(output.stdout).unwrap();
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&stream).unwrap();
+    let sources: Vec<&str> = stream
+        .lines()
+        .filter_map(|line| line.strip_prefix("# Source: "))
+        .collect();
+    assert!(sources.len() > 20, "{} files in the stream", sources.len());
+    assert!(sources.contains(&"Dockerfile") && sources.contains(&"nginx/nginx.conf"));
+    // Every YAML or JSON file is one document; the Dockerfile and nginx.conf are comments.
+    let structured = sources
+        .iter()
+        .filter(|s| [".yaml", ".yml", ".json"].iter().any(|x| s.ends_with(x)))
+        .count();
+    assert_eq!(documents.len(), structured, "one document per YAML file");
+    let kinds: Vec<&str> = documents
+        .iter()
+        .filter_map(|d| d.get("kind").and_then(|k| k.as_str()))
+        .collect();
+    assert!(kinds.contains(&"Deployment"), "{kinds:?}");
+}
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    let scratch = Scratch::new();
+    for _ in 0..20 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wactl"))
+            .args(["render", "dev", "--out", "-"])
+            .current_dir(scratch.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader goes away before the first byte
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert!(stderr(&output).is_empty(), "{}", stderr(&output));
+    }
+}
