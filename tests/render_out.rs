@@ -114,8 +114,15 @@ fn a_directory_with_a_foreign_file_in_the_way_is_refused_and_left_as_it_was() {
         "{message}"
     );
     assert!(!message.contains("panicked"), "{message}");
-    assert_eq!(std::fs::read_to_string(out.join("Dockerfile")).unwrap(), "FROM mine\n");
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 3, "nothing was added");
+    assert_eq!(
+        std::fs::read_to_string(out.join("Dockerfile")).unwrap(),
+        "FROM mine\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        3,
+        "nothing was added"
+    );
 }
 
 #[test]

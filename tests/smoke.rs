@@ -441,10 +441,9 @@ async fn two_runs_back_to_back_both_pass_waiting_out_the_drained_budget() {
     let double = Double::default();
     let direct = serve(service(double.clone())).await;
     let limiter = Arc::new(std::sync::Mutex::new((std::time::Instant::now(), 0, 30)));
-    let proxied = serve(
-        service(double).layer(middleware::from_fn_with_state(limiter, refilling_proxy)),
-    )
-    .await;
+    let proxied =
+        serve(service(double).layer(middleware::from_fn_with_state(limiter, refilling_proxy)))
+            .await;
     let mut options = options(Duration::from_secs(5));
     options.through_nginx = true;
     options.metrics_url = Some(direct);
@@ -459,7 +458,10 @@ async fn two_runs_back_to_back_both_pass_waiting_out_the_drained_budget() {
         .iter()
         .filter_map(|c| c.waited_for_rate_limit_ms.map(|w| (c.name.as_str(), w)))
         .collect();
-    assert!(!waits.is_empty(), "the second run never waited: {second:#?}");
+    assert!(
+        !waits.is_empty(),
+        "the second run never waited: {second:#?}"
+    );
     assert!(waits.iter().all(|(_, w)| *w >= 1000), "{waits:?}");
     assert_eq!(result(&second, "rate-limit").status, Some(429));
     let table = wactl::ui::smoke::smoke_table(&second, false);
@@ -473,10 +475,9 @@ async fn a_service_that_always_answers_429_fails_within_the_wait_budget() {
     let direct = serve(service(double.clone())).await;
     // A budget of 0: every request past /healthz is refused, forever.
     let limiter = Arc::new(std::sync::Mutex::new((std::time::Instant::now(), 0, 0)));
-    let proxied = serve(
-        service(double).layer(middleware::from_fn_with_state(limiter, refilling_proxy)),
-    )
-    .await;
+    let proxied =
+        serve(service(double).layer(middleware::from_fn_with_state(limiter, refilling_proxy)))
+            .await;
     let mut options = options(Duration::from_secs(2));
     options.through_nginx = true;
     options.metrics_url = Some(direct);

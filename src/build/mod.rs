@@ -286,6 +286,81 @@ pub async fn build(
     options: &BuildOptions,
     progress: &dyn BuildProgress,
 ) -> Result<BuiltImage, BuildError> {
+    let (context, mut image, revision) =
+        prepare(env, rendered_dockerfile, options, progress).await?;
+    if !options.force
+        && let Some(found) = find_existing(docker, env, &image, options, progress).await?
+    {
+        progress.event(&BuildEvent::Skipped {
+            reference: found.reference.clone(),
+            reason: found.skip_reason.clone().unwrap_or_default(),
+        });
+        return Ok(found);
+    }
+    build_new(
+        docker,
+        env,
+        rendered_dockerfile,
+        options,
+        progress,
+        context,
+        &revision,
+        &mut image,
+    )
+    .await?;
+    Ok(image)
+}
+
+/// What a deploy would deploy, without building: the image built from the same inputs
+/// when one exists (pinned by digest when the registry or a push told one), else the
+/// content-addressed reference a build would produce. `wactl diff` uses it so that it
+/// compares what `wactl deploy` applies.
+pub async fn resolve_without_building(
+    docker: &Docker,
+    env: &Environment,
+    rendered_dockerfile: &str,
+    options: &BuildOptions,
+    progress: &dyn BuildProgress,
+) -> Result<ResolvedImage, BuildError> {
+    let (_, image, _) = prepare(env, rendered_dockerfile, options, progress).await?;
+    Ok(
+        match find_existing(docker, env, &image, options, progress).await? {
+            Some(found) => match found.pinned() {
+                Some(pinned) => ResolvedImage::Existing(pinned),
+                None => ResolvedImage::NotPushed(found.reference),
+            },
+            None => ResolvedImage::WouldBuild(image.reference),
+        },
+    )
+}
+
+/// The image a deploy would apply, as [`resolve_without_building`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolvedImage {
+    /// Built from the same inputs and in the registry: `name@sha256:…`.
+    Existing(String),
+    /// Built from the same inputs but not pushed yet: its content tag (a deploy pushes it
+    /// and applies the digest the push returns).
+    NotPushed(String),
+    /// No image from these inputs exists: a deploy builds `name:content-…` first.
+    WouldBuild(String),
+}
+
+impl ResolvedImage {
+    pub fn reference(&self) -> &str {
+        match self {
+            Self::Existing(r) | Self::NotPushed(r) | Self::WouldBuild(r) => r,
+        }
+    }
+}
+
+/// Scans the context and names the image its inputs make, before any engine call.
+async fn prepare(
+    env: &Environment,
+    rendered_dockerfile: &str,
+    options: &BuildOptions,
+    progress: &dyn BuildProgress,
+) -> Result<(Context, BuiltImage, Revision), BuildError> {
     if rendered_dockerfile.trim().is_empty() {
         return Err(BuildError::EmptyDockerfile);
     }
@@ -311,7 +386,7 @@ pub async fn build(
     });
 
     let name = env.image.name();
-    let mut image = BuiltImage {
+    let image = BuiltImage {
         name: name.clone(),
         reference: format!("{name}:{}", content_tag(context.content_hash())),
         tags: tags(env, context.content_hash(), &revision),
@@ -322,18 +397,21 @@ pub async fn build(
         skip_reason: None,
         pushed: false,
     };
+    Ok((context, image, revision))
+}
 
-    if !options.force
-        && let Some(found) = find_existing(docker, env, &image, options, progress).await?
-    {
-        progress.event(&BuildEvent::Skipped {
-            reference: found.reference.clone(),
-            reason: found.skip_reason.clone().unwrap_or_default(),
-        });
-        return Ok(found);
-    }
-
-    let labels = labels(env, &revision);
+#[allow(clippy::too_many_arguments)]
+async fn build_new(
+    docker: &Docker,
+    env: &Environment,
+    rendered_dockerfile: &str,
+    options: &BuildOptions,
+    progress: &dyn BuildProgress,
+    context: Context,
+    revision: &Revision,
+    image: &mut BuiltImage,
+) -> Result<(), BuildError> {
+    let labels = labels(env, revision);
     let build_args: HashMap<String, String> = env
         .image
         .build_args
@@ -404,9 +482,9 @@ pub async fn build(
     progress.event(&BuildEvent::Built {
         image_id: image_id.clone(),
     });
-    tag_all(docker, &image, progress).await?;
+    tag_all(docker, image, progress).await?;
     image.image_id = Some(image_id);
-    Ok(image)
+    Ok(())
 }
 
 /// Pushes every tag of `image` to its registry with the Docker CLI's credentials and

@@ -6,13 +6,22 @@ use crate::deploy::{self, DeployError};
 use crate::render::RenderOptions;
 use crate::ui::Ui;
 use crate::ui::deploy::DeployUi;
+use anyhow::Context;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Environment to compare with its cluster.
     pub environment: String,
-    /// Image reference to render instead of the definition's tag.
+    /// Compare what `deploy --skip-build` would apply: the definition's tag, or --image.
+    /// Without it, diff resolves the image as `deploy` does: the image built from the
+    /// current sources when one exists (by digest), else the reference a build would make.
+    #[arg(long)]
+    pub skip_build: bool,
+    /// Build context (default: the top of the git checkout holding the current directory).
+    #[arg(long, conflicts_with = "skip_build")]
+    pub source: Option<PathBuf>,
+    /// Image reference to compare instead (as `deploy --skip-build --image`).
     #[arg(long)]
     pub image: Option<String>,
     /// Directory of template overrides (relative paths as in `templates/`).
@@ -35,9 +44,12 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
         crate::config::names::check_image_reference(image)
             .map_err(|message| DeployError::InvalidImage { message })?;
     }
-    let render = RenderOptions {
-        image: args.image.clone(),
-        templates: args.templates.clone(),
+    let build = match (&args.image, args.skip_build) {
+        (None, false) => Some(crate::build::BuildOptions::new(match &args.source {
+            Some(dir) => dir.clone(),
+            None => super::build::default_context_dir()?,
+        })),
+        _ => None,
     };
     let apply = ApplyOptions {
         force_conflicts: args.force_conflicts,
@@ -55,6 +67,14 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
         let client = crate::cluster::connect(&env, &access)
             .await
             .map_err(DeployError::from)?;
+        let image = match &build {
+            Some(build) => Some(resolve_image(global, &env, &args.templates, build).await?),
+            None => args.image.clone(),
+        };
+        let render = RenderOptions {
+            image,
+            templates: args.templates.clone(),
+        };
         let plan = deploy::plan(&client, &env, &render, apply).await?;
         DeployUi::new(global).print_diff(&plan);
         if let Some((pr, reporter)) = reporter {
@@ -63,4 +83,47 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })?
+}
+
+/// The image `wactl deploy` would apply, found without building (see
+/// [`crate::build::resolve_without_building`]); a note says when a deploy would build.
+async fn resolve_image(
+    global: &GlobalArgs,
+    env: &crate::config::Environment,
+    templates: &Option<PathBuf>,
+    build: &crate::build::BuildOptions,
+) -> anyhow::Result<String> {
+    let rendered = crate::render::render(
+        env,
+        &RenderOptions {
+            image: None,
+            templates: templates.clone(),
+        },
+    )?;
+    let dockerfile = rendered
+        .files
+        .get("Dockerfile")
+        .cloned()
+        .unwrap_or_default();
+    let ui = DeployUi::new(global);
+    let progress = ui.build_progress();
+    let resolved = async {
+        let docker = crate::build::connect().await?;
+        crate::build::resolve_without_building(&docker, env, &dockerfile, build, &progress).await
+    }
+    .await;
+    progress.finish();
+    let resolved = resolved
+        .map_err(|e| DeployError::Build(Box::new(e)))
+        .context("resolving the image a deploy would apply (or pass --skip-build)")?;
+    match &resolved {
+        crate::build::ResolvedImage::Existing(_) => {}
+        crate::build::ResolvedImage::NotPushed(r) => ui.note(&format!(
+            "{r} is built but not pushed; a deploy pushes it and applies its digest"
+        )),
+        crate::build::ResolvedImage::WouldBuild(r) => ui.note(&format!(
+            "no image is built from the current sources; a deploy builds {r} first"
+        )),
+    }
+    Ok(resolved.reference().to_owned())
 }

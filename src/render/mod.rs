@@ -38,16 +38,16 @@ pub enum RenderError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "cannot render into {out}: {file} is a file, not a directory; choose another --out"
-    )]
+    #[error("cannot render into {out}: {file} is a file, not a directory; choose another --out")]
     NotADirectory { out: PathBuf, file: PathBuf },
     #[error(
         "not rendering into {dir}: it would replace {} that wactl did not write ({}); move {} or choose another --out",
         plural(files.len()), files.join(", "), if files.len() == 1 { "it" } else { "them" }
     )]
     ForeignFiles { dir: PathBuf, files: Vec<String> },
-    #[error("{path} does not list what wactl rendered there: {message}; remove it only if the directory holds nothing of yours that wactl should replace")]
+    #[error(
+        "{path} does not list what wactl rendered there: {message}; remove it only if the directory holds nothing of yours that wactl should replace"
+    )]
     BadManifest { path: PathBuf, message: String },
 }
 
@@ -60,7 +60,11 @@ impl RenderError {
 }
 
 fn plural(n: usize) -> String {
-    if n == 1 { "1 file".to_owned() } else { format!("{n} files") }
+    if n == 1 {
+        "1 file".to_owned()
+    } else {
+        format!("{n} files")
+    }
 }
 
 /// What to render beyond the definition itself.

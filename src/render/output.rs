@@ -245,9 +245,13 @@ mod tests {
         std::fs::create_dir(out.join("k8s")).unwrap();
         std::fs::write(out.join("k8s/keep.yaml"), "mine too").unwrap();
 
-        tree(&[("Dockerfile", "one"), ("k8s/a.yaml", "a"), ("old/x.yml", "x")])
-            .write(out)
-            .unwrap();
+        tree(&[
+            ("Dockerfile", "one"),
+            ("k8s/a.yaml", "a"),
+            ("old/x.yml", "x"),
+        ])
+        .write(out)
+        .unwrap();
         tree(&[("Dockerfile", "two"), ("k8s/b.yaml", "b")])
             .write(out)
             .unwrap();
@@ -258,8 +262,7 @@ mod tests {
         assert_eq!(read(&out.join("k8s/b.yaml")), "b");
         assert!(!out.join("k8s/a.yaml").exists(), "stale render removed");
         assert!(!out.join("old").exists(), "its emptied directory too");
-        let manifest: OutputManifest =
-            serde_json::from_str(&read(&out.join(MANIFEST))).unwrap();
+        let manifest: OutputManifest = serde_json::from_str(&read(&out.join(MANIFEST))).unwrap();
         assert_eq!(
             manifest.files.into_iter().collect::<Vec<_>>(),
             ["Dockerfile", "k8s/b.yaml"]
@@ -306,7 +309,10 @@ mod tests {
             let manifest = serde_json::json!({ "about": "", "files": [bad] });
             std::fs::write(dir.path().join(MANIFEST), manifest.to_string()).unwrap();
             let err = tree(&[("a", "a")]).write(dir.path()).unwrap_err();
-            assert!(matches!(err, RenderError::BadManifest { .. }), "{bad}: {err}");
+            assert!(
+                matches!(err, RenderError::BadManifest { .. }),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -314,7 +320,10 @@ mod tests {
     fn the_stream_is_one_yaml_stream_with_every_file() {
         let rendered = tree(&[
             ("Dockerfile", "# header\nFROM x\n\nRUN y\n"),
-            ("k8s/00-namespace-a.yaml", "apiVersion: v1\nkind: Namespace\n"),
+            (
+                "k8s/00-namespace-a.yaml",
+                "apiVersion: v1\nkind: Namespace\n",
+            ),
             ("grafana/d.json", "{\"a\": 1}\n"),
         ]);
         let stream = rendered.to_stream();

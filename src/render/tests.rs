@@ -309,7 +309,10 @@ fn a_failed_render_keeps_the_previous_output() {
         .unwrap()
         .write(&target)
         .unwrap();
-    assert_eq!(std::fs::read_to_string(target.join("notes.txt")).unwrap(), "x");
+    assert_eq!(
+        std::fs::read_to_string(target.join("notes.txt")).unwrap(),
+        "x"
+    );
     assert_eq!(
         std::fs::read_to_string(target.join("Dockerfile")).unwrap(),
         before

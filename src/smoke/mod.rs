@@ -156,9 +156,7 @@ pub async fn run(env: &Environment, base_url: &str, options: &SmokeOptions) -> S
                     .as_deref()
                     .map(|u| u.trim_end_matches('/').to_owned()),
                 deadline: start + options.deadline,
-                wait_budget_ms: std::sync::atomic::AtomicU64::new(millis(
-                    RATE_LIMIT_WAIT_BUDGET,
-                )),
+                wait_budget_ms: std::sync::atomic::AtomicU64::new(millis(RATE_LIMIT_WAIT_BUDGET)),
             };
             let mut ready = true;
             for check in &checks {

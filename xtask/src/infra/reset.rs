@@ -37,8 +37,7 @@ pub fn reset() -> anyhow::Result<()> {
         PathBuf::from(CONTAINERD_RUN),
     ] {
         if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("removing {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
             removed.push(dir.display().to_string());
         }
     }
