@@ -185,3 +185,55 @@ fn a_reader_that_stops_early_is_not_an_error() {
         assert!(stderr(&output).is_empty(), "{}", stderr(&output));
     }
 }
+
+#[test]
+fn latest_never_reaches_a_rendered_tree() {
+    let scratch = Scratch::new();
+    // Outside a git checkout the tag a build would make is unknown: refused, exit 2.
+    let staging = scratch.wactl(&["render", "staging", "--out", "-"]);
+    assert_eq!(staging.status.code(), Some(2), "{}", stderr(&staging));
+    assert!(
+        stderr(&staging).contains("pass --image"),
+        "{}",
+        stderr(&staging)
+    );
+    // A protected environment is refused whatever git says.
+    let production = scratch.wactl(&["render", "production", "--out", "-"]);
+    assert_eq!(production.status.code(), Some(2), "{}", stderr(&production));
+    assert!(
+        stderr(&production).contains("is protected"),
+        "{}",
+        stderr(&production)
+    );
+
+    // In a checkout, the commit's tag stands in for `latest`.
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(scratch.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.org")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.org")
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "git {args:?}: {}", stderr(&status));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "scratch"]);
+    let staging = scratch.wactl(&["render", "staging", "--out", "-"]);
+    assert!(staging.status.success(), "{}", stderr(&staging));
+    let stream = String::from_utf8(staging.stdout).unwrap();
+    assert!(!stream.contains(":latest"), "{stream}");
+    assert!(stream.contains("address-service:git-"), "{stream}");
+
+    let pinned = "ghcr.io/world-address/address-service@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let production = scratch.wactl(&["render", "production", "--out", "-", "--image", pinned]);
+    assert!(production.status.success(), "{}", stderr(&production));
+    assert!(
+        String::from_utf8(production.stdout)
+            .unwrap()
+            .contains(pinned)
+    );
+}

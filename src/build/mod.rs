@@ -10,7 +10,7 @@ mod context;
 pub mod credentials;
 mod dockerfile;
 pub mod dockerignore;
-mod git;
+pub mod git;
 
 pub use context::{Context, DOCKERFILE_NAME, Entry, EntryKind};
 pub use git::Revision;

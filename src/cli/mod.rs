@@ -147,6 +147,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     }
     let invalid_input = error.chain().any(|cause| {
         cause.is::<crate::config::ConfigError>()
+            || cause.is::<render::RenderInputError>()
             || cause
                 .downcast_ref::<crate::build::BuildError>()
                 .is_some_and(crate::build::BuildError::is_invalid_input)

@@ -32,8 +32,12 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         crate::config::names::check_image_reference(image)
             .map_err(|message| anyhow::anyhow!("--image: {message}"))?;
     }
+    let image = match &args.image {
+        Some(image) => Some(image.clone()),
+        None => unpinned_default(&env)?,
+    };
     let options = RenderOptions {
-        image: args.image.clone(),
+        image,
         templates: args.templates.clone(),
     };
     let rendered = render::render(&env, &options)?;
@@ -66,4 +70,51 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         "files": rendered.files.keys().collect::<Vec<_>>(),
     }));
     Ok(())
+}
+
+/// The tag every environment inherits unless it names one, which names no build.
+const FLOATING_TAG: &str = "latest";
+
+/// The image to render when `--image` is not given. A definition's own tag is used as it
+/// is, except `latest`: a rendered tree never holds it. Then the tag `wactl build` gives
+/// the current sources (`git-<commit>[-dirty]`, or the release version) is used, and a
+/// protected environment is refused: what reaches it must be named exactly.
+fn unpinned_default(env: &crate::config::Environment) -> Result<Option<String>, RenderInputError> {
+    if env.image.tag != FLOATING_TAG {
+        return Ok(None);
+    }
+    if env.protected {
+        return Err(RenderInputError::FloatingTagInProtected {
+            environment: env.name.clone(),
+        });
+    }
+    let dir = super::build::default_context_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let revision = super::block_on(crate::build::git::revision(&dir)).map_err(|e| {
+        RenderInputError::NoRevision {
+            environment: env.name.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    let tag = revision
+        .version
+        .clone()
+        .or_else(|| revision.tag())
+        .ok_or_else(|| RenderInputError::NoRevision {
+            environment: env.name.clone(),
+            reason: format!("{} is not a git checkout", dir.display()),
+        })?;
+    Ok(Some(format!("{}:{tag}", env.image.name())))
+}
+
+/// What `render` needs from the user that the definition does not say.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderInputError {
+    #[error(
+        "environment {environment} is protected and its image tag is `latest`, which names no particular build; pass --image with a digest (NAME@sha256:…) or a release tag"
+    )]
+    FloatingTagInProtected { environment: String },
+    #[error(
+        "environment {environment}: image tag `latest` names no particular build, and the tag a build would make is unknown ({reason}); pass --image"
+    )]
+    NoRevision { environment: String, reason: String },
 }
