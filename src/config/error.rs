@@ -22,6 +22,21 @@ pub struct Problem {
     /// The offending source line, shown under the message.
     #[serde(skip)]
     pub source_line: Option<String>,
+    /// A second place the problem involves (the first of two duplicate keys), shown as
+    /// its own snippet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub related: Option<Related>,
+}
+
+/// Another place in the same file that a problem involves.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Related {
+    #[serde(flatten)]
+    pub at: Position,
+    /// What the place is ("first set here").
+    pub label: String,
+    #[serde(skip)]
+    pub source_line: Option<String>,
 }
 
 impl Problem {
@@ -33,6 +48,7 @@ impl Problem {
             message: message.into(),
             hint: None,
             source_line: None,
+            related: None,
         }
     }
 
@@ -47,6 +63,19 @@ impl Problem {
         self.source_line = at
             .and_then(|p| text.lines().nth(p.line.saturating_sub(1)))
             .map(str::to_owned);
+        self
+    }
+
+    /// Adds a second place in the same `text`, labelled (`first set here`).
+    pub fn related(mut self, at: Position, label: impl Into<String>, text: &str) -> Self {
+        self.related = Some(Related {
+            at,
+            label: label.into(),
+            source_line: text
+                .lines()
+                .nth(at.line.saturating_sub(1))
+                .map(str::to_owned),
+        });
         self
     }
 
@@ -68,23 +97,44 @@ impl fmt::Display for Problem {
         }
         write!(f, "{}", self.message)?;
         if let (Some(line), Some(at)) = (&self.source_line, self.at) {
-            let gutter = at.line.to_string().len();
+            snippet(f, at, line)?;
+        }
+        if let Some(Related {
+            at,
+            label,
+            source_line: Some(line),
+        }) = &self.related
+        {
             write!(
                 f,
-                "\n{:gutter$} |\n{} | {}\n{:gutter$} | {:>col$}",
-                "",
+                "\n{}:{}:{}: {label}",
+                self.file.display(),
                 at.line,
-                line.replace('\t', " "),
-                "",
-                "^",
-                col = at.column
+                at.column
             )?;
+            snippet(f, *at, line)?;
         }
         if let Some(hint) = &self.hint {
             write!(f, "\n  = help: {hint}")?;
         }
         Ok(())
     }
+}
+
+/// The quoted line with a caret under `at`'s column (tabs shown as one space each, so
+/// the caret stays under its character).
+fn snippet(f: &mut fmt::Formatter<'_>, at: Position, line: &str) -> fmt::Result {
+    let gutter = at.line.to_string().len();
+    write!(
+        f,
+        "\n{:gutter$} |\n{} | {}\n{:gutter$} | {:>col$}",
+        "",
+        at.line,
+        line.replace('\t', " "),
+        "",
+        "^",
+        col = at.column
+    )
 }
 
 /// Everything wrong with the definitions that were asked for; never empty.

@@ -15,6 +15,8 @@ pub struct Position {
 #[derive(Debug, Default, Clone)]
 pub struct FieldPositions {
     positions: HashMap<String, Position>,
+    /// Every key in file order, repeats included (a duplicate key has two entries).
+    keys: Vec<(String, Position)>,
 }
 
 impl FieldPositions {
@@ -32,7 +34,17 @@ impl FieldPositions {
         }
         Self {
             positions: index.positions,
+            keys: index.keys,
         }
+    }
+
+    /// Where `path`'s key appears, in file order (more than once when duplicated).
+    pub fn occurrences(&self, path: &str) -> Vec<Position> {
+        self.keys
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, at)| *at)
+            .collect()
     }
 
     /// Position of `path`, or of its nearest indexed ancestor.
@@ -73,6 +85,7 @@ enum Frame {
 struct Indexer {
     stack: Vec<Frame>,
     positions: HashMap<String, Position>,
+    keys: Vec<(String, Position)>,
 }
 
 impl Indexer {
@@ -103,6 +116,7 @@ impl Indexer {
                         format!("{path}.{value}")
                     };
                     self.positions.insert(key.clone(), at);
+                    self.keys.push((key.clone(), at));
                     *pending = Some(key);
                 } else {
                     self.node_path(at);

@@ -244,17 +244,97 @@ fn syntax_problem(error: &serde_saphyr::Error, text: &str, path: &Path) -> Probl
     let at = at.filter(|p| p.line > 0);
     let full = error.without_snippet().to_string();
     let raw = strip_location_suffix(strip_location_prefix(&full));
-    let (message, hint) = explain(raw);
-    let mut problem = Problem::in_file(path, message).at(at, text);
-    if let Some(field) =
-        at.and_then(|at| FieldPositions::index(text).field_at(at).map(str::to_owned))
+    if let Some((bracket, at)) =
+        unclosed_flow(text).filter(|(_, open)| at.is_none_or(|e| *open <= e))
     {
+        let (what, close) = if bracket == '[' {
+            ("sequence", ']')
+        } else {
+            ("mapping", '}')
+        };
+        return Problem::in_file(
+            path,
+            format!("unclosed flow {what}: `{bracket}` has no `{close}`"),
+        )
+        .at(Some(at), text)
+        .with_hint(format!(
+            "close it with `{close}` on the same value, or write the items as a block list"
+        ));
+    }
+    let (message, hint) = explain(raw);
+    let is_tab = message.starts_with("tab character");
+    // The parser may notice a tab only on a later token: point at the tab itself.
+    let at = if is_tab {
+        first_tab(text, at).or(at)
+    } else {
+        at
+    };
+    let index = FieldPositions::index(text);
+    let mut problem = Problem::in_file(path, message).at(at, text);
+    if let Some(field) = at.and_then(|at| index.field_at(at).map(str::to_owned)) {
         problem = problem.field(field);
+    }
+    if let Some(key) = raw.strip_prefix("duplicate mapping key: ") {
+        let key = key.split(',').next().unwrap_or(key);
+        let field = problem.field.clone().unwrap_or_else(|| key.to_owned());
+        let seen = index.occurrences(&field);
+        if let Some(first) = seen.first().filter(|first| Some(**first) != at) {
+            problem = problem.related(*first, format!("`{key}` first appears here"), text);
+        }
     }
     match hint {
         Some(hint) => problem.with_hint(hint),
         None => problem,
     }
+}
+
+/// The first tab in a line's indentation, at or before `near` (the whole text without it).
+fn first_tab(text: &str, near: Option<Position>) -> Option<Position> {
+    let last = near.map_or(usize::MAX, |p| p.line);
+    text.lines().enumerate().take(last).find_map(|(i, line)| {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        line[..indent].find('\t').map(|col| Position {
+            line: i + 1,
+            column: col + 1,
+        })
+    })
+}
+
+/// The first `[` or `{` of a flow collection that is never closed, outside quotes and
+/// comments. Unclosed brackets make the parser fail far away (often at the next `key:`),
+/// with a message about something else.
+fn unclosed_flow(text: &str) -> Option<(char, Position)> {
+    let mut open: Vec<(char, Position)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        let mut previous = ' ';
+        for (col, c) in line.chars().enumerate() {
+            match (quote, c) {
+                (Some('"'), '\\') if previous != '\\' => {}
+                (Some(q), _) if c == q && !(q == '"' && previous == '\\') => quote = None,
+                (Some(_), _) => {}
+                // A quote starts a scalar only where a value or item may start.
+                (None, '"' | '\'') if previous.is_whitespace() || "[{,:".contains(previous) => {
+                    quote = Some(c);
+                }
+                (None, '#') if previous.is_whitespace() => break,
+                (None, '[' | '{') if previous.is_whitespace() || "[{,".contains(previous) => open
+                    .push((
+                        c,
+                        Position {
+                            line: i + 1,
+                            column: col + 1,
+                        },
+                    )),
+                (None, ']' | '}') => {
+                    open.pop();
+                }
+                _ => {}
+            }
+            previous = c;
+        }
+    }
+    open.into_iter().next()
 }
 
 /// Rewords the parser's message and says what to do about it.
