@@ -38,7 +38,8 @@ enum Task {
     Soak(soak::Args),
     /// Everything CI runs: tools, infrastructure, fmt, clippy and every test.
     Test(test::Args),
-    /// The end-to-end demo: infra up, validate, render, `wactl deploy dev --yes`, `wactl status dev`.
+    /// The end-to-end demo: infra up, validate, render, deploy `dev` (kwok) and `dev-real` (the
+    /// real node), then validate one address through the real node's NodePort.
     Demo,
     /// Local test infrastructure: Docker, registries, Kubernetes, PostgreSQL, Redis, images.
     Infra(infra::Args),
