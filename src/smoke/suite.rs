@@ -94,7 +94,7 @@ impl Expect {
 }
 
 /// How a URL reaches the service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Route {
     /// Through the nginx proxy of `nginx/nginx.conf`: security headers and rate limit apply,
     /// `/metrics` is hidden.
@@ -285,8 +285,10 @@ pub fn suite(env: &Environment, route: Route) -> Vec<Check> {
         ));
     }
 
+    // A definition's check replaces the built-in of the same name, in its place (the docs
+    // promise checks merge by name); the others run after the built-in ones.
     for custom in &env.smoke.checks {
-        checks.push(check(
+        let replacement = check(
             &custom.name,
             request(
                 &custom.method,
@@ -299,7 +301,11 @@ pub fn suite(env: &Environment, route: Route) -> Vec<Check> {
                     ..Expect::default()
                 },
             ),
-        ));
+        );
+        match checks.iter_mut().find(|c| c.name == custom.name) {
+            Some(built_in) => *built_in = replacement,
+            None => checks.push(replacement),
+        }
     }
 
     if route.through_nginx {
@@ -369,6 +375,29 @@ mod tests {
             .expect("metrics check");
         assert!(matches!(&metrics.kind, CheckKind::Request(r) if r.target == Target::Metrics));
         assert!(names(&checks).contains(&"metrics-hidden"));
+    }
+
+    #[test]
+    fn a_custom_check_replaces_the_built_in_of_the_same_name() {
+        let staging = env("staging");
+        assert!(staging.smoke.checks.iter().any(|c| c.name == "validate-de"));
+        let checks = suite(&staging, Route::default());
+        let named: Vec<&str> = names(&checks)
+            .into_iter()
+            .filter(|n| *n == "validate-de")
+            .collect();
+        assert_eq!(named, ["validate-de"], "one row per name");
+        let position = checks.iter().position(|c| c.name == "validate-de");
+        let built_in = suite(&env("dev"), Route::default());
+        assert_eq!(
+            position,
+            built_in.iter().position(|c| c.name == "validate-de"),
+            "in the built-in's place"
+        );
+        let CheckKind::Request(r) = &checks[position.expect("present")].kind else {
+            panic!("validate-de is a request");
+        };
+        assert_eq!(r.expect.max_latency, Some(Duration::from_millis(500)));
     }
 
     #[test]
