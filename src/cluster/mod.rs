@@ -6,6 +6,7 @@
 mod apply;
 mod connect;
 pub mod diff;
+pub mod drift;
 mod lock;
 mod object;
 pub mod revision;
