@@ -1,11 +1,13 @@
 //! The project's own workflows: they call wactl (never kubectl or docker), ask for the
-//! least permissions they need, and pass actionlint.
+//! least permissions they need, pin every action by commit SHA, never persist the checkout's
+//! credentials, and pass actionlint and zizmor.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const ACTIONLINT_VERSION: &str = "1.7.12";
+const ZIZMOR_VERSION: &str = "1.32.0";
 
 fn workflows_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows")
@@ -61,10 +63,20 @@ fn deploy_workflow_dispatches_staging_or_production() {
     let plan = &deploy["jobs"]["plan"];
     assert_eq!(plan["permissions"]["pull-requests"], "write");
     assert!(plan["permissions"].get("deployments").is_none());
+    // The number reaches the script through the environment, never spliced into it.
+    let diff = plan["steps"]
+        .as_array()
+        .expect("plan steps")
+        .iter()
+        .find(|step| step["name"] == "wactl diff staging")
+        .expect("the wactl diff staging step");
+    assert_eq!(diff["env"]["PR_NUMBER"], "${{ github.event.number }}");
     assert!(
-        scripts(&deploy)
-            .iter()
-            .any(|s| s.contains("diff staging --comment-pr ${{ github.event.number }}"))
+        diff["run"]
+            .as_str()
+            .expect("run")
+            .contains("diff staging --comment-pr \"$PR_NUMBER\""),
+        "{diff}"
     );
     assert!(
         scripts(&deploy)
@@ -117,13 +129,7 @@ fn actionlint() -> PathBuf {
 #[ignore = "needs infra: cargo xtask test builds actionlint from the Go module proxy"]
 fn workflows_pass_actionlint() {
     let actionlint = actionlint();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(workflows_dir())
-        .expect("workflows directory")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
-        .collect();
-    files.sort();
+    let files: Vec<PathBuf> = workflow_files().into_iter().map(|(path, _)| path).collect();
     assert!(files.len() >= 2, "ci.yml and deploy.yml: {files:?}");
     let output = Command::new(&actionlint)
         .arg("-no-color")
@@ -137,4 +143,340 @@ fn workflows_pass_actionlint() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Every workflow file, sorted, with its text.
+fn workflow_files() -> Vec<(PathBuf, String)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(workflows_dir())
+        .expect("workflows directory")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            (path, text)
+        })
+        .collect()
+}
+
+/// Every `uses:` of a workflow: job-level (reusable workflows) and step-level.
+fn uses_count(workflow: &Value) -> usize {
+    let jobs = workflow["jobs"].as_object().expect("jobs");
+    jobs.values()
+        .map(|job| {
+            usize::from(job.get("uses").is_some())
+                + job["steps"].as_array().map_or(0, |steps| {
+                    steps.iter().filter(|s| s.get("uses").is_some()).count()
+                })
+        })
+        .sum()
+}
+
+/// The `uses:` lines of a workflow's text that are not pinned: a third-party action must be
+/// `owner/repo[/path]@<40-hex commit>` followed by `# vX.Y.Z`, a container `docker://…@sha256:`.
+/// Tags and branches move; a commit does not. Returns (lines scanned, problems).
+fn unpinned_uses(text: &str) -> (usize, Vec<String>) {
+    let commit = regex::Regex::new(r"^[0-9a-f]{40}$").expect("commit regex");
+    let version = regex::Regex::new(r"^v\d+(\.\d+)*$").expect("version regex");
+    let digest = regex::Regex::new(r"@sha256:[0-9a-f]{64}$").expect("digest regex");
+    let mut scanned = 0;
+    let mut problems = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let key = line.trim_start();
+        let key = key.strip_prefix("- ").unwrap_or(key).trim_start();
+        let Some(rest) = key.strip_prefix("uses:") else {
+            continue;
+        };
+        scanned += 1;
+        let (reference, comment) = match rest.split_once(" #") {
+            Some((reference, comment)) => (reference, Some(comment.trim())),
+            None => (rest, None),
+        };
+        let reference = reference.trim().trim_matches(|c| c == '"' || c == '\'');
+        let place = format!("line {}: `{}`", index + 1, line.trim());
+        if reference.starts_with("./") {
+            continue;
+        }
+        if let Some(image) = reference.strip_prefix("docker://") {
+            if !digest.is_match(image) {
+                problems.push(format!("{place}: container not pinned by @sha256: digest"));
+            }
+            continue;
+        }
+        let Some((_, git_ref)) = reference.split_once('@') else {
+            problems.push(format!("{place}: no @ref"));
+            continue;
+        };
+        if !commit.is_match(git_ref) {
+            problems.push(format!(
+                "{place}: referenced by `{git_ref}`, not by a full 40-hex commit SHA"
+            ));
+            continue;
+        }
+        let tag = comment.and_then(|c| c.split_whitespace().next());
+        if !tag.is_some_and(|t| version.is_match(t)) {
+            problems.push(format!(
+                "{place}: no `# vX.Y.Z` comment naming the version the SHA is"
+            ));
+        }
+    }
+    (scanned, problems)
+}
+
+/// `actions/checkout` steps that leave the job token in `.git/config` for every later step
+/// (and any artifact that includes the checkout): `persist-credentials: false` is required.
+fn persisted_checkouts(workflow: &Value) -> (usize, Vec<String>) {
+    let jobs = workflow["jobs"].as_object().expect("jobs");
+    let mut checked = 0;
+    let mut problems = Vec::new();
+    for (name, job) in jobs {
+        for (index, step) in job["steps"].as_array().into_iter().flatten().enumerate() {
+            let Some(uses) = step["uses"].as_str() else {
+                continue;
+            };
+            if !uses.starts_with("actions/checkout@") {
+                continue;
+            }
+            checked += 1;
+            if step["with"]["persist-credentials"] != Value::Bool(false) {
+                problems.push(format!(
+                    "job `{name}` step {}: {uses} without `persist-credentials: false`",
+                    index + 1
+                ));
+            }
+        }
+    }
+    (checked, problems)
+}
+
+/// Least privilege: the workflow grants nothing or read-only at the top, and every job says
+/// what it needs (`permissions:` on the job), never `write-all`.
+fn permission_problems(workflow: &Value) -> (usize, Vec<String>) {
+    let mut problems = Vec::new();
+    match workflow.get("permissions") {
+        None => problems.push(
+            "no top-level `permissions:`: the default token may write (set `permissions: {}`)"
+                .to_owned(),
+        ),
+        Some(Value::String(all)) if all == "read-all" => {}
+        Some(Value::Object(scopes)) => {
+            for (scope, access) in scopes {
+                let access = access.as_str().unwrap_or("?");
+                if access != "read" && access != "none" {
+                    problems.push(format!(
+                        "top-level `permissions: {scope}: {access}`: widen per job, not for all"
+                    ));
+                }
+            }
+        }
+        Some(other) => problems.push(format!("top-level `permissions: {other}`: not read-only")),
+    }
+    let jobs = workflow["jobs"].as_object().expect("jobs");
+    for (name, job) in jobs {
+        match job.get("permissions") {
+            None => problems.push(format!("job `{name}` has no explicit `permissions:`")),
+            Some(Value::Object(_)) => {}
+            Some(Value::String(all)) if all == "read-all" => {}
+            Some(other) => problems.push(format!(
+                "job `{name}` has `permissions: {other}`: list the scopes it needs"
+            )),
+        }
+    }
+    (jobs.len(), problems)
+}
+
+#[test]
+fn workflows_pin_actions_keep_no_credentials_and_grant_least_privilege() {
+    let files = workflow_files();
+    assert!(files.len() >= 2, "ci.yml and deploy.yml: {files:?}");
+    let (mut uses, mut checkouts, mut jobs) = (0, 0, 0);
+    let mut problems = Vec::new();
+    for (path, text) in &files {
+        let name = path.file_name().expect("file name").to_string_lossy();
+        let parsed: Value = serde_saphyr::from_str(text)
+            .unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
+        let (scanned, found) = unpinned_uses(text);
+        // The line scan must see every `uses:` the YAML has (none hidden in flow style).
+        assert_eq!(
+            scanned,
+            uses_count(&parsed),
+            "{name}: `uses:` lines scanned"
+        );
+        uses += scanned;
+        problems.extend(found.into_iter().map(|p| format!("{name} {p}")));
+        let (checked, found) = persisted_checkouts(&parsed);
+        checkouts += checked;
+        problems.extend(found.into_iter().map(|p| format!("{name}: {p}")));
+        let (checked, found) = permission_problems(&parsed);
+        jobs += checked;
+        problems.extend(found.into_iter().map(|p| format!("{name}: {p}")));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // ci.yml: 2 checkouts, 2 caches, setup-go; deploy.yml: 2 checkouts, 1 cache.
+    assert!(uses >= 8, "uses: lines checked: {uses}");
+    assert!(checkouts >= 4, "checkout steps checked: {checkouts}");
+    assert!(jobs >= 4, "jobs checked: {jobs}");
+}
+
+#[test]
+fn pinning_check_refuses_tags_short_shas_and_missing_versions() {
+    let text = "\
+jobs:
+  a:
+    steps:
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+      - uses: actions/checkout@v4
+      - uses: actions/cache@5a3ec84
+      - uses: actions/setup-go@d35c59abb061a4a6fb18e82ac0862c26744d6ab5
+      - uses: 'actions/cache@5a3ec84eff668545956fd18022155c47e93e2684' # main
+      - uses: ./.github/actions/local
+      - uses: docker://alpine:3.22
+  b:
+    uses: octo/repo/.github/workflows/x.yml@main
+";
+    let (scanned, problems) = unpinned_uses(text);
+    assert_eq!(scanned, 8);
+    let parsed: Value = serde_saphyr::from_str(text).expect("yaml");
+    assert_eq!(uses_count(&parsed), 8);
+    let lines: Vec<&str> = problems
+        .iter()
+        .map(|p| p.split(':').next().expect("line"))
+        .collect();
+    assert_eq!(
+        lines,
+        ["line 5", "line 6", "line 7", "line 8", "line 10", "line 12"],
+        "{problems:#?}"
+    );
+    assert!(
+        problems[0].contains("referenced by `v4`"),
+        "{}",
+        problems[0]
+    );
+    assert!(problems[2].contains("# vX.Y.Z"), "{}", problems[2]);
+}
+
+#[test]
+fn credential_and_permission_checks_refuse_what_they_should() {
+    let workflow: Value = serde_saphyr::from_str(
+        "\
+permissions:
+  contents: write
+jobs:
+  kept:
+    steps:
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+        with:
+          persist-credentials: true
+  clean:
+    permissions:
+      contents: read
+    steps:
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+        with:
+          persist-credentials: false
+  everything:
+    permissions: write-all
+    steps:
+      - run: true
+",
+    )
+    .expect("yaml");
+    let (checked, problems) = persisted_checkouts(&workflow);
+    assert_eq!(checked, 3);
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems.iter().all(|p| p.starts_with("job `kept`")));
+
+    let (jobs, problems) = permission_problems(&workflow);
+    assert_eq!(jobs, 3);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(problems[0].contains("contents: write"), "{}", problems[0]);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("job `kept` has no explicit"))
+    );
+    assert!(problems.iter().any(|p| p.contains("job `everything`")));
+
+    let none: Value = serde_saphyr::from_str("jobs:\n  a:\n    permissions: {}\n").expect("yaml");
+    let (_, problems) = permission_problems(&none);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(problems[0].contains("no top-level"), "{}", problems[0]);
+}
+
+/// zizmor, as `cargo xtask test` hands it over, or already in the cache.
+fn zizmor() -> PathBuf {
+    if let Some(path) = std::env::var_os("WACTL_ZIZMOR").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let cache = std::env::var_os("WACTL_CACHE_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/wactl")));
+    let cached = cache.map(|dir| dir.join(format!("venv/zizmor-{ZIZMOR_VERSION}/bin/zizmor")));
+    match cached {
+        Some(path) if path.is_file() => path,
+        _ => panic!(
+            "zizmor is not available: WACTL_ZIZMOR is not set and \
+             ~/.cache/wactl/venv/zizmor-{ZIZMOR_VERSION}/bin/zizmor does not exist. \
+             `cargo xtask test` installs it from PyPI (pip install zizmor=={ZIZMOR_VERSION})."
+        ),
+    }
+}
+
+/// zizmor's audits on `.github/`, with the pedantic persona (code smells too, such as a
+/// permission without a comment saying why). Offline: the online audits need GitHub's API,
+/// and the pins themselves are checked above.
+#[test]
+#[ignore = "needs infra: cargo xtask test installs zizmor from PyPI"]
+fn workflows_pass_zizmor() {
+    let zizmor = zizmor();
+    let output = Command::new(&zizmor)
+        .args(["--offline", "--no-progress", "--color", "never"])
+        .args(["--persona", "pedantic", "--format", "json", ".github/"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", zizmor.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let findings: Vec<Value> = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("zizmor's JSON: {e}\n{stdout}\n{stderr}"));
+    let summary: Vec<String> = findings
+        .iter()
+        .map(|f| {
+            let place = &f["locations"][0];
+            format!(
+                "{} ({}) at {}:{}",
+                f["ident"].as_str().unwrap_or("?"),
+                f["determinations"]["severity"].as_str().unwrap_or("?"),
+                place["symbolic"]["key"]["Local"]["verbatim_path"]
+                    .as_str()
+                    .unwrap_or("?"),
+                // zizmor counts rows from 0.
+                place["concrete"]["location"]["start_point"]["row"]
+                    .as_u64()
+                    .map_or(0, |row| row + 1)
+            )
+        })
+        .collect();
+    assert!(
+        output.status.success() && findings.is_empty(),
+        "zizmor found problems ({}); run `{} --offline --persona pedantic .github/` for details:\n{}\n{stderr}",
+        output.status,
+        zizmor.display(),
+        summary.join("\n")
+    );
+    // It audited the workflows rather than finding nothing to read.
+    for (path, _) in workflow_files() {
+        let name = path.file_name().expect("file name").to_string_lossy();
+        assert!(
+            stderr.contains(&format!("completed .github/workflows/{name}")),
+            "zizmor did not audit {name}:\n{stderr}"
+        );
+    }
 }

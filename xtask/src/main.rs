@@ -18,6 +18,7 @@ mod soak;
 mod test;
 mod tidy;
 mod tools;
+mod zizmor;
 
 use clap::{Parser, Subcommand};
 

@@ -5,7 +5,7 @@
 //! including the infrastructure ones with the infrastructure's endpoints in the
 //! environment, and finally schemathesis against address-service (`cargo xtask schemathesis`).
 
-use crate::{actionlint, infra, project, tools};
+use crate::{actionlint, infra, project, tools, zizmor};
 use anyhow::Context;
 use xshell::cmd;
 
@@ -49,8 +49,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         real_node: true,
     })?;
     let actionlint = actionlint::ensure()?;
+    let zizmor = zizmor::ensure()?;
     let mut test = cmd!(sh, "cargo test --workspace --locked -- --include-ignored")
-        .env("WACTL_ACTIONLINT", &actionlint);
+        .env("WACTL_ACTIONLINT", &actionlint)
+        .env("WACTL_ZIZMOR", &zizmor);
     for (key, value) in infra::env_vars()? {
         test = test.env(key, value);
     }
