@@ -173,8 +173,7 @@ async fn lifecycle_first_deploy_noop_image_change_prune_history_rollback_destroy
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn a_field_owned_by_another_manager_is_a_conflict() {
-    let t = TestEnv::new(
-        "t-conflict", "");
+    let t = TestEnv::new("t-conflict", "");
     let env = t.load();
     let client = client(&env).await;
     deploy(&client, &env, &options(IMAGE_V1))
@@ -215,8 +214,7 @@ async fn a_field_owned_by_another_manager_is_a_conflict() {
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn a_second_deploy_is_refused_until_the_lease_expires() {
-    let t = TestEnv::new(
-        "t-lock", "");
+    let t = TestEnv::new("t-lock", "");
     let env = t.load();
     let client = client(&env).await;
     deploy(&client, &env, &options(IMAGE_V1))
@@ -364,8 +362,7 @@ async fn pods_that_never_get_ready_hit_the_progress_deadline() {
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn unschedulable_pods_fail_and_the_cli_exits_1_with_one_json_report() {
-    let t = TestEnv::new(
-        "t-sched", "");
+    let t = TestEnv::new("t-sched", "");
     let env = t.load();
     let client = client(&env).await;
     deploy(&client, &env, &options(IMAGE_V1))
@@ -408,8 +405,7 @@ async fn unschedulable_pods_fail_and_the_cli_exits_1_with_one_json_report() {
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn a_protected_environment_without_a_terminal_is_refused() {
-    let t = TestEnv::new(
-        "t-protected", "protected: true\n");
+    let t = TestEnv::new("t-protected", "protected: true\n");
     let out = t.wactl(&["deploy", "t", "--skip-build", "--image", IMAGE_V1]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rerun with --yes"));
@@ -495,8 +491,7 @@ fn job(name: &str, annotations: serde_json::Value, extra: serde_json::Value) -> 
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn jobs_are_tracked_to_completion_and_a_failed_job_says_why() {
-    let t = TestEnv::new(
-        "t-job", "");
+    let t = TestEnv::new("t-job", "");
     let env = t.load();
     let client = client(&env).await;
     t.create_namespace(&client).await;

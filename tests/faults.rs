@@ -355,8 +355,7 @@ async fn sigkill_during_tracking_then_the_lease_expires_and_the_next_deploy_conv
         ],
     );
     let slow = slow.to_str().expect("utf-8");
-    let mut running =
-        Running::spawn(t.command(&deploy_args(IMAGE_V2, &["--templates", slow])));
+    let mut running = Running::spawn(t.command(&deploy_args(IMAGE_V2, &["--templates", slow])));
     running.wait_for("apply (", Duration::from_secs(30)).await;
     let pid = running.pid();
     running.child.kill().expect("SIGKILL");
@@ -379,8 +378,7 @@ async fn sigkill_during_rollback_then_the_next_deploy_converges() {
     first_deploy(&client, &env).await;
     let crash = crash_templates(&t);
     let crash = crash.to_str().expect("utf-8");
-    let mut running =
-        Running::spawn(t.command(&deploy_args(IMAGE_V2, &["--templates", crash])));
+    let mut running = Running::spawn(t.command(&deploy_args(IMAGE_V2, &["--templates", crash])));
     running
         .wait_for("rolling back to revision 1", Duration::from_secs(60))
         .await;
@@ -664,8 +662,7 @@ async fn kube_apiserver_restarted_while_tracking_the_deploy_still_finishes() {
         ],
     );
     let slow = slow.to_str().expect("utf-8");
-    let mut running =
-        Running::spawn(t.command(&deploy_args(IMAGE_V2, &["--templates", slow])));
+    let mut running = Running::spawn(t.command(&deploy_args(IMAGE_V2, &["--templates", slow])));
     running.wait_for("apply (", Duration::from_secs(30)).await;
     let restarted = Instant::now();
     {

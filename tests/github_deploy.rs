@@ -92,7 +92,6 @@ impl Step {
         std::fs::write(dir.join("k8s/deployment.yaml.tera"), faulty).expect("write");
         dir
     }
-
 }
 
 impl Drop for Step {

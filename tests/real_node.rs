@@ -40,7 +40,10 @@ async fn dev_real_from_nothing() -> (TestEnv, Client) {
     let t = TestEnv::extending(
         "r",
         "dev-real",
-        &format!("service:\n  nodePort: {NODE_PORT}\nsmoke:\n  url: {}\n", node_port_url()),
+        &format!(
+            "service:\n  nodePort: {NODE_PORT}\nsmoke:\n  url: {}\n",
+            node_port_url()
+        ),
     );
     let env = t.load();
     let client = support::client(&env).await;
@@ -233,7 +236,10 @@ async fn dev_real_runs_on_the_real_node_and_real_failures_roll_back() {
         image.starts_with("127.0.0.1:5000/world-address/address-service"),
         "{image}"
     );
-    assert_eq!(deployed["outcome"], "succeeded", "a first deploy: {deployed:#}");
+    assert_eq!(
+        deployed["outcome"], "succeeded",
+        "a first deploy: {deployed:#}"
+    );
     assert_eq!(deployed["revision"], 1, "{deployed:#}");
     let stages = deployed["stages"].as_array().expect("stages");
     assert!(

@@ -7,10 +7,10 @@
 mod support;
 
 use base64::Engine as _;
-use support::root;
 use serde_json::json;
 use std::path::Path;
 use std::process::{Command, Output};
+use support::root;
 use wactl::cluster::{Change, ObjectRef, diff};
 
 /// Planted in every secret; never legitimately part of any output.
@@ -471,5 +471,4 @@ async fn cluster_commands_and_github_reports_never_show_secret_values() {
         "the job outputs",
         &std::fs::read_to_string(&outputs).expect("outputs"),
     );
-
 }

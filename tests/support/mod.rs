@@ -131,7 +131,10 @@ impl TestEnv {
                 &format!("{labels}  annotations:\n{}", lines("    ", workload)),
                 1,
             );
-            assert_ne!(patched, before, "the deployment template has no labels line");
+            assert_ne!(
+                patched, before,
+                "the deployment template has no labels line"
+            );
         }
         std::fs::write(dir.join("k8s/deployment.yaml.tera"), patched).expect("write");
         dir
@@ -178,7 +181,10 @@ impl TestEnv {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("namespace {}: no default ServiceAccount after 10 s", self.namespace);
+        panic!(
+            "namespace {}: no default ServiceAccount after 10 s",
+            self.namespace
+        );
     }
 
     /// Creates a Secret `name` with `string_data` in the namespace.
@@ -201,11 +207,8 @@ impl TestEnv {
         for claim in claims {
             let path = host_dir.join(claim);
             std::fs::create_dir_all(&path).expect("volume dir");
-            std::fs::set_permissions(
-                &path,
-                std::os::unix::fs::PermissionsExt::from_mode(0o777),
-            )
-            .expect("chmod volume dir");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+                .expect("chmod volume dir");
             let name = format!("{}-{claim}", self.namespace);
             let pv: PersistentVolume = serde_json::from_value(serde_json::json!({
                 "apiVersion": "v1", "kind": "PersistentVolume",
