@@ -3,112 +3,17 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::PersistentVolume;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
-use wactl::cluster::{self, Access, LockOptions, RevisionStatus, revision};
+use wactl::cluster::{self, LockOptions, RevisionStatus, revision};
 use wactl::config::Environment;
 use wactl::deploy::{self, DeployError, DeployOptions, Outcome};
 use wactl::ui::deploy::DeployUi;
 
-const IMAGE_V1: &str = "127.0.0.1:5000/world-address/address-service:v1";
-const IMAGE_V2: &str = "127.0.0.1:5000/world-address/address-service:v2";
+mod support;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn kubeconfig() -> String {
-    std::env::var("KUBECONFIG")
-        .expect("KUBECONFIG is not set: run `eval \"$(cargo xtask infra env)\"` after `cargo xtask infra up`")
-}
-
-/// A copy of the environments with one more, `t`, deploying to a namespace of its own.
-struct TestEnv {
-    dir: tempfile::TempDir,
-    namespace: String,
-}
-
-impl TestEnv {
-    fn new(test: &str, extra_yaml: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        for entry in std::fs::read_dir(root().join("environments")).expect("environments") {
-            let path = entry.expect("entry").path();
-            if path.extension().is_some_and(|e| e == "yaml") {
-                std::fs::copy(&path, dir.path().join(path.file_name().expect("name")))
-                    .expect("copy");
-            }
-        }
-        let namespace = format!("wactl-t-{test}-{}", std::process::id());
-        let env = Self { dir, namespace };
-        env.write(extra_yaml);
-        env
-    }
-
-    /// (Re)writes `t.yaml`: base plus `extra_yaml`.
-    fn write(&self, extra_yaml: &str) {
-        let yaml = format!(
-            "extends: base\nimage:\n  registry: 127.0.0.1:5000\n  tag: dev\ncluster:\n  kubeconfig: {}\n  context: wactl-dev\n  namespace: {}\nreplicas: 2\ngithub:\n  environment: t\n  deployments: false\n{extra_yaml}",
-            kubeconfig(),
-            self.namespace
-        );
-        std::fs::write(self.dir.path().join("t.yaml"), yaml).expect("write t.yaml");
-    }
-
-    fn load(&self) -> Environment {
-        wactl::config::load(self.dir.path(), "t").expect("t.yaml is valid")
-    }
-
-    /// A template override directory whose Deployment pods carry a kwok fault annotation.
-    fn fault_templates(&self, fault: &str) -> PathBuf {
-        let dir = self.dir.path().join(format!("templates-{fault}"));
-        std::fs::create_dir_all(dir.join("k8s")).expect("mkdir");
-        let original = std::fs::read_to_string(root().join("templates/k8s/deployment.yaml.tera"))
-            .expect("template");
-        let patched = original.replacen(
-            "      annotations:\n",
-            &format!("      annotations:\n        wactl.dev/kwok-fault: {fault}\n"),
-            1,
-        );
-        assert_ne!(
-            patched, original,
-            "the deployment template has no pod annotations"
-        );
-        std::fs::write(dir.join("k8s/deployment.yaml.tera"), patched).expect("write");
-        dir
-    }
-
-    fn wactl(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_wactl"))
-            .args([
-                "--env-dir",
-                self.dir.path().to_str().expect("utf-8"),
-                "--no-color",
-            ])
-            .args(args)
-            .env_remove("CI")
-            .output()
-            .expect("run wactl")
-    }
-}
-
-async fn client(env: &Environment) -> Client {
-    cluster::connect(env, &Access::default())
-        .await
-        .expect("cluster reachable")
-}
-
-fn options(image: &str) -> DeployOptions {
-    DeployOptions {
-        image: Some(image.to_owned()),
-        skip_build: true,
-        timeout: Some(Duration::from_secs(60)),
-        ..DeployOptions::default()
-    }
-}
+use support::{IMAGE_V1, IMAGE_V2, TestEnv, client, live_image, options};
 
 async fn deploy(
     client: &Client,
@@ -118,33 +23,11 @@ async fn deploy(
     deploy::deploy(client, env, options, &DeployUi::silent(true)).await
 }
 
-async fn live_image(client: &Client, namespace: &str) -> String {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let d = api.get("address-service").await.expect("deployment");
-    d.spec
-        .and_then(|s| s.template.spec)
-        .map(|s| s.containers[0].image.clone().unwrap_or_default())
-        .unwrap_or_default()
-}
-
-async fn cleanup(client: &Client, env: &Environment) {
-    let _ = deploy::destroy(
-        client,
-        env,
-        &DeployOptions {
-            force_unlock: true,
-            ..Default::default()
-        },
-        &DeployUi::silent(true),
-    )
-    .await;
-}
-
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn lifecycle_first_deploy_noop_image_change_prune_history_rollback_destroy() {
     let t = TestEnv::new(
-        "life",
+        "t-life",
         "autoscaling:\n  enabled: true\n  min: 2\n  max: 3\n  cpu: 80\n",
     );
     let env = t.load();
@@ -290,7 +173,7 @@ async fn lifecycle_first_deploy_noop_image_change_prune_history_rollback_destroy
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn a_field_owned_by_another_manager_is_a_conflict() {
-    let t = TestEnv::new("conflict", "");
+    let t = TestEnv::new("t-conflict", "");
     let env = t.load();
     let client = client(&env).await;
     deploy(&client, &env, &options(IMAGE_V1))
@@ -326,13 +209,12 @@ async fn a_field_owned_by_another_manager_is_a_conflict() {
             .outcome,
         Outcome::Succeeded
     );
-    cleanup(&client, &env).await;
 }
 
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn a_second_deploy_is_refused_until_the_lease_expires() {
-    let t = TestEnv::new("lock", "");
+    let t = TestEnv::new("t-lock", "");
     let env = t.load();
     let client = client(&env).await;
     deploy(&client, &env, &options(IMAGE_V1))
@@ -396,7 +278,6 @@ async fn a_second_deploy_is_refused_until_the_lease_expires() {
             .outcome,
         Outcome::Succeeded
     );
-    cleanup(&client, &env).await;
 }
 
 /// Deploys v1, then v2 with `fault`; expects the failure `code`, a rollback to v1, and
@@ -407,7 +288,7 @@ async fn fails_and_rolls_back(
     code: &str,
     extra_yaml: &str,
 ) -> deploy::DeployReport {
-    let t = TestEnv::new(test, extra_yaml);
+    let t = TestEnv::new(&format!("t-{test}"), extra_yaml);
     let env = t.load();
     let client = client(&env).await;
     deploy(&client, &env, &options(IMAGE_V1))
@@ -438,7 +319,6 @@ async fn fails_and_rolls_back(
         Some(RevisionStatus::RolledBack)
     );
     eprintln!("{test}: failed and rolled back in {elapsed:?}:\n{error}");
-    cleanup(&client, &env).await;
     report
 }
 
@@ -482,7 +362,7 @@ async fn pods_that_never_get_ready_hit_the_progress_deadline() {
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn unschedulable_pods_fail_and_the_cli_exits_1_with_one_json_report() {
-    let t = TestEnv::new("sched", "");
+    let t = TestEnv::new("t-sched", "");
     let env = t.load();
     let client = client(&env).await;
     deploy(&client, &env, &options(IMAGE_V1))
@@ -520,13 +400,12 @@ async fn unschedulable_pods_fail_and_the_cli_exits_1_with_one_json_report() {
             .any(|s| s["name"] == "rollback track" && s["status"] == "ok")),
         "{stdout}"
     );
-    cleanup(&client, &env).await;
 }
 
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn a_protected_environment_without_a_terminal_is_refused() {
-    let t = TestEnv::new("protected", "protected: true\n");
+    let t = TestEnv::new("t-protected", "protected: true\n");
     let out = t.wactl(&["deploy", "t", "--skip-build", "--image", IMAGE_V1]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rerun with --yes"));
@@ -536,48 +415,25 @@ async fn a_protected_environment_without_a_terminal_is_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let env = t.load();
-    cleanup(&client(&env).await, &env).await;
-}
-
-/// Pre-binds one hostPath volume per StatefulSet claim: the test cluster has no provisioner.
-async fn volumes_for(client: &Client, namespace: &str, claims: &[&str]) {
-    let api: Api<PersistentVolume> = Api::all(client.clone());
-    for claim in claims {
-        let pv: PersistentVolume = serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": { "name": format!("{namespace}-{claim}") },
-            "spec": { "capacity": { "storage": "10Gi" }, "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Delete",
-                "hostPath": { "path": format!("/tmp/wactl-pv/{namespace}/{claim}") },
-                "claimRef": { "namespace": namespace, "name": claim } }
-        }))
-        .expect("pv");
-        api.create(&PostParams::default(), &pv)
-            .await
-            .expect("create pv");
-    }
 }
 
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn the_dev_environment_deploys_cleanly() {
-    let t = TestEnv::new("dev", "");
+    let t = TestEnv::new("t-dev", "");
+    // `dev` itself, moved to the test's namespace (which the drop of `t` deletes).
     let dev = std::fs::read_to_string(t.dir.path().join("dev.yaml")).expect("dev.yaml");
-    let namespace = format!("wactl-t-dev-{}", std::process::id());
-    std::fs::write(
-        t.dir.path().join("dev.yaml"),
-        dev.replace(
-            "namespace: world-address-dev",
-            &format!("namespace: {namespace}"),
-        ),
-    )
-    .expect("write");
+    let moved = dev.replace(
+        "namespace: world-address-dev\n",
+        &format!("namespace: {}\n", t.namespace),
+    );
+    assert_ne!(moved, dev, "dev.yaml names its namespace");
+    std::fs::write(t.dir.path().join("dev.yaml"), moved).expect("write");
     let env = wactl::config::load(t.dir.path(), "dev").expect("dev.yaml");
     let client = client(&env).await;
-    volumes_for(
+    t.create_volumes(
         &client,
-        &namespace,
+        &t.dir.path().join("volumes"),
         &[
             "data-address-service-postgres-0",
             "data-address-service-redis-0",
@@ -604,16 +460,12 @@ async fn the_dev_environment_deploys_cleanly() {
         "127.0.0.1:5000/world-address/address-service:dev",
     ]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to change"));
-    cleanup(&client, &env).await;
-    let pvs: Api<PersistentVolume> = Api::all(client.clone());
-    for claim in [
-        "data-address-service-postgres-0",
-        "data-address-service-redis-0",
-    ] {
-        let _ = pvs
-            .delete(&format!("{namespace}-{claim}"), &Default::default())
-            .await;
-    }
+    let out = t.wactl(&["destroy", "dev", "--yes"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A Job in `namespace`: one pod, `annotations` on it (kwok fault stages), `extra` spec.
@@ -639,32 +491,10 @@ fn job(name: &str, annotations: serde_json::Value, extra: serde_json::Value) -> 
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn jobs_are_tracked_to_completion_and_a_failed_job_says_why() {
-    let t = TestEnv::new("job", "");
+    let t = TestEnv::new("t-job", "");
     let env = t.load();
     let client = client(&env).await;
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                serde_json::json!({ "metadata": { "name": t.namespace.as_str() } }),
-            )
-            .expect("namespace"),
-        )
-        .await
-        .expect("create namespace");
-    // The namespace's default ServiceAccount must exist before pods are admitted.
-    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
-        Api::namespaced(client.clone(), &t.namespace);
-    let ready = kube::runtime::wait::await_condition(
-        accounts,
-        "default",
-        kube::runtime::wait::conditions::is_created(),
-    );
-    tokio::time::timeout(Duration::from_secs(30), ready)
-        .await
-        .expect("default ServiceAccount within 30 s")
-        .expect("watch");
+    t.create_namespace(&client).await;
     let jobs: Api<Job> = Api::namespaced(client.clone(), &t.namespace);
     let job_ref = |name: &str| cluster::ObjectRef {
         api_version: "batch/v1".into(),
@@ -733,5 +563,4 @@ async fn jobs_are_tracked_to_completion_and_a_failed_job_says_why() {
         "says whether logs could be read: {failure}"
     );
     eprintln!("{failure}");
-    let _ = namespaces.delete(&t.namespace, &Default::default()).await;
 }

@@ -21,27 +21,19 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
-use wactl::cluster::{self, Access, ObjectRef, Revision, RevisionStatus, revision};
+use wactl::cluster::{self, ObjectRef, Revision, RevisionStatus, revision};
 use wactl::config::Environment;
-use wactl::deploy::{self, DeployOptions};
+use wactl::deploy;
 use wactl::ui::deploy::DeployUi;
 
-const IMAGE_V1: &str = "127.0.0.1:5000/world-address/address-service:v1";
-const IMAGE_V2: &str = "127.0.0.1:5000/world-address/address-service:v2";
+mod support;
+
+use support::{IMAGE_V1, IMAGE_V2, TestEnv, client, live_image, options, root};
 /// Short enough that a killed deploy's lease is gone within seconds.
 const LOCK: &str = "3s";
 
 /// Write: a shared component is being stopped. Read: a test that needs them all up.
 static INFRA: RwLock<()> = RwLock::const_new(());
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn kubeconfig() -> String {
-    std::env::var("KUBECONFIG")
-        .expect("KUBECONFIG is not set: run `eval \"$(cargo xtask infra env)\"` after `cargo xtask infra up`")
-}
 
 fn infra_dir() -> PathBuf {
     std::env::var_os("WACTL_INFRA_DIR").map_or_else(
@@ -50,96 +42,32 @@ fn infra_dir() -> PathBuf {
     )
 }
 
-/// A copy of the environments with one more, `t`, deploying to a namespace of its own.
-struct TestEnv {
-    dir: tempfile::TempDir,
-    namespace: String,
+/// `wactl deploy t --skip-build --image IMAGE` with the short lock, plus `extra`.
+fn deploy_args<'a>(image: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "deploy",
+        "t",
+        "--skip-build",
+        "--image",
+        image,
+        "--lock-duration",
+        LOCK,
+        "--timeout",
+        "90s",
+    ];
+    args.extend_from_slice(extra);
+    args
 }
 
-impl TestEnv {
-    fn new(test: &str) -> Self {
-        Self::with_registry(test, "127.0.0.1:5000")
-    }
-
-    fn with_registry(test: &str, registry: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        for entry in std::fs::read_dir(root().join("environments")).expect("environments") {
-            let path = entry.expect("entry").path();
-            if path.extension().is_some_and(|e| e == "yaml") {
-                std::fs::copy(&path, dir.path().join(path.file_name().expect("name")))
-                    .expect("copy");
-            }
-        }
-        let namespace = format!("wactl-f-{test}-{}", std::process::id());
-        let yaml = format!(
-            "extends: base\nimage:\n  registry: {registry}\n  tag: dev\ncluster:\n  kubeconfig: {}\n  context: wactl-dev\n  namespace: {namespace}\nreplicas: 2\ngithub:\n  environment: t\n  deployments: false\n",
-            kubeconfig(),
-        );
-        std::fs::write(dir.path().join("t.yaml"), yaml).expect("write t.yaml");
-        Self { dir, namespace }
-    }
-
-    fn load(&self) -> Environment {
-        wactl::config::load(self.dir.path(), "t").expect("t.yaml is valid")
-    }
-
-    /// Template overrides whose Deployment pods carry `annotations` (kwok fault stages).
-    fn pod_annotations(&self, name: &str, annotations: &[(&str, &str)]) -> PathBuf {
-        let dir = self.dir.path().join(format!("templates-{name}"));
-        std::fs::create_dir_all(dir.join("k8s")).expect("mkdir");
-        let original = std::fs::read_to_string(root().join("templates/k8s/deployment.yaml.tera"))
-            .expect("template");
-        let lines: String = annotations
-            .iter()
-            .map(|(k, v)| format!("        {k}: \"{v}\"\n"))
-            .collect();
-        let patched = original.replacen(
-            "      annotations:\n",
-            &format!("      annotations:\n{lines}"),
-            1,
-        );
-        assert_ne!(
-            patched, original,
-            "the deployment template has no pod annotations"
-        );
-        std::fs::write(dir.join("k8s/deployment.yaml.tera"), patched).expect("write");
-        dir
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wactl"));
-        command
-            .args([
-                "--env-dir",
-                self.dir.path().to_str().expect("utf-8"),
-                "--no-color",
-            ])
-            .args(args)
-            .env_remove("CI")
-            .env_remove("GITHUB_ACTIONS");
-        command
-    }
-
-    fn wactl(&self, args: &[&str]) -> std::process::Output {
-        self.command(args).output().expect("run wactl")
-    }
-
-    /// `wactl deploy t --skip-build --image IMAGE` with the short lock, plus `extra`.
-    fn deploy_args<'a>(image: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec![
-            "deploy",
-            "t",
-            "--skip-build",
-            "--image",
-            image,
-            "--lock-duration",
-            LOCK,
-            "--timeout",
-            "90s",
-        ];
-        args.extend_from_slice(extra);
-        args
-    }
+/// Template overrides whose pods crash-loop on the kwok nodes; the Deployment allows no
+/// failure per replica, so the crash loop is called at the first back-off, as these tests
+/// are about what happens next.
+fn crash_templates(t: &TestEnv) -> PathBuf {
+    t.templates(
+        "crash",
+        &[(wactl::cluster::track::FAILURES_ALLOWED_ANNOTATION, "0")],
+        &[("wactl.dev/kwok-fault", "crashloop")],
+    )
 }
 
 /// A running `wactl` whose stderr lines the test reads as they come.
@@ -246,48 +174,11 @@ fn send_signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill -{signal} {pid}");
 }
 
-async fn client(env: &Environment) -> Client {
-    cluster::connect(env, &Access::default())
-        .await
-        .expect("cluster reachable")
-}
-
-fn options(image: &str) -> DeployOptions {
-    DeployOptions {
-        image: Some(image.to_owned()),
-        skip_build: true,
-        timeout: Some(Duration::from_secs(60)),
-        ..DeployOptions::default()
-    }
-}
-
 async fn first_deploy(client: &Client, env: &Environment) {
     let report = deploy::deploy(client, env, &options(IMAGE_V1), &DeployUi::silent(true))
         .await
         .expect("first deploy");
     assert_eq!(report.revision, Some(1));
-}
-
-async fn cleanup(client: &Client, env: &Environment) {
-    let _ = deploy::destroy(
-        client,
-        env,
-        &DeployOptions {
-            force_unlock: true,
-            ..Default::default()
-        },
-        &DeployUi::silent(true),
-    )
-    .await;
-}
-
-async fn live_image(client: &Client, namespace: &str) -> String {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let d = api.get("address-service").await.expect("deployment");
-    d.spec
-        .and_then(|s| s.template.spec)
-        .map(|s| s.containers[0].image.clone().unwrap_or_default())
-        .unwrap_or_default()
 }
 
 async fn revisions(client: &Client, namespace: &str) -> Vec<Revision> {
@@ -352,7 +243,7 @@ async fn deploy_once_unlocked(t: &TestEnv, image: &str) -> (std::process::Output
     let started = Instant::now();
     let mut refused = 0;
     loop {
-        let out = t.wactl(&TestEnv::deploy_args(image, &[]));
+        let out = t.wactl(&deploy_args(image, &[]));
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.code() == Some(1) && stderr.contains("is being deployed by") {
             refused += 1;
@@ -414,14 +305,14 @@ async fn next_deploy_converges(t: &TestEnv, client: &Client, image: &str, marked
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn sigkill_during_apply_then_the_next_deploy_converges() {
     let _up = INFRA.read().await;
-    let t = TestEnv::new("kill-apply");
+    let t = TestEnv::new("f-kill-apply", "");
     let env = t.load();
     let client = client(&env).await;
     first_deploy(&client, &env).await;
     // The revision ConfigMap is written right before the apply: kill as it appears.
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &t.namespace);
     let rev2 = Revision::config_map_name("t", 2);
-    let mut running = Running::spawn(t.command(&TestEnv::deploy_args(IMAGE_V2, &[])));
+    let mut running = Running::spawn(t.command(&deploy_args(IMAGE_V2, &[])));
     let started = Instant::now();
     loop {
         if configmaps.get_opt(&rev2).await.expect("get").is_some() {
@@ -445,27 +336,26 @@ async fn sigkill_during_apply_then_the_next_deploy_converges() {
     eprintln!(
         "FAULT kill-apply: lease after kill {holder:?}; v2 applied at kill: {applied}; refused {refused} times before the lease expired"
     );
-    cleanup(&client, &env).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn sigkill_during_tracking_then_the_lease_expires_and_the_next_deploy_converges() {
     let _up = INFRA.read().await;
-    let t = TestEnv::new("kill-track");
+    let t = TestEnv::new("f-kill-track", "");
     let env = t.load();
     let client = client(&env).await;
     first_deploy(&client, &env).await;
-    let slow = t.pod_annotations(
+    let slow = t.templates(
         "slow",
+        &[],
         &[
             ("wactl.dev/kwok-fault", "slow-start"),
             ("wactl.dev/kwok-slow-start-delay", "30s"),
         ],
     );
     let slow = slow.to_str().expect("utf-8");
-    let mut running =
-        Running::spawn(t.command(&TestEnv::deploy_args(IMAGE_V2, &["--templates", slow])));
+    let mut running = Running::spawn(t.command(&deploy_args(IMAGE_V2, &["--templates", slow])));
     running.wait_for("apply (", Duration::from_secs(30)).await;
     let pid = running.pid();
     running.child.kill().expect("SIGKILL");
@@ -476,21 +366,19 @@ async fn sigkill_during_tracking_then_the_lease_expires_and_the_next_deploy_conv
     assert!(holder.contains(&format!("(pid {pid})")), "{holder}");
     let refused = next_deploy_converges(&t, &client, IMAGE_V2, "lock expired").await;
     eprintln!("FAULT kill-track: refused {refused} times before the lease expired");
-    cleanup(&client, &env).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn sigkill_during_rollback_then_the_next_deploy_converges() {
     let _up = INFRA.read().await;
-    let t = TestEnv::new("kill-rollback");
+    let t = TestEnv::new("f-kill-rollback", "");
     let env = t.load();
     let client = client(&env).await;
     first_deploy(&client, &env).await;
-    let crash = t.pod_annotations("crash", &[("wactl.dev/kwok-fault", "crashloop")]);
+    let crash = crash_templates(&t);
     let crash = crash.to_str().expect("utf-8");
-    let mut running =
-        Running::spawn(t.command(&TestEnv::deploy_args(IMAGE_V2, &["--templates", crash])));
+    let mut running = Running::spawn(t.command(&deploy_args(IMAGE_V2, &["--templates", crash])));
     running
         .wait_for("rolling back to revision 1", Duration::from_secs(60))
         .await;
@@ -504,19 +392,19 @@ async fn sigkill_during_rollback_then_the_next_deploy_converges() {
     // The desired state is the good image again.
     let refused = next_deploy_converges(&t, &client, IMAGE_V1, "lock expired").await;
     eprintln!("FAULT kill-rollback: refused {refused} times before the lease expired");
-    cleanup(&client, &env).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn sigint_and_sigterm_stop_cleanly_release_the_lock_and_mark_the_revision() {
     let _up = INFRA.read().await;
-    let t = TestEnv::new("sigint");
+    let t = TestEnv::new("f-sigint", "");
     let env = t.load();
     let client = client(&env).await;
     first_deploy(&client, &env).await;
-    let slow = t.pod_annotations(
+    let slow = t.templates(
         "slow",
+        &[],
         &[
             ("wactl.dev/kwok-fault", "slow-start"),
             ("wactl.dev/kwok-slow-start-delay", "30s"),
@@ -560,7 +448,7 @@ async fn sigint_and_sigterm_stop_cleanly_release_the_lock_and_mark_the_revision(
         "{revs:#?}"
     );
     // No wait for a lease: the next deploy proceeds at once.
-    let out = t.wactl(&TestEnv::deploy_args(IMAGE_V2, &[]));
+    let out = t.wactl(&deploy_args(IMAGE_V2, &[]));
     assert!(
         out.status.success(),
         "{}",
@@ -572,7 +460,7 @@ async fn sigint_and_sigterm_stop_cleanly_release_the_lock_and_mark_the_revision(
     );
 
     // SIGTERM (a cancelled CI job) during the rollback of a crash-looping deploy.
-    let crash = t.pod_annotations("crash", &[("wactl.dev/kwok-fault", "crashloop")]);
+    let crash = crash_templates(&t);
     let crash = crash.to_str().expect("utf-8");
     let mut running = Running::spawn(t.command(&[
         "deploy",
@@ -598,7 +486,7 @@ async fn sigint_and_sigterm_stop_cleanly_release_the_lock_and_mark_the_revision(
     assert_eq!(lease_holder(&client, &t.namespace).await, None);
     let revs = revisions(&client, &t.namespace).await;
     assert_eq!(revs[3].status, RevisionStatus::Interrupted, "{revs:#?}");
-    let out = t.wactl(&TestEnv::deploy_args(IMAGE_V1, &[]));
+    let out = t.wactl(&deploy_args(IMAGE_V1, &[]));
     assert!(
         out.status.success(),
         "{}",
@@ -609,21 +497,21 @@ async fn sigint_and_sigterm_stop_cleanly_release_the_lock_and_mark_the_revision(
     let orphaned = orphans(&client, &t.namespace, &revs[4]).await;
     assert!(orphaned.is_empty(), "orphaned: {orphaned:?}");
     eprintln!("FAULT sigint: exit 130 {took:?} after the signal; sigterm: exit 143");
-    cleanup(&client, &env).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn two_deploys_at_once_exactly_one_proceeds() {
     let _up = INFRA.read().await;
-    let t = TestEnv::new("race");
+    let t = TestEnv::new("f-race", "");
     let env = t.load();
     let client = client(&env).await;
     first_deploy(&client, &env).await;
     // Pods that take 5 s to get ready keep the winner holding the lock while the other
     // reaches it.
-    let slow = t.pod_annotations(
+    let slow = t.templates(
         "slow",
+        &[],
         &[
             ("wactl.dev/kwok-fault", "slow-start"),
             ("wactl.dev/kwok-slow-start-delay", "5s"),
@@ -668,7 +556,6 @@ async fn two_deploys_at_once_exactly_one_proceeds() {
     assert_eq!(revs.len(), 4, "one revision per round: {revs:#?}");
     assert!(revs.iter().all(|r| r.status == RevisionStatus::Succeeded));
     eprintln!("FAULT race: 3 rounds, exactly one deploy proceeded in each");
-    cleanup(&client, &env).await;
 }
 
 fn running(pid: u32) -> bool {
@@ -762,20 +649,20 @@ impl Drop for Restore {
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn kube_apiserver_restarted_while_tracking_the_deploy_still_finishes() {
     let _down = INFRA.write().await;
-    let t = TestEnv::new("apiserver");
+    let t = TestEnv::new("f-apiserver", "");
     let env = t.load();
     let client = client(&env).await;
     first_deploy(&client, &env).await;
-    let slow = t.pod_annotations(
+    let slow = t.templates(
         "slow",
+        &[],
         &[
             ("wactl.dev/kwok-fault", "slow-start"),
             ("wactl.dev/kwok-slow-start-delay", "8s"),
         ],
     );
     let slow = slow.to_str().expect("utf-8");
-    let mut running =
-        Running::spawn(t.command(&TestEnv::deploy_args(IMAGE_V2, &["--templates", slow])));
+    let mut running = Running::spawn(t.command(&deploy_args(IMAGE_V2, &["--templates", slow])));
     running.wait_for("apply (", Duration::from_secs(30)).await;
     let restarted = Instant::now();
     {
@@ -798,7 +685,6 @@ async fn kube_apiserver_restarted_while_tracking_the_deploy_still_finishes() {
     eprintln!(
         "FAULT apiserver: down and back in {downtime:?}; deploy finished {finished:?} after the stop\n{stderr}"
     );
-    cleanup(&client, &env).await;
 }
 
 /// A build context holding `payload` (`bytes` of random data, or a sparse file of that
@@ -866,7 +752,7 @@ fn build_deploy(t: &TestEnv, context: &Path, templates: &Path, docker_config: &P
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn the_docker_daemon_stopped_during_a_build_fails_clearly_and_records_nothing() {
     let _down = INFRA.write().await;
-    let t = TestEnv::new("dockerd");
+    let t = TestEnv::new("f-dockerd", "");
     let client = client(&t.load()).await;
     // 32 MB (sparse here, hashed and streamed in full): the engine is stopped as the
     // context scan ends, so the build request meets a stopping engine.
@@ -898,7 +784,7 @@ async fn the_docker_daemon_stopped_during_a_build_fails_clearly_and_records_noth
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn the_registry_down_during_a_push_fails_clearly_and_records_nothing() {
     let _down = INFRA.write().await;
-    let t = TestEnv::new("registry");
+    let t = TestEnv::new("f-registry", "");
     let client = client(&t.load()).await;
     // A 64 MB layer of random bytes, so the push is still going when the registry stops.
     let (context, templates) = build_inputs(&t, 64 << 20, true);
@@ -926,7 +812,7 @@ async fn the_registry_down_during_a_push_fails_clearly_and_records_nothing() {
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn a_registry_answering_401_fails_clearly_and_records_nothing() {
     let _up = INFRA.read().await;
-    let t = TestEnv::with_registry("unauthorized", "127.0.0.1:5001");
+    let t = TestEnv::with_registry("f-unauthorized", "127.0.0.1:5001", "");
     let client = client(&t.load()).await;
     let (context, templates) = build_inputs(&t, 16, true);
     // No credentials at all: an empty Docker configuration.

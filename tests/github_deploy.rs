@@ -92,8 +92,11 @@ impl Step {
         std::fs::write(dir.join("k8s/deployment.yaml.tera"), faulty).expect("write");
         dir
     }
+}
 
-    fn cleanup(&self) {
+impl Drop for Step {
+    /// Also when an assertion failed: no namespace outlives its test.
+    fn drop(&mut self) {
         let _ = Command::new("kubectl")
             .args(["delete", "namespace", &self.namespace, "--wait=false"])
             .output();
@@ -245,7 +248,6 @@ async fn a_deploy_step_reports_its_deployment_summary_and_outputs() {
         "the failure is an annotation: {stderr}"
     );
     assert_no_token(&step, &output, &requests);
-    step.cleanup();
 }
 
 #[tokio::test]
@@ -291,7 +293,6 @@ async fn a_diff_step_comments_the_plan_on_the_pull_request() {
     assert!(comment.contains("Deployment"), "{comment}");
     assert!(comment.contains("update"), "{comment}");
     assert_no_token(&step, &output, &requests);
-    step.cleanup();
 }
 
 #[tokio::test]
@@ -330,5 +331,4 @@ async fn required_github_that_refuses_stops_the_deploy_before_the_cluster() {
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("::warning"), "{stderr}");
-    step.cleanup();
 }

@@ -206,6 +206,7 @@ fn actions(report: &local::UpReport) -> Vec<(&str, Action)> {
 async fn up_converges_keeps_data_and_smoke_passes_through_nginx() {
     let mut stack = Stack::new("life");
     let first = stack.up().await.expect("first up");
+    assert!(!first.services.is_empty(), "up started no service");
     assert!(
         first.services.iter().all(|s| s.action == Action::Created),
         "{:?}",
@@ -248,6 +249,7 @@ async fn up_converges_keeps_data_and_smoke_passes_through_nginx() {
     );
 
     let second = stack.up().await.expect("second up");
+    assert_eq!(second.services.len(), first.services.len());
     assert!(
         second
             .services

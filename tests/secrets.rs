@@ -4,10 +4,13 @@
 //! writes to for them: rendered files, stdout and stderr, diffs, JSON reports, the GitHub
 //! API (a local mock on 127.0.0.1), the Actions job summary and outputs.
 
+mod support;
+
 use base64::Engine as _;
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+use support::root;
 use wactl::cluster::{Change, ObjectRef, diff};
 
 /// Planted in every secret; never legitimately part of any output.
@@ -54,10 +57,6 @@ fn assert_tree_clean(dir: &Path) -> usize {
         }
     }
     files
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The variables a secret could arrive in, all set to values holding the canary.
@@ -312,42 +311,23 @@ fn diffs_and_plans_redact_secret_values_everywhere_they_hide() {
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn cluster_commands_and_github_reports_never_show_secret_values() {
-    use k8s_openapi::api::core::v1::{Namespace, Secret};
-    use kube::api::{DeleteParams, PostParams};
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::PostParams;
     use wiremock::matchers::{method, path_regex};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    let kubeconfig = std::env::var("KUBECONFIG").expect(
-        "KUBECONFIG is not set: run `eval \"$(cargo xtask infra env)\"` after `cargo xtask infra up`",
+    let t = support::TestEnv::extending(
+        "t-secrets",
+        "base",
+        "image:\n  registry: 127.0.0.1:5000\n  tag: dev\nreplicas: 1\nsecrets:\n  DATABASE_URL: { secret: address-service-postgres, key: url }\n  REDIS_URL: { secret: address-service-redis, key: url }\ngithub:\n  environment: t\n  deployments: true\n",
     );
-    let namespace = format!("wactl-t-secrets-{}", std::process::id());
-    let envs = tempfile::tempdir().expect("tempdir");
-    for entry in std::fs::read_dir(root().join("environments")).expect("environments") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            std::fs::copy(&path, envs.path().join(path.file_name().expect("name"))).expect("copy");
-        }
-    }
-    std::fs::write(
-        envs.path().join("t.yaml"),
-        format!(
-            "extends: base\nimage:\n  registry: 127.0.0.1:5000\n  tag: dev\ncluster:\n  kubeconfig: {kubeconfig}\n  context: wactl-dev\n  namespace: {namespace}\nreplicas: 1\nsecrets:\n  DATABASE_URL: {{ secret: address-service-postgres, key: url }}\n  REDIS_URL: {{ secret: address-service-redis, key: url }}\ngithub:\n  environment: t\n  deployments: true\n"
-        ),
-    )
-    .expect("write t.yaml");
-    let env = wactl::config::load(envs.path(), "t").expect("t.yaml is valid");
-    let client = wactl::cluster::connect(&env, &wactl::cluster::Access::default())
-        .await
-        .expect("cluster reachable");
+    let namespace = t.namespace.clone();
+    let envs = &t.dir;
+    let env = t.load();
+    let client = support::client(&env).await;
 
     // The Secrets exist before the first deploy, as an operator would create them.
-    let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
-    let ns: Namespace =
-        serde_json::from_value(json!({ "metadata": { "name": namespace } })).expect("namespace");
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create namespace");
+    t.create_namespace(&client).await;
     let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), &namespace);
     for (name, value) in [
         (
@@ -495,13 +475,4 @@ async fn cluster_commands_and_github_reports_never_show_secret_values() {
         "the job outputs",
         &std::fs::read_to_string(&outputs).expect("outputs"),
     );
-
-    let _ = Command::new(env!("CARGO_BIN_EXE_wactl"))
-        .arg("--env-dir")
-        .arg(envs.path())
-        .args(["--yes", "destroy", "t"])
-        .output();
-    let _ = namespaces
-        .delete(&namespace, &DeleteParams::default())
-        .await;
 }

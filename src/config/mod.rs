@@ -12,7 +12,7 @@ pub mod source;
 
 pub use error::{ConfigError, Problem};
 pub use model::Environment;
-pub use resolve::LOCAL_SERVICES;
+pub use resolve::{LOCAL_SERVICES, MAX_RATE_LIMIT_BURST};
 pub use source::EnvironmentSource;
 
 use locate::{FieldPositions, Position};

@@ -15,6 +15,10 @@ pub trait Locate {
     fn problem(&self, field: &str, message: String) -> Problem;
 }
 
+/// The largest `ingress.rateLimit.burst`: to see a 429 the smoke suite's rate-limit check
+/// must send more than the burst plus a second's rate, and it sends at most 2,000 requests.
+pub const MAX_RATE_LIMIT_BURST: u32 = 500;
+
 /// The local services whose host ports `local.ports` may set, with their defaults.
 pub const LOCAL_SERVICES: &[(&str, u16)] = &[
     ("address-service", 8080),
@@ -507,6 +511,15 @@ pub fn resolve(
         r.report(
             "ingress.rateLimit.requestsPerSecond",
             "requestsPerSecond must be at least 1",
+        );
+    }
+    if rate_limit.burst > MAX_RATE_LIMIT_BURST {
+        r.report(
+            "ingress.rateLimit.burst",
+            format!(
+                "burst must be at most {MAX_RATE_LIMIT_BURST} (got {})",
+                rate_limit.burst
+            ),
         );
     }
     let body_size = ingress_src.body_size.unwrap_or_else(|| "64k".to_owned());

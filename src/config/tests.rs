@@ -139,9 +139,19 @@ fn repository_environments_resolve() {
 
 /// A cheap, deterministic stand-in for the fuzz target (`cargo xtask fuzz`): byte-level
 /// mutations of every corpus file must give an error or a model, never a panic.
+/// Every input of the fuzz corpus (`cargo xtask fuzz` names them by content hash) and the
+/// repository's own definitions, each mutated a few times: loading never panics, and the
+/// mutants reach both outcomes.
 #[test]
 fn mutated_definitions_never_panic() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/environment");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut inputs: Vec<std::path::PathBuf> = Vec::new();
+    for dir in ["fuzz/corpus/environment", "environments"] {
+        for entry in fs::read_dir(root.join(dir)).unwrap() {
+            inputs.push(entry.unwrap().path());
+        }
+    }
+    inputs.sort();
     let mut seed: u64 = 0x5eed;
     let mut next = move |bound: usize| {
         seed ^= seed << 13;
@@ -150,14 +160,11 @@ fn mutated_definitions_never_panic() {
         usize::try_from(seed % bound.max(1) as u64).unwrap_or(0)
     };
     let alphabet = b" :-{}[]&*!|>#\t\n\"'0123456789abcxyz%@";
-    for entry in fs::read_dir(corpus).unwrap() {
-        let path = entry.unwrap().path();
-        // Only the hand-written seeds: the fuzzer's own additions are for `cargo xtask fuzz`.
-        if path.extension().is_none_or(|x| x != "yaml") {
-            continue;
-        }
+    const MUTANTS: usize = 2;
+    let (mut tried, mut loaded, mut refused) = (0, 0, 0);
+    for path in &inputs {
         let original = fs::read(path).unwrap();
-        for _ in 0..40 {
+        for _ in 0..MUTANTS {
             let mut bytes = original.clone();
             for _ in 0..=next(3) {
                 let at = next(bytes.len() + 1);
@@ -170,13 +177,28 @@ fn mutated_definitions_never_panic() {
                     _ => {}
                 }
             }
-            if let Ok(text) = std::str::from_utf8(&bytes)
-                && let Err(e) = load_from_str("mutant", text)
-            {
-                let _ = e.to_string();
+            tried += 1;
+            let text = String::from_utf8_lossy(&bytes);
+            match load_from_str("mutant", &text) {
+                Ok(_) => loaded += 1,
+                Err(e) => {
+                    assert!(!e.to_string().is_empty(), "an empty error for {path:?}");
+                    refused += 1;
+                }
             }
         }
     }
+    assert!(
+        inputs.len() > 100,
+        "corpus and environments: {}",
+        inputs.len()
+    );
+    assert_eq!(tried, inputs.len() * MUTANTS);
+    assert_eq!(loaded + refused, tried);
+    assert!(
+        loaded > 0 && refused > 0,
+        "{loaded} loaded, {refused} refused"
+    );
 }
 
 #[test]
@@ -211,4 +233,30 @@ fn scheduling_and_node_port_are_checked_with_their_place() {
             .map(String::as_str),
         Some("real")
     );
+}
+
+#[test]
+fn a_rate_limit_burst_above_the_bound_is_refused_with_its_place() {
+    let dir = dir_with(&[(
+        "e.yaml",
+        "ingress:\n  enabled: true\n  host: a.example\n  rateLimit: { requestsPerSecond: 20, burst: 4294967295 }\n",
+    )]);
+    let found = problems(&dir, "e");
+    let burst: Vec<&Problem> = found
+        .iter()
+        .filter(|p| p.field.as_deref() == Some("ingress.rateLimit.burst"))
+        .collect();
+    assert_eq!(burst.len(), 1, "{found:?}");
+    assert_eq!(
+        burst[0].message,
+        format!("burst must be at most {MAX_RATE_LIMIT_BURST} (got 4294967295)")
+    );
+    assert_eq!(burst[0].at.map(|p| p.line), Some(4), "{:?}", burst[0]);
+
+    let dir = dir_with(&[(
+        "e.yaml",
+        "ingress:\n  enabled: true\n  host: a.example\n  rateLimit: { burst: 500 }\n",
+    )]);
+    let env = load(dir.path(), "e").unwrap();
+    assert_eq!(env.ingress.rate_limit.burst, MAX_RATE_LIMIT_BURST);
 }

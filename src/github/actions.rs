@@ -360,10 +360,38 @@ mod tests {
         );
     }
 
+    /// Each half without its file writes nothing, not even beside the other half's file.
     #[test]
     fn without_files_nothing_is_written() {
-        let actions = Actions::with_files(None, None);
-        actions.append_summary("x").expect("no-op");
-        actions.outputs(&[("a", "b")]).expect("no-op");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listing = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .expect("read dir")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let output = dir.path().join("output");
+        let only_outputs = Actions::with_files(None, Some(output.clone()));
+        only_outputs.append_summary("x").expect("no-op");
+        assert!(listing().is_empty(), "{:?}", listing());
+        only_outputs.outputs(&[("a", "b")]).expect("outputs");
+        assert_eq!(listing(), ["output"]);
+
+        let summary = dir.path().join("summary.md");
+        let only_summary = Actions::with_files(Some(summary.clone()), None);
+        only_summary.outputs(&[("c", "d")]).expect("no-op");
+        only_summary.append_summary("x").expect("summary");
+        assert_eq!(listing(), ["output", "summary.md"]);
+        assert_eq!(std::fs::read_to_string(&output).expect("read"), "a=b\n");
+        assert_eq!(std::fs::read_to_string(&summary).expect("read"), "x\n");
+
+        let neither = Actions::with_files(None, None);
+        neither.append_summary("y").expect("no-op");
+        neither.outputs(&[("e", "f")]).expect("no-op");
+        assert_eq!(listing(), ["output", "summary.md"]);
+        assert_eq!(std::fs::read_to_string(&output).expect("read"), "a=b\n");
+        assert_eq!(std::fs::read_to_string(&summary).expect("read"), "x\n");
     }
 }

@@ -1,6 +1,7 @@
 //! The checks a smoke run makes, built from the definition alone.
 
 use crate::config::Environment;
+use crate::config::model::RateLimit;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -309,20 +310,30 @@ pub fn suite(env: &Environment, route: Route) -> Vec<Check> {
     }
 
     if route.through_nginx {
-        let limit = &env.ingress.rate_limit;
-        // Everything past the burst within the first second is over the limit; twice the
-        // burst plus a second's worth leaves room for slow senders.
-        let requests = (2 * limit.burst + limit.requests_per_second + 10).min(2_000) as usize;
         checks.push(check(
             "rate-limit",
             CheckKind::RateLimit {
                 path: "/readyz".into(),
-                requests,
+                requests: rate_limit_requests(&env.ingress.rate_limit),
                 concurrency: 16,
             },
         ));
     }
     checks
+}
+
+/// How many requests the rate-limit check sends: everything past the burst within the first
+/// second is over the limit; twice the burst plus a second's worth leaves room for slow
+/// senders. At most 2,000, whatever the definition says (the sum is checked, not wrapped).
+fn rate_limit_requests(limit: &RateLimit) -> usize {
+    const MOST: u32 = 2_000;
+    let requests = limit
+        .burst
+        .checked_mul(2)
+        .and_then(|n| n.checked_add(limit.requests_per_second))
+        .and_then(|n| n.checked_add(10))
+        .map_or(MOST, |n| n.min(MOST));
+    usize::try_from(requests).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]
@@ -398,6 +409,35 @@ mod tests {
             panic!("validate-de is a request");
         };
         assert_eq!(r.expect.max_latency, Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn the_rate_limit_check_size_is_bounded_and_never_overflows() {
+        let sizes = [
+            (40, 20, 110),
+            (500, 20, 1_030),
+            (500, 1_499, 2_000),
+            (u32::MAX, 20, 2_000),
+            (u32::MAX / 2, u32::MAX, 2_000),
+            (0, u32::MAX, 2_000),
+        ];
+        for (burst, requests_per_second, expected) in sizes {
+            let limit = RateLimit {
+                requests_per_second,
+                burst,
+            };
+            assert_eq!(
+                rate_limit_requests(&limit),
+                expected,
+                "burst {burst}, {requests_per_second}/s"
+            );
+        }
+        // Within the definition's bounds the check always sends enough to be limited.
+        let largest = RateLimit {
+            requests_per_second: 1_000,
+            burst: crate::config::MAX_RATE_LIMIT_BURST,
+        };
+        assert!(rate_limit_requests(&largest) > 1_500);
     }
 
     #[test]
