@@ -6,6 +6,7 @@ mod deploy;
 mod destroy;
 mod diff;
 mod down;
+mod drift;
 mod history;
 mod logs;
 mod ps;
@@ -89,6 +90,9 @@ pub enum Command {
     Diff(diff::Args),
     /// Build, render, apply, track, smoke-test and record a revision.
     Deploy(deploy::Args),
+    /// Live objects against the last successful revision, each change attributed to who
+    /// made it (exit 1 when anything drifted).
+    Drift(drift::Args),
     /// Live state: objects, workloads, pods, images, revision.
     Status(status::Args),
     /// Recorded revisions.
@@ -120,6 +124,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => logs::run(&cli.global, &ui, &args),
         Command::Diff(args) => diff::run(&cli.global, &ui, &args),
         Command::Deploy(args) => deploy::run(&cli.global, &ui, &args),
+        Command::Drift(args) => drift::run(&cli.global, &ui, &args),
         Command::Status(args) => status::run(&cli.global, &ui, &args),
         Command::History(args) => history::run(&cli.global, &ui, &args),
         Command::Rollback(args) => rollback::run(&cli.global, &ui, &args),
