@@ -237,3 +237,32 @@ fn latest_never_reaches_a_rendered_tree() {
             .contains(pinned)
     );
 }
+
+#[test]
+fn a_closed_stdout_never_panics_whatever_prints() {
+    let scratch = Scratch::new();
+    let mut tried = 0;
+    for args in [
+        &["schema"][..],
+        &["--output", "json", "validate"][..],
+        &["render", "dev", "--out", "-"][..],
+    ] {
+        for _ in 0..15 {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_wactl"))
+                .args(args)
+                .current_dir(scratch.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // The reader is gone before the first write: every write meets a closed pipe.
+            drop(child.stdout.take());
+            let output = child.wait_with_output().unwrap();
+            let stderr = stderr(&output);
+            assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+            tried += 1;
+        }
+    }
+    assert_eq!(tried, 45);
+}
