@@ -18,9 +18,7 @@ pub enum DatabaseUrlError {
          use sslmode=disable (plain text) or require, verify-ca, verify-full"
     )]
     FallbackMode(String),
-    #[error(
-        "DATABASE_URL: unknown sslmode={0:?}; use disable, require, verify-ca or verify-full"
-    )]
+    #[error("DATABASE_URL: unknown sslmode={0:?}; use disable, require, verify-ca or verify-full")]
     UnknownMode(String),
     #[error("DATABASE_URL: sslrootcert= needs sslmode=require, verify-ca or verify-full")]
     RootCertWithoutTls,
@@ -317,7 +315,9 @@ mod tests {
 
     #[test]
     fn key_value_form_modes() {
-        let (v, root) = tls("host=127.0.0.1 port=5432 user=u password='a b\\'c' dbname=app sslmode = verify-full sslrootcert='/tmp/my ca.pem'");
+        let (v, root) = tls(
+            "host=127.0.0.1 port=5432 user=u password='a b\\'c' dbname=app sslmode = verify-full sslrootcert='/tmp/my ca.pem'",
+        );
         assert_eq!(v, Verification::ChainAndHostName);
         assert_eq!(root, Some(PathBuf::from("/tmp/my ca.pem")));
         let parsed = DatabaseUrl::parse(
@@ -332,8 +332,14 @@ mod tests {
         for (url, needle) in [
             ("postgres://u:secret@h/db?sslmode=prefer", "sslmode=prefer"),
             ("host=h password=secret sslmode=allow", "sslmode=allow"),
-            ("postgres://u:secret@h/db?sslmode=verify_full", "verify_full"),
-            ("postgres://u:secret@h/db?sslrootcert=/ca.pem", "sslrootcert"),
+            (
+                "postgres://u:secret@h/db?sslmode=verify_full",
+                "verify_full",
+            ),
+            (
+                "postgres://u:secret@h/db?sslrootcert=/ca.pem",
+                "sslrootcert",
+            ),
             ("host=h password=secret sslmode", "expected `=`"),
         ] {
             let err = DatabaseUrl::parse(url).expect_err(url).to_string();

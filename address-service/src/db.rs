@@ -4,14 +4,14 @@
 //! advisory lock, so replicas starting together migrate once. API keys are stored as the
 //! SHA-256 of a 192-bit random secret; the plain key is shown once, at creation.
 
+use crate::database_url::{DatabaseUrl, Transport};
+use crate::dependency::ConnectError;
+use crate::tls::PostgresTls;
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use crate::database_url::{DatabaseUrl, Transport};
-use crate::dependency::ConnectError;
-use crate::tls::PostgresTls;
 use tokio::sync::RwLock;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
@@ -183,7 +183,10 @@ impl Db {
     pub fn configure(url: &str) -> Result<Self, ConnectError> {
         let url = DatabaseUrl::parse(url).map_err(|e| ConnectError::Configuration {
             setting: SETTING,
-            reason: e.to_string().trim_start_matches("DATABASE_URL: ").to_owned(),
+            reason: e
+                .to_string()
+                .trim_start_matches("DATABASE_URL: ")
+                .to_owned(),
         })?;
         let tls = match &url.transport {
             Transport::Plain => None,

@@ -456,7 +456,11 @@ mod tests {
         let (scrapes, non_empty) = scraper.join().expect("scraper");
         assert!(non_empty > 0, "{scrapes} scrapes, none saw a request");
         let (buckets, count) = histogram(&m.render(), "/v1/addresses/validate");
-        assert_eq!(count, Some(WRITERS * PER_WRITER), "every observation counted");
+        assert_eq!(
+            count,
+            Some(WRITERS * PER_WRITER),
+            "every observation counted"
+        );
         assert_eq!(buckets.len(), BUCKETS.len() + 1);
         assert!(
             buckets[0].1 > 0 && buckets[BUCKETS.len() - 1].1 < WRITERS * PER_WRITER,

@@ -60,11 +60,9 @@ impl RateLimiter {
         let tls = match client.get_connection_info().addr() {
             redis::ConnectionAddr::TcpTls { host, port, .. } => {
                 let roots = crate::tls::roots(None).map_err(|e| configuration(e.to_string()))?;
-                let config = crate::tls::client_config(
-                    crate::tls::Verification::ChainAndHostName,
-                    roots,
-                )
-                .map_err(|e| configuration(e.to_string()))?;
+                let config =
+                    crate::tls::client_config(crate::tls::Verification::ChainAndHostName, roots)
+                        .map_err(|e| configuration(e.to_string()))?;
                 Some((Arc::new(config), host.clone(), *port))
             }
             _ => None,

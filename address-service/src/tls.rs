@@ -106,9 +106,9 @@ pub fn client_config(
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let config = match verification {
-        Verification::ChainAndHostName => builder
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
+        Verification::ChainAndHostName => {
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
         Verification::Chain => {
             let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
@@ -236,7 +236,10 @@ pub fn certificate_reason(problem: &CertificateError) -> String {
         CertificateError::NotValidForName => {
             "wrong host name: the certificate is not valid for the host connected to".to_owned()
         }
-        CertificateError::NotValidForNameContext { expected, presented } => format!(
+        CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        } => format!(
             "wrong host name: the certificate is not valid for {expected:?} (it names {})",
             presented.join(", ")
         ),

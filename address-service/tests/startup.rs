@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 fn env_var(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run `cargo xtask infra up` and `eval \"$(cargo xtask infra env)\"`")
+        panic!(
+            "{var} is not set: run `cargo xtask infra up` and `eval \"$(cargo xtask infra env)\"`"
+        )
     })
 }
 
@@ -48,7 +50,10 @@ impl Service {
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = log.clone();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 sink.lock().expect("log").push(line);
             }
         });
@@ -62,7 +67,9 @@ impl Service {
     /// `(status, body)` of a GET, or `None` while nothing listens.
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
         let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
         let mut request = format!("GET {path} HTTP/1.0\r\nHost: {}\r\n", self.addr);
         for (k, v) in headers {
             request.push_str(&format!("{k}: {v}\r\n"));
@@ -163,14 +170,13 @@ fn starts_before_postgres_and_redis_answer_and_becomes_ready_without_a_restart()
     let late_database = database.replace(&pg_upstream, &format!("127.0.0.1:{pg_port}"));
     let late_redis = format!("redis://127.0.0.1:{redis_port}");
 
-    let mut service = Service::start(&[
-        ("DATABASE_URL", &late_database),
-        ("REDIS_URL", &late_redis),
-    ]);
+    let mut service =
+        Service::start(&[("DATABASE_URL", &late_database), ("REDIS_URL", &late_redis)]);
     let (status, body) = service.readyz_until(Duration::from_secs(10), |s, _| s != 0);
     assert_eq!(status, 503, "not ready before its dependencies: {body}");
     assert!(
-        body.contains("database_unavailable") && body.contains(r#""waiting_for":["postgres","redis"]"#),
+        body.contains("database_unavailable")
+            && body.contains(r#""waiting_for":["postgres","redis"]"#),
         "{body}"
     );
     assert_eq!(
@@ -180,12 +186,14 @@ fn starts_before_postgres_and_redis_answer_and_becomes_ready_without_a_restart()
     );
     // Several attempts fail (back-off 200 ms, 400 ms, 800 ms, 1.6 s) before PostgreSQL comes.
     std::thread::sleep(Duration::from_secs(3));
-    assert!(service.child.try_wait().expect("wait").is_none(), "still running");
+    assert!(
+        service.child.try_wait().expect("wait").is_none(),
+        "still running"
+    );
 
     let _pg = start_proxy(pg_port, &pg_upstream);
-    let (status, body) = service.readyz_until(Duration::from_secs(15), |_, b| {
-        !b.contains("postgres")
-    });
+    let (status, body) =
+        service.readyz_until(Duration::from_secs(15), |_, b| !b.contains("postgres"));
     assert_eq!(status, 503, "Redis is still away: {body}");
     assert!(
         body.contains("redis_unavailable") && body.contains(r#""waiting_for":["redis"]"#),
@@ -208,7 +216,11 @@ fn starts_before_postgres_and_redis_answer_and_becomes_ready_without_a_restart()
         "one warning per outage, not per attempt:\n{text}"
     );
     assert_eq!(count(&log, "redis not reachable yet"), 1, "{text}");
-    assert_eq!(count(&log, "postgres answers; ready for it now"), 1, "{text}");
+    assert_eq!(
+        count(&log, "postgres answers; ready for it now"),
+        1,
+        "{text}"
+    );
     assert_eq!(count(&log, "redis answers; ready for it now"), 1, "{text}");
     let attempts = log
         .iter()
@@ -241,8 +253,22 @@ fn unrelated_ca(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).expect("dir");
     let cert = dir.join("other-ca.crt");
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=unrelated-ca", "-keyout"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=unrelated-ca",
+            "-keyout",
+        ])
         .arg(dir.join("other-ca.key"))
         .arg("-out")
         .arg(&cert)
@@ -275,7 +301,12 @@ fn tls_verify_full_is_ready_and_audit_and_rate_limit_work_over_tls() {
         ("TRUSTED_PROXIES", "127.0.0.1/32"),
     ]);
     let (status, body) = service.readyz_until(Duration::from_secs(20), |s, _| s == 200);
-    assert_eq!(status, 200, "ready over TLS: {body}\n{}", service.log().join("\n"));
+    assert_eq!(
+        status,
+        200,
+        "ready over TLS: {body}\n{}",
+        service.log().join("\n")
+    );
 
     // A client of this run only (TEST-NET-3), so earlier runs' counts do not interfere.
     let nanos = std::time::SystemTime::now()
@@ -296,7 +327,11 @@ fn tls_verify_full_is_ready_and_audit_and_rate_limit_work_over_tls() {
             break;
         }
     }
-    assert_eq!(statuses, [200, 200, 429, 429], "rate limit through rediss://");
+    assert_eq!(
+        statuses,
+        [200, 200, 429, 429],
+        "rate limit through rediss://"
+    );
 
     // The audit log reaches PostgreSQL over TLS (its writer flushes every second).
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -337,7 +372,8 @@ fn an_unknown_ca_is_refused_at_start_up_with_the_reason() {
     let dir = scratch("unknown-ca");
     let other = unrelated_ca(&dir);
     let ca = env_var("WACTL_INFRA_CA");
-    let database = env_var("WACTL_TEST_DATABASE_TLS_URL").replace(&ca, &other.display().to_string());
+    let database =
+        env_var("WACTL_TEST_DATABASE_TLS_URL").replace(&ca, &other.display().to_string());
     let mut service = Service::start(&[("DATABASE_URL", &database)]);
     let code = service.exit_code(Duration::from_secs(15));
     let text = service.log().join("\n");
@@ -383,7 +419,12 @@ fn a_wrong_host_name_is_refused_at_start_up_with_the_reason() {
         &database.replace("sslmode=verify-full", "sslmode=verify-ca"),
     )]);
     let (status, body) = service.readyz_until(Duration::from_secs(20), |s, _| s == 200);
-    assert_eq!(status, 200, "verify-ca: {body}\n{}", service.log().join("\n"));
+    assert_eq!(
+        status,
+        200,
+        "verify-ca: {body}\n{}",
+        service.log().join("\n")
+    );
 
     // Redis: reach it as ::1 (a proxy on the IPv6 loopback), a name the certificate lacks.
     let redis = env_var("WACTL_TEST_REDIS_TLS_URL");
