@@ -398,72 +398,66 @@ mod tests {
 
     #[test]
     fn scrapes_under_concurrent_load_show_monotonic_buckets() {
-        const WRITERS: u64 = 4;
-        const PER_WRITER: u64 = 50_000;
+        const WRITERS: u64 = 3;
+        /// Bounds the load should the scrapes be slow.
+        const MAX_PER_WRITER: u64 = 20_000_000;
+        const SCRAPES: u32 = 300;
         let m = std::sync::Arc::new(Metrics::new());
         let route = m.route(Some("/v1/addresses/validate"));
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
                 let m = m.clone();
+                let done = done.clone();
                 std::thread::spawn(move || {
-                    for i in 0..PER_WRITER {
+                    let mut observed = 0u64;
+                    while observed < MAX_PER_WRITER && !done.load(Ordering::Relaxed) {
                         // Durations spread over every bucket and above the last one.
-                        let micros = (i * 7919 + w * 104_729) % 12_000_000;
+                        let micros = (observed * 7919 + w * 104_729) % 12_000_000;
                         m.observe_request(
                             &axum::http::Method::POST,
                             route,
                             200,
                             Duration::from_micros(micros),
                         );
+                        observed += 1;
                     }
+                    observed
                 })
             })
             .collect();
-        let scraper = {
-            let m = m.clone();
-            let done = done.clone();
-            std::thread::spawn(move || {
-                let mut scrapes = 0u32;
-                let mut non_empty = 0u32;
-                while !done.load(Ordering::Relaxed) || scrapes == 0 {
-                    let text = m.render();
-                    scrapes += 1;
-                    let (buckets, count) = histogram(&text, "/v1/addresses/validate");
-                    let Some(count) = count else { continue };
-                    non_empty += 1;
-                    assert_eq!(buckets.len(), BUCKETS.len() + 1, "{text}");
-                    assert_eq!(buckets.last().map(|b| b.0.as_str()), Some("+Inf"));
-                    for pair in buckets.windows(2) {
-                        assert!(
-                            pair[0].1 <= pair[1].1,
-                            "bucket le={} ({}) above le={} ({}) in scrape {scrapes}",
-                            pair[0].0,
-                            pair[0].1,
-                            pair[1].0,
-                            pair[1].1
-                        );
-                    }
-                    assert_eq!(buckets.last().map(|b| b.1), Some(count), "+Inf is _count");
-                }
-                (scrapes, non_empty)
-            })
-        };
-        for w in writers {
-            w.join().expect("writer");
+        // The load runs for the whole scrape loop: each scrape races the writers.
+        while m
+            .render()
+            .contains("route=\"/v1/addresses/validate\",le=\"+Inf\"} 0")
+        {}
+        let mut checked = 0u32;
+        for scrape in 0..SCRAPES {
+            let text = m.render();
+            let (buckets, count) = histogram(&text, "/v1/addresses/validate");
+            let count = count.expect("a _count line");
+            assert_eq!(buckets.len(), BUCKETS.len() + 1, "{text}");
+            assert_eq!(buckets.last().map(|b| b.0.as_str()), Some("+Inf"));
+            for pair in buckets.windows(2) {
+                assert!(
+                    pair[0].1 <= pair[1].1,
+                    "bucket le={} ({}) above le={} ({}) in scrape {scrape}",
+                    pair[0].0,
+                    pair[0].1,
+                    pair[1].0,
+                    pair[1].1
+                );
+            }
+            assert_eq!(buckets.last().map(|b| b.1), Some(count), "+Inf is _count");
+            checked += 1;
         }
         done.store(true, Ordering::Relaxed);
-        let (scrapes, non_empty) = scraper.join().expect("scraper");
-        assert!(non_empty > 0, "{scrapes} scrapes, none saw a request");
+        let observed: u64 = writers.into_iter().map(|w| w.join().expect("writer")).sum();
+        assert_eq!(checked, SCRAPES);
         let (buckets, count) = histogram(&m.render(), "/v1/addresses/validate");
-        assert_eq!(
-            count,
-            Some(WRITERS * PER_WRITER),
-            "every observation counted"
-        );
-        assert_eq!(buckets.len(), BUCKETS.len() + 1);
+        assert_eq!(count, Some(observed), "every observation counted");
         assert!(
-            buckets[0].1 > 0 && buckets[BUCKETS.len() - 1].1 < WRITERS * PER_WRITER,
+            buckets[0].1 > 0 && buckets[BUCKETS.len() - 1].1 < observed,
             "the load spread over the first bucket and above the last: {buckets:?}"
         );
     }
