@@ -100,28 +100,12 @@ fn parse_cidr(s: &str) -> Result<crate::client::Cidr, String> {
     s.parse()
 }
 
-/// `10s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
+/// A duration in humantime's grammar, the one wactl checks at `wactl validate`: `10s`,
+/// `500ms`, `2m`, `1h 30m`. clap puts the setting's flag and variable name in front of the
+/// message.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 10s or 500ms"))?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {s:?}; use ms, s, m or h"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e}; use a duration like 10s, 500ms or 1m 30s"))
 }
 
 #[cfg(test)]
@@ -133,9 +117,23 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5d").is_err());
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2days"), Ok(Duration::from_secs(2 * 86_400)));
+        for bad in ["ten", "3", "5x", "", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_duration_names_the_setting() {
+        let err = Cli::try_parse_from(["address-service", "--request-timeout", "10 sec0nds"])
+            .expect_err("bad duration");
+        let text = err.to_string();
+        assert!(
+            text.contains("--request-timeout") && text.contains("REQUEST_TIMEOUT"),
+            "{text}"
+        );
+        assert!(text.contains("10 sec0nds"), "{text}");
     }
 
     #[test]

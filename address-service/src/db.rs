@@ -4,12 +4,16 @@
 //! advisory lock, so replicas starting together migrate once. API keys are stored as the
 //! SHA-256 of a 192-bit random secret; the plain key is shown once, at creation.
 
+use crate::database_url::{DatabaseUrl, Transport};
+use crate::dependency::ConnectError;
+use crate::tls::PostgresTls;
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 /// Schema migrations, applied in order; never edit one that has shipped, add a new one.
@@ -52,8 +56,11 @@ type KeyCache = HashMap<[u8; 32], (Option<ApiKey>, Instant)>;
 
 /// A PostgreSQL connection that reconnects when it breaks.
 pub struct Db {
-    url: String,
-    client: RwLock<Arc<Client>>,
+    url: DatabaseUrl,
+    /// Present when `sslmode` asks for TLS.
+    tls: Option<PostgresTls>,
+    /// `None` until [`Db::establish`] first connects and migrates.
+    client: RwLock<Option<Arc<Client>>>,
     keys: Mutex<KeyCache>,
 }
 
@@ -84,45 +91,174 @@ pub struct AuditRecord {
     pub duration_ms: f64,
 }
 
-async fn open(url: &str) -> anyhow::Result<Client> {
-    let (client, connection) =
-        tokio::time::timeout(Duration::from_secs(5), tokio_postgres::connect(url, NoTls))
-            .await
-            .context("connecting to PostgreSQL timed out")?
-            .context("connecting to PostgreSQL")?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "PostgreSQL connection closed");
+const SETTING: &str = "DATABASE_URL";
+
+fn configuration(reason: impl Into<String>) -> ConnectError {
+    ConnectError::Configuration {
+        setting: SETTING,
+        reason: reason.into(),
+    }
+}
+
+async fn open(url: &DatabaseUrl, tls: Option<&PostgresTls>) -> Result<Client, ConnectError> {
+    let connecting = async {
+        match tls {
+            Some(tls) => {
+                let (client, connection) = url.config.connect(tls.clone()).await?;
+                tokio::spawn(watch_connection(connection));
+                Ok(client)
+            }
+            None => {
+                let (client, connection) = url.config.connect(NoTls).await?;
+                tokio::spawn(watch_connection(connection));
+                Ok(client)
+            }
         }
-    });
-    Ok(client)
+    };
+    match tokio::time::timeout(Duration::from_secs(5), connecting).await {
+        Err(_) => Err(ConnectError::Unreachable(
+            "connecting to PostgreSQL timed out after 5 s".into(),
+        )),
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(classify(&e)),
+    }
+}
+
+async fn watch_connection<F, E>(connection: F)
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    if let Err(e) = connection.await {
+        tracing::warn!(error = %e, "PostgreSQL connection closed");
+    }
+}
+
+/// A failed connection: retried when PostgreSQL may simply not be there yet, a configuration
+/// error when a setting is wrong (credentials, database name, certificate, TLS refused).
+fn classify(e: &tokio_postgres::Error) -> ConnectError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        if *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            || *code == SqlState::INVALID_CATALOG_NAME
+            || *code == SqlState::INSUFFICIENT_PRIVILEGE
+        {
+            return configuration(format!("PostgreSQL refused: {}", db.message()));
+        }
+        return ConnectError::Unreachable(format!("PostgreSQL: {}", db.message()));
+    }
+    if let Some(problem) = crate::tls::certificate_problem(e) {
+        return configuration(format!(
+            "the server's TLS certificate was refused: {}",
+            crate::tls::certificate_reason(problem)
+        ));
+    }
+    let text = e.to_string();
+    // tokio-postgres says these only in words: a server without TLS under sslmode=require or
+    // stricter (never retried in plain text), and settings it found incomplete.
+    if text.contains("server does not support TLS") {
+        return configuration(
+            "the server does not offer TLS, and the sslmode asks for it (the service never falls back to plain text)",
+        );
+    }
+    if text.starts_with("invalid configuration") {
+        return configuration(text);
+    }
+    let mut why = text;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !why.contains(&more) {
+            why.push_str(": ");
+            why.push_str(&more);
+        }
+        source = s.source();
+    }
+    ConnectError::Unreachable(why)
 }
 
 impl Db {
-    /// Connects and applies pending migrations.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let mut client = open(url).await?;
-        migrate(&mut client).await?;
+    /// Reads `DATABASE_URL` and the TLS settings it names, without connecting.
+    pub fn configure(url: &str) -> Result<Self, ConnectError> {
+        let url = DatabaseUrl::parse(url).map_err(|e| ConnectError::Configuration {
+            setting: SETTING,
+            reason: e
+                .to_string()
+                .trim_start_matches("DATABASE_URL: ")
+                .to_owned(),
+        })?;
+        let tls = match &url.transport {
+            Transport::Plain => None,
+            Transport::Tls {
+                verification,
+                root_cert,
+            } => {
+                let roots = crate::tls::roots(root_cert.as_deref())
+                    .map_err(|e| configuration(e.to_string()))?;
+                let config = crate::tls::client_config(*verification, roots)
+                    .map_err(|e| configuration(e.to_string()))?;
+                if *verification == crate::tls::Verification::EncryptOnly {
+                    tracing::warn!(
+                        "DATABASE_URL has sslmode=require: the connection is encrypted but the \
+                         server's certificate is not checked; use sslmode=verify-full"
+                    );
+                }
+                Some(PostgresTls::new(config))
+            }
+        };
         Ok(Db {
-            url: url.to_owned(),
-            client: RwLock::new(Arc::new(client)),
+            url,
+            tls,
+            client: RwLock::new(None),
             keys: Mutex::default(),
         })
+    }
+
+    /// Connects and applies pending migrations; afterwards the database serves requests.
+    pub async fn establish(&self) -> Result<(), ConnectError> {
+        let mut client = open(&self.url, self.tls.as_ref()).await?;
+        migrate(&mut client).await.map_err(|e| {
+            let config_error = e
+                .downcast_ref::<tokio_postgres::Error>()
+                .and_then(tokio_postgres::Error::code)
+                .is_some_and(|c| *c == SqlState::INSUFFICIENT_PRIVILEGE);
+            if config_error {
+                configuration(format!("applying migrations: {e:#}"))
+            } else {
+                ConnectError::Unreachable(format!("applying migrations: {e:#}"))
+            }
+        })?;
+        *self.client.write().await = Some(Arc::new(client));
+        Ok(())
+    }
+
+    /// Connects and applies pending migrations now, or fails.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let db = Db::configure(url)?;
+        db.establish().await?;
+        Ok(db)
     }
 
     /// The current client, reconnecting first if the last one broke.
     async fn client(&self) -> anyhow::Result<Arc<Client>> {
         {
             let c = self.client.read().await;
-            if !c.is_closed() {
-                return Ok(c.clone());
+            match c.as_ref() {
+                None => bail!("PostgreSQL has not answered since start-up"),
+                Some(c) if !c.is_closed() => return Ok(c.clone()),
+                Some(_) => {}
             }
         }
         let mut c = self.client.write().await;
-        if c.is_closed() {
-            *c = Arc::new(open(&self.url).await?);
+        match c.as_ref() {
+            Some(current) if !current.is_closed() => Ok(current.clone()),
+            _ => {
+                let fresh = Arc::new(open(&self.url, self.tls.as_ref()).await?);
+                *c = Some(fresh.clone());
+                Ok(fresh)
+            }
         }
-        Ok(c.clone())
     }
 
     /// True when the database answers `SELECT 1` within a second.

@@ -8,7 +8,9 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod data;
+pub mod database_url;
 pub mod db;
+pub mod dependency;
 pub mod error;
 pub mod healthcheck;
 pub mod metrics;
@@ -16,6 +18,7 @@ pub mod ops;
 pub mod ratelimit;
 pub mod schema;
 pub mod server;
+pub mod tls;
 
 use crate::error::AppError;
 use axum::Router;
@@ -88,11 +91,13 @@ impl AppState {
     }
 }
 
-/// Whether the service should get traffic: false once shutdown starts, and while the
-/// configured database does not answer.
+/// Whether the service should get traffic: false once shutdown starts, while a configured
+/// dependency has not answered yet, and while the configured database does not answer.
 #[derive(Debug)]
 pub struct Readiness {
     shutting_down: AtomicBool,
+    /// Configured dependencies that have not answered since start-up.
+    waiting: std::sync::Mutex<std::collections::BTreeSet<dependency::Dependency>>,
     /// How long a database check is reused: probes from every kubelet and load balancer
     /// then cost the database at most one `SELECT 1` per period.
     database_ttl: Duration,
@@ -115,6 +120,7 @@ impl Readiness {
     pub fn new(database_ttl: Duration) -> Self {
         Readiness {
             shutting_down: AtomicBool::new(false),
+            waiting: std::sync::Mutex::default(),
             database_ttl,
             database: tokio::sync::Mutex::new(None),
         }
@@ -124,6 +130,27 @@ impl Readiness {
     }
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// `dependency` is configured: not ready until it answers.
+    pub fn expect(&self, dependency: dependency::Dependency) {
+        self.waiting().insert(dependency);
+    }
+    /// `dependency` answered.
+    pub fn connected(&self, dependency: dependency::Dependency) {
+        self.waiting().remove(&dependency);
+    }
+    /// Configured dependencies that have not answered yet, in a stable order.
+    pub fn waiting_for(&self) -> Vec<dependency::Dependency> {
+        self.waiting().iter().copied().collect()
+    }
+    fn waiting(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<dependency::Dependency>> {
+        // A set of enum values cannot be left half-changed by a panic.
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether `db` answers `SELECT 1` within [`DATABASE_CHECK_TIMEOUT`], asked at most once

@@ -49,9 +49,12 @@ pub struct Metrics {
 struct RouteSeries {
     /// `(method, status, count)`: the few combinations a route sees, found by a short scan.
     requests: Mutex<Vec<(&'static str, u16, u64)>>,
-    /// Cumulative bucket counts, as Prometheus exposes them.
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
+    /// Observations per bucket, not cumulative: slot `i` counts durations in
+    /// `(BUCKETS[i-1], BUCKETS[i]]`, the last slot those above every bound. The exposed
+    /// cumulative buckets and `_count` are sums of one read of these slots, so a scrape under
+    /// load can never show a bucket above a later one or above `_count` (separate cumulative
+    /// counters, read one after the other while requests increment them, could).
+    slots: [AtomicU64; BUCKETS.len() + 1],
     sum_nanos: AtomicU64,
 }
 
@@ -108,12 +111,11 @@ impl Metrics {
             }
         }
         let secs = elapsed.as_secs_f64();
-        for (bound, count) in BUCKETS.iter().zip(series.buckets.iter()) {
-            if secs <= *bound {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        series.count.fetch_add(1, Ordering::Relaxed);
+        let slot = BUCKETS
+            .iter()
+            .position(|bound| secs <= *bound)
+            .unwrap_or(BUCKETS.len());
+        series.slots[slot].fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         series.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
@@ -142,15 +144,18 @@ impl Metrics {
             "# HELP http_request_duration_seconds Time to serve a request.\n# TYPE http_request_duration_seconds histogram\n",
         );
         for (route, series) in ROUTES.iter().zip(&self.routes) {
-            let count = series.count.load(Ordering::Relaxed);
+            let slots: [u64; BUCKETS.len() + 1] =
+                std::array::from_fn(|i| series.slots[i].load(Ordering::Relaxed));
+            let count: u64 = slots.iter().sum();
             if count == 0 {
                 continue;
             }
-            for (bound, n) in BUCKETS.iter().zip(series.buckets.iter()) {
-                let n = n.load(Ordering::Relaxed);
+            let mut cumulative = 0;
+            for (bound, n) in BUCKETS.iter().zip(slots) {
+                cumulative += n;
                 let _ = writeln!(
                     out,
-                    "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}"
+                    "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
                 );
             }
             let sum = series.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
@@ -371,6 +376,88 @@ mod tests {
         assert!(
             !text.contains("route=\"/healthz\""),
             "routes never requested have no series:\n{text}"
+        );
+    }
+
+    /// `(le, value)` of every bucket of `route`, then `_count`, from one scrape.
+    fn histogram(text: &str, route: &str) -> (Vec<(String, u64)>, Option<u64>) {
+        let bucket = format!("http_request_duration_seconds_bucket{{route=\"{route}\",le=\"");
+        let count = format!("http_request_duration_seconds_count{{route=\"{route}\"}} ");
+        let mut buckets = Vec::new();
+        let mut total = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix(&bucket) {
+                let (le, value) = rest.split_once("\"} ").expect("bucket line");
+                buckets.push((le.to_owned(), value.parse().expect("bucket value")));
+            } else if let Some(value) = line.strip_prefix(&count) {
+                total = Some(value.parse().expect("count value"));
+            }
+        }
+        (buckets, total)
+    }
+
+    #[test]
+    fn scrapes_under_concurrent_load_show_monotonic_buckets() {
+        const WRITERS: u64 = 3;
+        /// Bounds the load should the scrapes be slow.
+        const MAX_PER_WRITER: u64 = 20_000_000;
+        const SCRAPES: u32 = 3_000;
+        let m = std::sync::Arc::new(Metrics::new());
+        let route = m.route(Some("/v1/addresses/validate"));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let m = m.clone();
+                let done = done.clone();
+                std::thread::spawn(move || {
+                    let mut observed = 0u64;
+                    while observed < MAX_PER_WRITER && !done.load(Ordering::Relaxed) {
+                        // Durations spread over every bucket and above the last one.
+                        let micros = (observed * 7919 + w * 104_729) % 12_000_000;
+                        m.observe_request(
+                            &axum::http::Method::POST,
+                            route,
+                            200,
+                            Duration::from_micros(micros),
+                        );
+                        observed += 1;
+                    }
+                    observed
+                })
+            })
+            .collect();
+        // The load runs for the whole scrape loop: each scrape races the writers.
+        while histogram(&m.render(), "/v1/addresses/validate").1.is_none() {
+            std::thread::yield_now();
+        }
+        let mut checked = 0u32;
+        for scrape in 0..SCRAPES {
+            let text = m.render();
+            let (buckets, count) = histogram(&text, "/v1/addresses/validate");
+            let count = count.expect("a _count line");
+            assert_eq!(buckets.len(), BUCKETS.len() + 1, "{text}");
+            assert_eq!(buckets.last().map(|b| b.0.as_str()), Some("+Inf"));
+            for pair in buckets.windows(2) {
+                assert!(
+                    pair[0].1 <= pair[1].1,
+                    "bucket le={} ({}) above le={} ({}) in scrape {scrape}",
+                    pair[0].0,
+                    pair[0].1,
+                    pair[1].0,
+                    pair[1].1
+                );
+            }
+            assert_eq!(buckets.last().map(|b| b.1), Some(count), "+Inf is _count");
+            checked += 1;
+        }
+        done.store(true, Ordering::Relaxed);
+        let observed: u64 = writers.into_iter().map(|w| w.join().expect("writer")).sum();
+        assert_eq!(checked, SCRAPES);
+        let (buckets, count) = histogram(&m.render(), "/v1/addresses/validate");
+        assert_eq!(count, Some(observed), "every observation counted");
+        assert!(
+            buckets[0].1 > 0 && buckets[BUCKETS.len() - 1].1 < observed,
+            "the load spread over the first bucket and above the last: {buckets:?}"
         );
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::AppState;
 use crate::api;
+use crate::dependency::Dependency;
 use crate::error::{ErrorBody, ErrorDetail};
 use axum::Json;
 use axum::extract::State;
@@ -31,35 +32,60 @@ static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Status {
-    /// `ok`, `shutting_down`, `no_data` or `database_unavailable`.
+    /// `ok`, `shutting_down`, `no_data`, `database_unavailable` or `redis_unavailable`.
     pub status: &'static str,
+    /// Configured dependencies that have not answered since start-up (`postgres`, `redis`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<&'static str>,
+}
+
+impl Status {
+    fn of(status: &'static str) -> Self {
+        Status {
+            status,
+            waiting_for: Vec::new(),
+        }
+    }
 }
 
 /// Liveness: the process is up and serving.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Status)))]
 pub async fn healthz() -> Json<Status> {
-    Json(Status { status: "ok" })
+    Json(Status::of("ok"))
 }
 
-/// Readiness: data loaded, not shutting down, and the database (if configured) answers
-/// within 500 ms (checked at most every 2 s, whatever the probe rate).
+/// Readiness: data loaded, not shutting down, every configured dependency has answered since
+/// start-up (`waiting_for` names those that have not), and the database (if configured)
+/// answers within 500 ms (checked at most every 2 s, whatever the probe rate).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Status), (status = 503, body = Status)))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let not_ready =
-        |status| (StatusCode::SERVICE_UNAVAILABLE, Json(Status { status })).into_response();
+        |status| (StatusCode::SERVICE_UNAVAILABLE, Json(Status::of(status))).into_response();
     if state.readiness.is_shutting_down() {
         return not_ready("shutting_down");
     }
     if state.catalog.countries().next().is_none() {
         return not_ready("no_data");
     }
+    let waiting = state.readiness.waiting_for();
+    if let Some(first) = waiting.first() {
+        let status = match first {
+            Dependency::Postgres => "database_unavailable",
+            Dependency::Redis => "redis_unavailable",
+        };
+        let body = Status {
+            status,
+            waiting_for: waiting.iter().map(|d| d.label()).collect(),
+        };
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     if let Some(db) = &state.db
         && !state.readiness.database_answers(db).await
     {
         return not_ready("database_unavailable");
     }
-    Json(Status { status: "ok" }).into_response()
+    Json(Status::of("ok")).into_response()
 }
 
 /// Prometheus metrics in the text exposition format.

@@ -5,9 +5,14 @@
 //! `wactl:ratelimit:{who}:{minute}`. When Redis does not answer within 100 ms the request goes
 //! through (fail open) and a warning is logged at most every 30 s. After a failure Redis is
 //! left alone for [`RETRY_AFTER_FAILURE`], so requests during an outage pay no timeout.
+//! Until Redis first answers (see [`crate::dependency`]) requests go through unlimited too.
+//!
+//! `rediss://` speaks TLS and checks the certificate against the system store (which honours
+//! `SSL_CERT_FILE`) and the host name.
 
+use crate::dependency::ConnectError;
 use redis::aio::ConnectionManager;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const WINDOW_SECS: u64 = 60;
@@ -16,7 +21,12 @@ const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 pub struct RateLimiter {
-    redis: ConnectionManager,
+    client: redis::Client,
+    /// For `rediss://`: the TLS settings and address the connection manager will use, to
+    /// learn why a handshake fails (the manager reports it only as text).
+    tls: Option<(Arc<rustls::ClientConfig>, String, u16)>,
+    /// Set once Redis first answers.
+    redis: OnceLock<ConnectionManager>,
     limit: u64,
     last_warning: Mutex<Option<Instant>>,
     /// Until when requests fail open without asking Redis.
@@ -38,33 +48,93 @@ pub enum Decision {
 }
 
 impl RateLimiter {
-    /// Connects to Redis; fails when it cannot be reached at start-up.
-    pub async fn connect(url: &str, limit_per_minute: u64) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let client = redis::Client::open(url).context("parsing REDIS_URL")?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(1);
-        let redis = tokio::time::timeout(
-            Duration::from_secs(5),
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .context("connecting to Redis timed out")?
-        .context("connecting to Redis")?;
+    /// Reads `REDIS_URL` without connecting.
+    pub fn configure(url: &str, limit_per_minute: u64) -> Result<Self, ConnectError> {
+        let configuration = |reason: String| ConnectError::Configuration {
+            setting: "REDIS_URL",
+            reason,
+        };
+        crate::tls::install_default_provider();
+        let client = redis::Client::open(url)
+            .map_err(|e| configuration(format!("not a Redis URL ({:?})", e.kind())))?;
+        let tls = match client.get_connection_info().addr() {
+            redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                let roots = crate::tls::roots(None).map_err(|e| configuration(e.to_string()))?;
+                let config =
+                    crate::tls::client_config(crate::tls::Verification::ChainAndHostName, roots)
+                        .map_err(|e| configuration(e.to_string()))?;
+                Some((Arc::new(config), host.clone(), *port))
+            }
+            _ => None,
+        };
         Ok(RateLimiter {
-            redis,
+            client,
+            tls,
+            redis: OnceLock::new(),
             limit: limit_per_minute,
             last_warning: Mutex::new(None),
             skip_until: Mutex::new(None),
             failed_at: Mutex::new(None),
-            available: std::sync::atomic::AtomicBool::new(true),
+            available: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Connects; afterwards requests are counted.
+    pub async fn establish(&self) -> Result<(), ConnectError> {
+        if self.redis.get().is_some() {
+            return Ok(());
+        }
+        if let Some((config, host, port)) = &self.tls {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            crate::tls::handshake(config.clone(), host, *port)
+                .await
+                .map_err(|e| match e {
+                    crate::tls::HandshakeError::Configuration { reason } => {
+                        ConnectError::Configuration {
+                            setting: "REDIS_URL",
+                            reason: format!("the server's TLS certificate was refused: {reason}"),
+                        }
+                    }
+                    crate::tls::HandshakeError::Unreachable(why) => ConnectError::Unreachable(why),
+                })?;
+        }
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(1);
+        let manager = tokio::time::timeout(
+            Duration::from_secs(5),
+            ConnectionManager::new_with_config(self.client.clone(), config),
+        )
+        .await
+        .map_err(|_| ConnectError::Unreachable("connecting to Redis timed out".into()))?
+        .map_err(|e| match e.kind() {
+            redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::InvalidClientConfig => {
+                ConnectError::Configuration {
+                    setting: "REDIS_URL",
+                    reason: format!("Redis refused: {e}"),
+                }
+            }
+            _ => ConnectError::Unreachable(format!("Redis: {e}")),
+        })?;
+        let _ = self.redis.set(manager);
+        self.available
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Connects to Redis now, or fails.
+    pub async fn connect(url: &str, limit_per_minute: u64) -> anyhow::Result<Self> {
+        let limiter = RateLimiter::configure(url, limit_per_minute)?;
+        limiter.establish().await?;
+        Ok(limiter)
     }
 
     /// Counts one request by `who` (a key prefix or an IP address).
     pub async fn check(&self, who: &str) -> Decision {
+        let Some(redis) = self.redis.get() else {
+            return Decision::Allow;
+        };
         let started = Instant::now();
         {
             let mut skip = lock(&self.skip_until);
@@ -80,7 +150,7 @@ impl RateLimiter {
             .map_or(0, |d| d.as_secs());
         let window = now / WINDOW_SECS;
         let key = format!("wactl:ratelimit:{who}:{window}");
-        let mut conn = self.redis.clone();
+        let mut conn = redis.clone();
         let mut pipe = redis::pipe();
         pipe.atomic()
             .incr(&key, 1u64)

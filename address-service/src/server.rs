@@ -4,6 +4,7 @@
 //! listener closes, in-flight requests drain, and the process exits no later than the grace.
 
 use crate::config::{LogFormat, ServeArgs};
+use crate::dependency::{self, Dependency};
 use crate::{AppState, Limits, app, data};
 use anyhow::Context;
 use std::sync::Arc;
@@ -27,9 +28,12 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
-/// Loads the data, binds, serves until a signal, then drains.
+/// Loads the data, binds, serves until a signal, then drains. PostgreSQL and Redis are
+/// reached in the background (see [`crate::dependency`]); a configuration error found there
+/// stops the service.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    crate::tls::install_default_provider();
     let catalog = Arc::new(data::Catalog::load().context("loading the embedded address data")?);
     let limits = Limits {
         request_timeout: args.request_timeout,
@@ -37,13 +41,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut state = AppState::new(catalog, limits);
     let mut audit_writer = None;
+    let mut dependencies = tokio::task::JoinSet::new();
     if let Some(url) = &args.database_url {
-        let db = Arc::new(
-            crate::db::Db::connect(url)
-                .await
-                .context("opening the database")?,
-        );
+        let db = Arc::new(crate::db::Db::configure(url)?);
+        state.readiness.expect(Dependency::Postgres);
         let (audit, writer) = crate::db::AuditLog::start(db.clone(), 10_000);
+        let readiness = state.readiness.clone();
+        let connecting = db.clone();
+        dependencies.spawn(async move {
+            dependency::wait_for(Dependency::Postgres, &readiness, || connecting.establish()).await
+        });
         state.db = Some(db);
         state.audit = Some(audit);
         audit_writer = Some(writer);
@@ -53,9 +60,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     state.require_api_key = args.require_api_key;
     state.trusted_proxies = args.trusted_proxies.clone().into();
     if let Some(url) = &args.redis_url {
-        let limiter =
-            crate::ratelimit::RateLimiter::connect(url, args.rate_limit_per_minute).await?;
-        state.limiter = Some(Arc::new(limiter));
+        let limiter = Arc::new(crate::ratelimit::RateLimiter::configure(
+            url,
+            args.rate_limit_per_minute,
+        )?);
+        state.readiness.expect(Dependency::Redis);
+        let readiness = state.readiness.clone();
+        let connecting = limiter.clone();
+        dependencies.spawn(async move {
+            dependency::wait_for(Dependency::Redis, &readiness, || connecting.establish()).await
+        });
+        state.limiter = Some(limiter);
     }
     let listener = TcpListener::bind(args.listen)
         .await
@@ -68,9 +83,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         redis = state.limiter.is_some(),
         require_api_key = state.require_api_key,
         trusted_proxies = state.trusted_proxies.len(),
-        "address-service ready"
+        "address-service serving"
     );
-    let result = serve(listener, state, &args).await;
+    let configuration_error = async move {
+        while let Some(done) = dependencies.join_next().await {
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return anyhow::Error::new(e),
+                Err(e) => return anyhow::anyhow!("reaching a dependency: {e}"),
+            }
+        }
+        std::future::pending().await
+    };
+    let result = tokio::select! {
+        result = serve(listener, state, &args) => result,
+        e = configuration_error => Err(e),
+    };
     if let Some(writer) = audit_writer {
         // Every sender went with the router; the writer flushes its last batch and ends.
         if tokio::time::timeout(std::time::Duration::from_secs(5), writer)

@@ -27,6 +27,8 @@ pub struct Environment {
     pub service: ServiceExposure,
     pub config: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, SecretRef>,
+    /// The CA bundle mounted for the service's TLS clients; `None`: the image's system store.
+    pub trusted_ca: Option<TrustedCa>,
     pub protected: bool,
     pub smoke: Smoke,
     pub github: Github,
@@ -212,6 +214,26 @@ pub struct Component {
 pub struct SecretRef {
     pub secret: String,
     pub key: String,
+}
+
+/// Where the trusted CA bundle comes from and where the pod sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrustedCa {
+    pub source: TrustedCaKind,
+    /// The Secret's or ConfigMap's name.
+    pub name: String,
+    pub key: String,
+    /// The directory it is mounted at, read-only.
+    pub mount_dir: String,
+    /// `SSL_CERT_FILE` for the service: the key's file under `mount_dir`.
+    pub file: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TrustedCaKind {
+    Secret,
+    ConfigMap,
 }
 
 #[derive(Debug, Clone, Serialize)]

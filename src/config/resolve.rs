@@ -669,6 +669,7 @@ pub fn resolve(
         }
         secrets.insert(var, SecretRef { secret, key });
     }
+    let trusted_ca = resolve_trusted_ca(&mut r, src.trusted_ca, &config, &secrets);
 
     let scheduling_src = src.scheduling.unwrap_or_default();
     let scheduling = Scheduling {
@@ -859,6 +860,7 @@ pub fn resolve(
         service: ServiceExposure { node_port },
         config,
         secrets,
+        trusted_ca,
         protected: src.protected.unwrap_or(false),
         smoke: Smoke {
             url: smoke_src.url,
@@ -873,6 +875,69 @@ pub fn resolve(
         },
         local: Local { project, ports },
         templates,
+    })
+}
+
+/// Where the trusted CA bundle is mounted in the pod.
+const TRUSTED_CA_DIR: &str = "/etc/address-service/ca";
+
+/// `trustedCa`: one of `secret` or `configMap`, and a key; the service then reads the bundle
+/// through `SSL_CERT_FILE`, which the definition must not also set.
+fn resolve_trusted_ca(
+    r: &mut Resolver<'_>,
+    src: Option<source::TrustedCaSource>,
+    config: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, SecretRef>,
+) -> Option<TrustedCa> {
+    let src = src?;
+    let (source, name) = match (src.secret, src.config_map) {
+        (Some(name), None) => (TrustedCaKind::Secret, name),
+        (None, Some(name)) => (TrustedCaKind::ConfigMap, name),
+        _ => {
+            r.report_hint(
+                "trustedCa",
+                "give exactly one of `secret` and `configMap`",
+                "for example { configMap: rds-ca-bundle, key: ca.pem }",
+            );
+            return None;
+        }
+    };
+    let field = match source {
+        TrustedCaKind::Secret => "trustedCa.secret",
+        TrustedCaKind::ConfigMap => "trustedCa.configMap",
+    };
+    r.check(field, names::check_dns_subdomain(&name));
+    let Some(key) = src.key else {
+        r.report_hint(
+            "trustedCa.key",
+            "the key holding the PEM bundle is missing",
+            "for example key: ca.pem",
+        );
+        return None;
+    };
+    let key_ok = !key.is_empty()
+        && key != "."
+        && key != ".."
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+    if !key_ok {
+        r.report("trustedCa.key", format!("`{key}` is not a valid key"));
+        return None;
+    }
+    if config.contains_key("SSL_CERT_FILE") || secrets.contains_key("SSL_CERT_FILE") {
+        r.report_hint(
+            "trustedCa",
+            "`trustedCa` sets the service's SSL_CERT_FILE, which `config` or `secrets` sets too",
+            "remove SSL_CERT_FILE from `config`/`secrets`",
+        );
+    }
+    Some(TrustedCa {
+        source,
+        name,
+        file: format!("{TRUSTED_CA_DIR}/{key}"),
+        key,
+        mount_dir: TRUSTED_CA_DIR.to_owned(),
     })
 }
 

@@ -79,6 +79,16 @@ pub struct EnvironmentSource {
     /// ```
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secrets: Option<BTreeMap<String, SecretRefSource>>,
+    /// A CA bundle the service trusts for TLS to PostgreSQL and Redis (a managed database
+    /// signed by a provider's CA), from one key of a Secret or a ConfigMap created outside
+    /// wactl. It is mounted read-only and the service's `SSL_CERT_FILE` names it, so it
+    /// replaces the system store: it must hold every CA the service needs. A
+    /// `sslrootcert=` in `DATABASE_URL` still wins for PostgreSQL.
+    /// ```yaml
+    /// trustedCa: { configMap: rds-ca-bundle, key: ca.pem }
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_ca: Option<TrustedCaSource>,
     /// Deploying needs an interactive confirmation (or `--yes`).
     /// ```yaml
     /// protected: true
@@ -671,6 +681,29 @@ pub struct SecretRefSource {
     /// Key inside that Secret.
     /// ```yaml
     /// key: url
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TrustedCaSource {
+    /// Name of the Secret holding the bundle (give this or `configMap`).
+    /// ```yaml
+    /// secret: db-ca
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Name of the ConfigMap holding the bundle (give this or `secret`).
+    /// ```yaml
+    /// configMap: rds-ca-bundle
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<String>,
+    /// Key whose value is the PEM bundle.
+    /// ```yaml
+    /// key: ca.pem
     /// ```
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,

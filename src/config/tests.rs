@@ -260,3 +260,72 @@ fn a_rate_limit_burst_above_the_bound_is_refused_with_its_place() {
     let env = load(dir.path(), "e").unwrap();
     assert_eq!(env.ingress.rate_limit.burst, MAX_RATE_LIMIT_BURST);
 }
+
+#[test]
+fn trusted_ca_from_a_config_map_or_a_secret_is_mounted_read_only() {
+    for (yaml, kind) in [
+        (
+            "trustedCa: { configMap: rds-ca-bundle, key: ca.pem }\n",
+            "configMap",
+        ),
+        ("trustedCa: { secret: db-ca, key: ca.crt }\n", "secret"),
+    ] {
+        let dir = dir_with(&[("e.yaml", yaml)]);
+        let env = load(dir.path(), "e").unwrap();
+        let ca = env.trusted_ca.clone().expect("trusted CA");
+        assert!(ca.file.starts_with("/etc/address-service/ca/"), "{ca:?}");
+        let rendered =
+            crate::render::render(&env, &crate::render::RenderOptions::default()).unwrap();
+        let (_, deployment) = rendered
+            .files
+            .iter()
+            .find(|(path, _)| path.contains("-deployment-"))
+            .expect("a Deployment");
+        assert!(
+            deployment.contains(&format!(
+                "- name: SSL_CERT_FILE\n          value: {}\n",
+                ca.file
+            )),
+            "{deployment}"
+        );
+        assert!(deployment.contains("readOnly: true"), "{deployment}");
+        assert!(
+            deployment.contains(&format!("      - name: trusted-ca\n        {kind}:\n")),
+            "{kind} volume in\n{deployment}"
+        );
+        assert!(
+            deployment.contains(&format!(
+                "- key: {}\n            path: {}\n",
+                ca.key, ca.key
+            )),
+            "{deployment}"
+        );
+    }
+}
+
+#[test]
+fn trusted_ca_problems_name_the_field() {
+    for (yaml, field) in [
+        (
+            "trustedCa: { secret: a, configMap: b, key: ca.pem }\n",
+            "trustedCa",
+        ),
+        ("trustedCa: { secret: db-ca }\n", "trustedCa.key"),
+        (
+            "trustedCa: { secret: Db_CA, key: ca.pem }\n",
+            "trustedCa.secret",
+        ),
+        ("trustedCa: { configMap: ca, key: ../x }\n", "trustedCa.key"),
+        (
+            "trustedCa: { configMap: ca, key: ca.pem }\nconfig: { SSL_CERT_FILE: /x }\n",
+            "trustedCa",
+        ),
+    ] {
+        let dir = dir_with(&[("e.yaml", yaml)]);
+        let found = problems(&dir, "e");
+        assert!(
+            found.iter().any(|p| p.field.as_deref() == Some(field)),
+            "{yaml}: {found:?}"
+        );
+    }
+}

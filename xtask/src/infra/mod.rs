@@ -100,7 +100,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Command::Images { rebuild } => images::build(&images::ImageOptions { rebuild: *rebuild }),
         Command::Env => {
             for (key, value) in env_vars()? {
-                println!("export {key}={value}");
+                // Quoted for the shell: the TLS database URL holds `&`.
+                println!("export {key}='{}'", value.replace('\'', r"'\''"));
             }
             Ok(())
         }
@@ -231,6 +232,15 @@ pub fn env_vars() -> anyhow::Result<Vec<(String, String)>> {
             postgres::DATABASE_URL.to_string(),
         ),
         ("WACTL_TEST_REDIS_URL", redis::URL.to_string()),
+        (
+            "WACTL_TEST_DATABASE_TLS_URL",
+            postgres::tls_database_url(&pki::Pki::at(&state).ca_cert()),
+        ),
+        ("WACTL_TEST_REDIS_TLS_URL", redis::TLS_URL.to_string()),
+        (
+            "WACTL_INFRA_CA",
+            pki::Pki::at(&state).ca_cert().display().to_string(),
+        ),
     ];
     Ok(vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }

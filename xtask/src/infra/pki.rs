@@ -18,6 +18,8 @@ pub struct Leaf {
     pub common_name: &'static str,
     /// Subject organisation: the Kubernetes group.
     pub organization: Option<&'static str>,
+    /// Subject alternative names of a server certificate (empty for clients).
+    pub sans: &'static str,
     pub server: bool,
 }
 
@@ -25,24 +27,28 @@ pub const APISERVER: Leaf = Leaf {
     name: "apiserver",
     common_name: "kube-apiserver",
     organization: None,
+    sans: APISERVER_SANS,
     server: true,
 };
 pub const ADMIN: Leaf = Leaf {
     name: "admin",
     common_name: "wactl-admin",
     organization: Some("system:masters"),
+    sans: "",
     server: false,
 };
 pub const CONTROLLER_MANAGER: Leaf = Leaf {
     name: "kube-controller-manager",
     common_name: "system:kube-controller-manager",
     organization: None,
+    sans: "",
     server: false,
 };
 pub const SCHEDULER: Leaf = Leaf {
     name: "kube-scheduler",
     common_name: "system:kube-scheduler",
     organization: None,
+    sans: "",
     server: false,
 };
 /// kwok writes node and pod status for every simulated node, which no narrower built-in
@@ -51,6 +57,7 @@ pub const KWOK: Leaf = Leaf {
     name: "kwok",
     common_name: "wactl-kwok",
     organization: Some("system:masters"),
+    sans: "",
     server: false,
 };
 
@@ -59,6 +66,7 @@ pub const KUBELET: Leaf = Leaf {
     name: "kubelet",
     common_name: "system:node:real-node-0",
     organization: Some("system:nodes"),
+    sans: "",
     server: false,
 };
 /// The real node's kube-proxy (bound to the built-in `system:node-proxier` role).
@@ -66,6 +74,7 @@ pub const KUBE_PROXY: Leaf = Leaf {
     name: "kube-proxy",
     common_name: "system:kube-proxy",
     organization: None,
+    sans: "",
     server: false,
 };
 /// CoreDNS for the real node's pods: reads Services, EndpointSlices and Namespaces, for
@@ -74,7 +83,17 @@ pub const COREDNS: Leaf = Leaf {
     name: "coredns",
     common_name: "wactl-coredns",
     organization: Some("system:masters"),
+    sans: "",
     server: false,
+};
+
+/// PostgreSQL's and Redis' TLS certificate: the tests reach them as 127.0.0.1 or localhost.
+pub const DATASTORE: Leaf = Leaf {
+    name: "datastore",
+    common_name: "localhost",
+    organization: None,
+    sans: "DNS:localhost,IP:127.0.0.1",
+    server: true,
 };
 
 /// Subject alternative names of the apiserver's serving certificate.
@@ -273,7 +292,8 @@ fn extensions(leaf: &Leaf) -> String {
     );
     if leaf.server {
         ext.push_str(&format!(
-            "extendedKeyUsage = serverAuth\nsubjectAltName = {APISERVER_SANS}\n"
+            "extendedKeyUsage = serverAuth\nsubjectAltName = {}\n",
+            leaf.sans
         ));
     } else {
         ext.push_str("extendedKeyUsage = clientAuth\n");
@@ -366,6 +386,8 @@ mod tests {
         assert_eq!(subject(&ADMIN), "/O=system:masters/CN=wactl-admin");
         assert_eq!(subject(&SCHEDULER), "/CN=system:kube-scheduler");
         assert!(extensions(&APISERVER).contains("IP:127.0.0.1"));
+        assert!(extensions(&DATASTORE).contains("subjectAltName = DNS:localhost,IP:127.0.0.1\n"));
+        assert!(!extensions(&DATASTORE).contains("kubernetes"));
         assert!(extensions(&ADMIN).contains("clientAuth"));
     }
 }

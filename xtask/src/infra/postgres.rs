@@ -1,8 +1,12 @@
-//! A PostgreSQL 15 cluster owned by infra, on 127.0.0.1:55432, with database `wactl`.
+//! A PostgreSQL 15 cluster owned by infra, on 127.0.0.1:55432, with database `wactl`; it
+//! speaks plain text and TLS on the same port (a certificate from the infra CA, valid for
+//! 127.0.0.1 and localhost).
 
+use super::pki::{self, Pki};
 use super::process::{self, Liveness};
-use super::state::StateDir;
+use super::state::{StateDir, write_if_changed};
 use anyhow::{Context, bail};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -10,6 +14,14 @@ use std::time::Duration;
 pub const ADDR: &str = "127.0.0.1:55432";
 pub const PORT: &str = "55432";
 pub const DATABASE_URL: &str = "postgres://wactl:wactl@127.0.0.1:55432/wactl";
+
+/// The same database over TLS, verifying the certificate and host name against `ca`.
+pub fn tls_database_url(ca: &Path) -> String {
+    format!(
+        "{DATABASE_URL}?sslmode=verify-full&sslrootcert={}",
+        ca.display()
+    )
+}
 const COMPONENT: &str = "postgres";
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 /// Postgres refuses to run as root, so the server runs as Debian's `postgres` user.
@@ -63,21 +75,8 @@ pub fn up(state: &StateDir) -> anyhow::Result<()> {
     let data = data_dir(state);
     let socket_dir = data.with_file_name("run");
     init_cluster(state, &data, &socket_dir)?;
+    let tls = install_certificate(state, &data)?;
 
-    match process::liveness(state, COMPONENT) {
-        Liveness::Running(pid) if ready() => {
-            eprintln!("infra: postgres    up   {ADDR} (pid {pid})");
-            return ensure_database(&socket_dir);
-        }
-        Liveness::Running(pid) => {
-            eprintln!("infra: postgres    pid {pid} does not accept connections; restarting it");
-            process::stop_with(state, COMPONENT, "INT", Duration::from_secs(30))?;
-        }
-        Liveness::Stale | Liveness::Absent => {}
-    }
-    if process::port_open(ADDR) {
-        return Err(process::busy_port(ADDR, COMPONENT));
-    }
     let mut server = Command::new(format!("{BIN}/postgres"));
     server
         .arg("-D")
@@ -85,6 +84,11 @@ pub fn up(state: &StateDir) -> anyhow::Result<()> {
         .args(["-c", "listen_addresses=127.0.0.1", "-p", PORT])
         .arg("-c")
         .arg(format!("unix_socket_directories={}", socket_dir.display()))
+        .args(["-c", "ssl=on"])
+        .arg("-c")
+        .arg(format!("ssl_cert_file={}", tls.cert.display()))
+        .arg("-c")
+        .arg(format!("ssl_key_file={}", tls.key.display()))
         // A throwaway test database: durability buys nothing here and costs test time.
         .args([
             "-c",
@@ -94,7 +98,31 @@ pub fn up(state: &StateDir) -> anyhow::Result<()> {
             "-c",
             "full_page_writes=off",
         ]);
+    // A server started with other settings (before TLS, say) is restarted.
+    let fingerprint = format!("{server:?}\n");
+    let fingerprint_path = state.join("run").join(format!("{COMPONENT}.cmd"));
+    let same = std::fs::read_to_string(&fingerprint_path).ok().as_deref() == Some(&fingerprint);
+    match process::liveness(state, COMPONENT) {
+        Liveness::Running(pid) if same && ready() => {
+            eprintln!("infra: postgres    up   {ADDR} (pid {pid})");
+            return ensure_database(&socket_dir);
+        }
+        Liveness::Running(pid) => {
+            let why = if same {
+                "does not accept connections"
+            } else {
+                "runs with an old command line"
+            };
+            eprintln!("infra: postgres    pid {pid} {why}; restarting it");
+            process::stop_with(state, COMPONENT, "INT", Duration::from_secs(30))?;
+        }
+        Liveness::Stale | Liveness::Absent => {}
+    }
+    if process::port_open(ADDR) {
+        return Err(process::busy_port(ADDR, COMPONENT));
+    }
     let pid = process::spawn_named(state, COMPONENT, "postgres", as_postgres(&mut server))?;
+    std::fs::write(&fingerprint_path, fingerprint)?;
     process::wait_started(state, COMPONENT, Duration::from_secs(60), || Ok(ready()))?;
     ensure_database(&socket_dir)?;
     eprintln!(
@@ -102,6 +130,33 @@ pub fn up(state: &StateDir) -> anyhow::Result<()> {
         data.display()
     );
     Ok(())
+}
+
+/// Where the server reads its TLS certificate and key.
+struct ServerTls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// Copies the infra CA's datastore certificate where the `postgres` user can read it (the
+/// PKI directory is root's), with the key mode 0600 as the server insists.
+fn install_certificate(state: &StateDir, data: &Path) -> anyhow::Result<ServerTls> {
+    let pki = Pki::at(state);
+    pki.ensure()?;
+    pki.ensure_leaf(&pki::DATASTORE)?;
+    let dir = data.with_file_name("tls");
+    std::fs::create_dir_all(&dir)?;
+    let tls = ServerTls {
+        cert: dir.join("server.crt"),
+        key: dir.join("server.key"),
+    };
+    write_if_changed(&tls.cert, &std::fs::read(pki.cert(&pki::DATASTORE))?)?;
+    write_if_changed(&tls.key, &std::fs::read(pki.key(&pki::DATASTORE))?)?;
+    std::fs::set_permissions(&tls.key, std::fs::Permissions::from_mode(0o600))?;
+    for path in [&dir, &tls.cert, &tls.key] {
+        chown_postgres(path)?;
+    }
+    Ok(tls)
 }
 
 fn init_cluster(state: &StateDir, data: &Path, socket_dir: &Path) -> anyhow::Result<()> {
@@ -142,7 +197,9 @@ fn init_cluster(state: &StateDir, data: &Path, socket_dir: &Path) -> anyhow::Res
 }
 
 fn chown_postgres(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+    }
     let status = Command::new("chown")
         .arg(format!("{OS_USER}:{OS_USER}"))
         .arg(dir)

@@ -1,5 +1,7 @@
-//! A Redis server owned by infra, on 127.0.0.1:56379, with its config in the state dir.
+//! A Redis server owned by infra, on 127.0.0.1:56379 (plain) and 127.0.0.1:56380 (TLS, a
+//! certificate from the infra CA valid for 127.0.0.1 and localhost), config in the state dir.
 
+use super::pki::{self, Pki};
 use super::process::{self, Liveness};
 use super::state::{StateDir, write_if_changed};
 use anyhow::Context;
@@ -10,17 +12,27 @@ use std::time::Duration;
 
 pub const ADDR: &str = "127.0.0.1:56379";
 pub const URL: &str = "redis://127.0.0.1:56379";
+pub const TLS_PORT: &str = "56380";
+pub const TLS_URL: &str = "rediss://127.0.0.1:56380";
 const COMPONENT: &str = "redis";
 
 pub fn up(state: &StateDir) -> anyhow::Result<()> {
     let dir = state.dir("redis")?;
     let config = dir.join("redis.conf");
     let (host, port) = ADDR.split_once(':').context("redis address")?;
+    let pki = Pki::at(state);
+    pki.ensure()?;
+    pki.ensure_leaf(&pki::DATASTORE)?;
     let text = format!(
         "# written by `cargo xtask infra up`\n\
          bind {host}\nport {port}\nprotected-mode yes\ndaemonize no\n\
-         dir {}\nsave \"\"\nappendonly no\nlogfile \"\"\n",
-        dir.display()
+         dir {}\nsave \"\"\nappendonly no\nlogfile \"\"\n\
+         tls-port {TLS_PORT}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+         tls-auth-clients no\n",
+        dir.display(),
+        pki.cert(&pki::DATASTORE).display(),
+        pki.key(&pki::DATASTORE).display(),
+        pki.ca_cert().display(),
     );
     let changed = write_if_changed(&config, text.as_bytes())?;
     match process::liveness(state, COMPONENT) {
