@@ -5,6 +5,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 use wactl::cluster::{self, LockOptions, RevisionStatus, revision};
 use wactl::config::Environment;
@@ -13,7 +15,7 @@ use wactl::ui::deploy::DeployUi;
 
 mod support;
 
-use support::{IMAGE_V1, IMAGE_V2, TestEnv, client, live_image, options};
+use support::{IMAGE_V1, IMAGE_V2, TestEnv, client, kubeconfig, live_image, options, root};
 
 async fn deploy(
     client: &Client,
@@ -229,6 +231,7 @@ async fn a_second_deploy_is_refused_until_the_lease_expires() {
             holder: "ana@ci (pid 4242)".into(),
             duration: Duration::from_secs(10),
             force_unlock: false,
+            renew_every: None,
         },
     )
     .await
@@ -265,6 +268,7 @@ async fn a_second_deploy_is_refused_until_the_lease_expires() {
             holder: "bo".into(),
             duration: Duration::from_secs(600),
             force_unlock: false,
+            renew_every: None,
         },
     )
     .await
@@ -278,6 +282,163 @@ async fn a_second_deploy_is_refused_until_the_lease_expires() {
             .outcome,
         Outcome::Succeeded
     );
+}
+
+/// `KUBECONFIG` naming several files merges them as kubectl does: `other.yaml` (an unrelated
+/// cluster, whose context is the current one) comes first, a missing file is skipped, and
+/// `dev`'s context `wactl-dev` is found in the infra kubeconfig that comes last.
+#[test]
+#[ignore = "needs infra: cargo xtask infra up"]
+fn status_reads_every_file_of_a_kubeconfig_list() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let other = dir.path().join("other.yaml");
+    std::fs::write(
+        &other,
+        "apiVersion: v1\nkind: Config\ncurrent-context: other\nclusters:\n- name: other\n  cluster:\n    server: https://127.0.0.1:1\nusers:\n- name: other\n  user:\n    token: not-a-token\ncontexts:\n- name: other\n  context:\n    cluster: other\n    user: other\n",
+    )
+    .expect("write other.yaml");
+    let status = |kubeconfig: &std::ffi::OsStr| {
+        Command::new(env!("CARGO_BIN_EXE_wactl"))
+            .args([
+                "--env-dir",
+                root().join("environments").to_str().expect("utf-8"),
+            ])
+            .args(["--no-color", "status", "dev"])
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .expect("run wactl")
+    };
+    let list = std::env::join_paths([
+        other.clone(),
+        dir.path().join("missing.yaml"),
+        PathBuf::from(kubeconfig()),
+    ])
+    .expect("a KUBECONFIG list");
+    let out = status(&list);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with("environment dev (namespace world-address-dev)\n"),
+        "{stdout}"
+    );
+    // Without the infra kubeconfig in the list, dev's context is nowhere: exit 2, and the
+    // error names the files and the contexts there are.
+    let out = status(other.as_os_str());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("context \"wactl-dev\" does not exist (contexts: other)"),
+        "{stderr}"
+    );
+}
+
+/// A deploy whose lease lapses (its renewals paused past expiry, as in a long API outage)
+/// while it waits on a rollout: a second deploy takes the lock, and the first stops at its
+/// next write (here the rollback) instead of applying, leaving the second one's lease alone.
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn a_deploy_that_lost_its_lock_stops_before_applying_again() {
+    let t = TestEnv::new("lost", "rollout:\n  progressDeadlineSeconds: 10\n");
+    let env = t.load();
+    let client = client(&env).await;
+    deploy(&client, &env, &options(IMAGE_V1))
+        .await
+        .expect("first deploy");
+    // v2 never gets ready, so the deploy waits on its rollout and would then roll back.
+    let mut first = options(IMAGE_V2);
+    first.templates = Some(t.fault_templates("never-ready"));
+    first.lock_duration = Duration::from_secs(5);
+    first.lock_renew_every = Some(Duration::from_secs(3600));
+    // The second deploy takes the lock as soon as the first one's lease has lapsed, while
+    // the first one still waits on its rollout; both run here, side by side.
+    let second_holder = "bo@ci (pid 4243)";
+    let first_done = std::sync::atomic::AtomicBool::new(false);
+    let first_deploy = async {
+        let result = deploy(&client, &env, &first).await;
+        first_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        result
+    };
+    let take_over = async {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            assert!(attempts <= 60, "the first deploy's lease never lapsed");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let taken = cluster::acquire_lock(
+                &client,
+                &t.namespace,
+                "t",
+                &LockOptions {
+                    holder: second_holder.into(),
+                    duration: Duration::from_secs(600),
+                    force_unlock: false,
+                    renew_every: None,
+                },
+            )
+            .await;
+            match taken {
+                Ok(held) => {
+                    let first_was_running = !first_done.load(std::sync::atomic::Ordering::SeqCst);
+                    return (held, attempts, first_was_running);
+                }
+                Err(e) => assert!(e.to_string().contains("is being deployed by"), "{e}"),
+            }
+        }
+    };
+    let (result, (second, attempts, first_was_running)) = tokio::join!(first_deploy, take_over);
+    assert!(
+        first_was_running,
+        "the lock was taken while the first deploy still ran"
+    );
+    let error = result.expect_err("the first deploy stops");
+    let report = error.report().expect("a report");
+    assert_eq!(error.exit_code(), 1, "{error}");
+    assert_eq!(report.outcome, Outcome::Failed, "{error}");
+    assert_eq!(
+        report.error.as_ref().map(|e| e.code.as_str()),
+        Some("lock_lost"),
+        "{error}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("expired: not renewed within its 5 s"),
+        "{text}"
+    );
+    assert!(text.contains("revision 2 is marked interrupted"), "{text}");
+    assert_eq!(report.rolled_back_to, None, "{error}");
+    assert!(
+        !report.stages.iter().any(|s| s.name.starts_with("rollback")),
+        "no rollback stage ran: {:?}",
+        report.stages
+    );
+    // Nothing was applied after the lease was lost: v2 is still live, not rolled back.
+    assert_eq!(live_image(&client, &t.namespace).await, IMAGE_V2);
+    let revisions = revision::list(&client, &t.namespace, "t")
+        .await
+        .expect("revisions");
+    assert_eq!(
+        revisions.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [RevisionStatus::Succeeded, RevisionStatus::Interrupted]
+    );
+    // The second deploy's lease is untouched: still its holder, not released by the first.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), &t.namespace);
+    let lease = leases
+        .get(&cluster::lease_name("t"))
+        .await
+        .expect("the lease is still there");
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some(second_holder)
+    );
+    eprintln!("lost lock after {attempts} attempts to take it:\n{error}");
+    second
+        .ensure_held()
+        .expect("the second deploy still holds it");
+    second.release().await;
 }
 
 /// Deploys v1, then v2 with `fault`; expects the failure `code`, a rollback to v1, and

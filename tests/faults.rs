@@ -15,6 +15,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::ListParams;
 use kube::{Api, Client};
+use rustix::process::{Pid, Signal, kill_process};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -139,7 +140,7 @@ impl Running {
         self.stderr.lock().expect("lock").clone()
     }
 
-    fn signal(&self, signal: &str) {
+    fn signal(&self, signal: Signal) {
         send_signal(self.pid(), signal);
     }
 
@@ -166,12 +167,12 @@ impl Running {
     }
 }
 
-fn send_signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{signal}"), pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill -{signal} {pid}");
+fn send_signal(pid: u32, signal: Signal) {
+    let target = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .expect("a process id");
+    kill_process(target, signal).unwrap_or_else(|e| panic!("{signal:?} to {pid}: {e}"));
 }
 
 async fn first_deploy(client: &Client, env: &Environment) {
@@ -424,7 +425,7 @@ async fn sigint_and_sigterm_stop_cleanly_release_the_lock_and_mark_the_revision(
         "10m",
     ]));
     running.wait_for("apply (", Duration::from_secs(30)).await;
-    running.signal("INT");
+    running.signal(Signal::INT);
     let stopped = Instant::now();
     let (status, _, stderr) = running.finish(Duration::from_secs(20)).await;
     let took = stopped.elapsed();
@@ -478,7 +479,7 @@ async fn sigint_and_sigterm_stop_cleanly_release_the_lock_and_mark_the_revision(
     running
         .wait_for("rolling back to revision 3", Duration::from_secs(60))
         .await;
-    running.signal("TERM");
+    running.signal(Signal::TERM);
     let (status, stdout, stderr) = running.finish(Duration::from_secs(20)).await;
     assert_eq!(status.code(), Some(143), "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON report");
@@ -577,7 +578,7 @@ fn exited(pid: u32, wait: Duration) -> bool {
 }
 
 /// Signals an infra component by its pidfile and waits (at most `wait`) for it to exit.
-fn stop_component(component: &str, signal: &str, wait: Duration) -> u32 {
+fn stop_component(component: &str, signal: Signal, wait: Duration) -> u32 {
     let pidfile = infra_dir().join("run").join(format!("{component}.pid"));
     let text = std::fs::read_to_string(&pidfile)
         .unwrap_or_else(|e| panic!("{}: {e} (did infra start {component}?)", pidfile.display()));
@@ -596,9 +597,9 @@ fn stop_component(component: &str, signal: &str, wait: Duration) -> u32 {
 /// SIGKILL what is left of it.
 fn finish_off(pid: u32, grace: Duration) {
     if !exited(pid, grace) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
+        if let Some(target) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+            let _ = kill_process(target, Signal::KILL);
+        }
         assert!(
             exited(pid, Duration::from_secs(10)),
             "pid {pid} survived SIGKILL"
@@ -667,7 +668,7 @@ async fn kube_apiserver_restarted_while_tracking_the_deploy_still_finishes() {
     let restarted = Instant::now();
     {
         let _restore = Restore;
-        stop_component("kube-apiserver", "KILL", Duration::from_secs(10));
+        stop_component("kube-apiserver", Signal::KILL, Duration::from_secs(10));
     }
     let downtime = restarted.elapsed();
     let (status, _, stderr) = running.finish(Duration::from_secs(120)).await;
@@ -763,7 +764,7 @@ async fn the_docker_daemon_stopped_during_a_build_fails_clearly_and_records_noth
     let stopped = Instant::now();
     let (status, _, stderr, took) = {
         let _restore = Restore;
-        let dockerd = stop_component("dockerd", "TERM", Duration::from_secs(2));
+        let dockerd = stop_component("dockerd", Signal::TERM, Duration::from_secs(2));
         let (status, out, err) = running.finish(Duration::from_secs(60)).await;
         let took = stopped.elapsed();
         finish_off(dockerd, Duration::from_secs(10));
@@ -794,7 +795,7 @@ async fn the_registry_down_during_a_push_fails_clearly_and_records_nothing() {
     let stopped = Instant::now();
     let (status, _, stderr) = {
         let _restore = Restore;
-        stop_component("registry", "TERM", Duration::from_secs(10));
+        stop_component("registry", Signal::TERM, Duration::from_secs(10));
         running.finish(Duration::from_secs(180)).await
     };
     let took = stopped.elapsed();

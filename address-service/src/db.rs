@@ -453,11 +453,9 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
-    use std::io::Read;
     let mut buf = [0u8; N];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .context("reading /dev/urandom")?;
+    getrandom::fill(&mut buf)
+        .map_err(|e| anyhow::anyhow!("getting random bytes from the operating system: {e}"))?;
     Ok(buf)
 }
 

@@ -64,45 +64,14 @@ async fn git(dir: &Path, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// The highest semver among tag names (one per line), without its `v`.
+/// The highest release among tag names (one per line), without its `v`: tags that are
+/// not Semantic Versioning 2.0 (`v1.2`, `v01.2.3`, `nightly`) are not releases.
 pub fn release_version(tags: &str) -> Option<String> {
     tags.lines()
         .map(str::trim)
-        .filter_map(|tag| {
-            let version = tag.strip_prefix('v').unwrap_or(tag);
-            parse_semver(version).map(|key| (key, version.to_owned()))
-        })
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, version)| version)
-}
-
-/// `MAJOR.MINOR.PATCH[-pre][+build]` → sortable key (a release sorts after its pre-releases).
-fn parse_semver(version: &str) -> Option<(u64, u64, u64, bool, String)> {
-    let (core, _build) = version.split_once('+').unwrap_or((version, ""));
-    let (core, pre) = match core.split_once('-') {
-        Some((core, pre)) if !pre.is_empty() => (core, Some(pre)),
-        Some(_) => return None,
-        None => (core, None),
-    };
-    let mut parts = core.split('.');
-    let mut number = || -> Option<u64> {
-        let part = parts.next()?;
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    let (major, minor, patch) = (number()?, number()?, number()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    Some((
-        major,
-        minor,
-        patch,
-        pre.is_none(),
-        pre.unwrap_or("").to_owned(),
-    ))
+        .filter_map(|tag| semver::Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok())
+        .max()
+        .map(|version| version.to_string())
 }
 
 #[cfg(test)]
@@ -121,6 +90,38 @@ mod tests {
             Some("2.0.0".to_owned())
         );
         assert_eq!(release_version("v1.2\nlatest\nv1.2.3.4\n"), None);
+    }
+
+    #[test]
+    fn pre_releases_compare_by_identifier_and_leading_zeros_are_not_versions() {
+        // Numeric identifiers compare as numbers: rc.10 is after rc.2.
+        assert_eq!(
+            release_version("v1.0.0-rc.2\nv1.0.0-rc.10\nv1.0.0-rc.9\n"),
+            Some("1.0.0-rc.10".to_owned())
+        );
+        assert_eq!(
+            release_version("v1.0.0-alpha\nv1.0.0-alpha.1\nv1.0.0-beta\n"),
+            Some("1.0.0-beta".to_owned())
+        );
+        assert_eq!(
+            release_version("v1.0.0-rc.10\nv1.0.0\n"),
+            Some("1.0.0".to_owned())
+        );
+        assert_eq!(
+            release_version("v1.10.0\nv1.9.0\n"),
+            Some("1.10.0".to_owned())
+        );
+        let mut tried = 0;
+        for leading_zero in ["v01.2.3", "v1.02.3", "v1.2.03", "v1.2.3-rc.01"] {
+            tried += 1;
+            assert_eq!(release_version(leading_zero), None, "{leading_zero}");
+        }
+        assert_eq!(tried, 4);
+        // A bad tag does not hide a good one.
+        assert_eq!(
+            release_version("v01.2.3\nv1.2.3\n"),
+            Some("1.2.3".to_owned())
+        );
     }
 
     #[test]

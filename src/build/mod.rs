@@ -891,27 +891,6 @@ fn labels(env: &Environment, revision: &Revision) -> HashMap<String, String> {
     labels
 }
 
-/// Removes terminal colour sequences (the engine colours a step's stderr).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters… final byte in @..~
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Follows the classic builder's output: the current step, its output, its failure.
 struct StepState<'a> {
     dockerfile: &'a str,
@@ -970,7 +949,8 @@ impl<'a> StepState<'a> {
                 seconds: started.elapsed().as_secs_f64(),
             });
         }
-        let line = strip_ansi(&line);
+        // The engine colours a step's stderr; the progress shows plain text.
+        let line = console::strip_ansi_codes(&line).into_owned();
         if let Some((number, total, instruction)) = dockerfile::parse_step(&line) {
             let line_no = self
                 .instructions
@@ -1054,7 +1034,7 @@ mod tests {
     #[test]
     fn colour_sequences_are_stripped() {
         assert_eq!(
-            strip_ansi("\u{1b}[0m\u{1b}[91m   Compiling\u{1b}[0m x"),
+            console::strip_ansi_codes("\u{1b}[0m\u{1b}[91m   Compiling\u{1b}[0m x"),
             "   Compiling x"
         );
     }

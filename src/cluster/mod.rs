@@ -14,9 +14,11 @@ mod status;
 pub mod track;
 
 pub use apply::{ApplyOptions, Resolver, apply_all, delete_owned, plan};
-pub use connect::{Access, connect};
+pub use connect::{Access, KubeconfigFiles, connect};
 pub use diff::{Change, Plan, PlannedObject};
-pub use lock::{DeployLock, LockOptions, acquire_lock, lease_name, release_lock};
+pub use lock::{
+    DeployLock, LeaseWatch, LockLost, LockOptions, acquire_lock, lease_name, release_lock,
+};
 pub use object::{ObjectRef, apply_group};
 pub use revision::{RecordedObject, Revision, RevisionStatus};
 pub use status::{LiveStatus, PodSummary, RevisionLine, WorkloadSummary, live_status};

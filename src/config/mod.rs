@@ -2,6 +2,7 @@
 //!
 //! `load` is a pure function of the files it reads; nothing downstream re-reads them.
 
+pub mod duration;
 pub mod error;
 pub mod locate;
 pub mod model;

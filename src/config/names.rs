@@ -88,16 +88,44 @@ pub fn check_env_var(name: &str) -> Result<(), String> {
     }
 }
 
-/// A registry host with an optional port: `ghcr.io`, `127.0.0.1:5000`.
+/// A domain component of the distribution reference grammar: alphanumerics and `-`,
+/// starting and ending alphanumeric (upper case allowed: host names are case-blind).
+fn is_domain_component(label: &str) -> bool {
+    !label.is_empty()
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+/// A registry host with an optional port, per the distribution reference grammar:
+/// `ghcr.io`, `127.0.0.1:5000`, `localhost:5000`, `[::1]:5000`.
 pub fn check_registry(registry: &str) -> Result<(), String> {
-    let (host, port) = registry
-        .rsplit_once(':')
-        .map_or((registry, None), |(h, p)| (h, Some(p)));
-    let host_ok = !host.is_empty()
-        && host
-            .split('.')
-            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    let (host, port) = match registry.strip_prefix('[') {
+        // An IPv6 address: `[` hex and `:` `]`, then an optional `:port`.
+        Some(rest) => match rest.split_once(']') {
+            Some((address, after)) => {
+                let address_ok = !address.is_empty()
+                    && address.contains(':')
+                    && address.bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
+                match (address_ok, after) {
+                    (true, "") => (None, None),
+                    (true, after) => (None, Some(after.strip_prefix(':').unwrap_or(after))),
+                    (false, _) => (Some(""), None),
+                }
+            }
+            None => (Some(""), None),
+        },
+        None => match registry.rsplit_once(':') {
+            Some((host, port)) => (Some(host), Some(port)),
+            None => (Some(registry), None),
+        },
+    };
+    let host_ok = host.is_none_or(|h| h.split('.').all(is_domain_component));
+    let port_ok = port.is_none_or(|p| {
+        p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0)
+    });
     if host_ok && port_ok {
         Ok(())
     } else {
@@ -107,20 +135,39 @@ pub fn check_registry(registry: &str) -> Result<(), String> {
     }
 }
 
-/// A repository path inside a registry: `world-address/address-service`.
+/// A repository path inside a registry, per the distribution reference grammar:
+/// `/`-separated components, each lower-case alphanumeric runs joined by exactly one
+/// separator (`.`, `_`, `__`, or one or more `-`): `world-address/address-service`.
 pub fn check_repository(path: &str) -> Result<(), String> {
-    let component_ok = |c: &str| {
-        !c.is_empty()
-            && c.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-            && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-            && c.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
-    };
+    fn component_ok(component: &str) -> bool {
+        let bytes = component.as_bytes();
+        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let mut i = 0;
+        loop {
+            // An alphanumeric run…
+            let run = bytes[i..].iter().take_while(|&&b| alnum(b)).count();
+            if run == 0 {
+                return false;
+            }
+            i += run;
+            if i == bytes.len() {
+                return true;
+            }
+            // …then one separator before the next run.
+            let dashes = bytes[i..].iter().take_while(|&&b| b == b'-').count();
+            i += match (dashes, bytes[i], bytes.get(i + 1)) {
+                (0, b'_', Some(b'_')) => 2,
+                (0, b'.' | b'_', _) => 1,
+                (0, _, _) => return false,
+                (n, _, _) => n,
+            };
+        }
+    }
     if path.split('/').all(component_ok) {
         Ok(())
     } else {
         Err(format!(
-            "`{path}` is not a repository path (lower-case components separated by `/`)"
+            "`{path}` is not a repository path (lower-case letters and digits in `/`-separated components, joined inside a component by one `.`, `_`, `__` or a run of `-`)"
         ))
     }
 }
@@ -171,10 +218,21 @@ pub fn check_image_reference(reference: &str) -> Result<(), String> {
     if let Some(tag) = tag {
         check_tag(tag).map_err(|_| bad())?;
     }
+    if name.len() > 255 {
+        return Err(format!(
+            "`{reference}` is not an image reference: the name is longer than 255 characters"
+        ));
+    }
+    // Docker's rule for whether the first component is a registry: it has a `.` or `:`,
+    // is `localhost`, or has upper case (which a repository path never does).
     let mut parts = name.splitn(2, '/');
     let first = parts.next().unwrap_or_default();
     let repository = match parts.next() {
-        Some(rest) if first.contains(['.', ':']) || first == "localhost" => {
+        Some(rest)
+            if first.contains(['.', ':', '['])
+                || first == "localhost"
+                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+        {
             check_registry(first).map_err(|_| bad())?;
             rest
         }
@@ -189,26 +247,76 @@ mod tests {
 
     #[test]
     fn image_references() {
-        for ok in [
+        let good = [
             "nginx",
             "docker.io/library/rust:1.95-bookworm",
             "127.0.0.1:5000/world-address/address-service:abc123",
             "gcr.io/distroless/cc-debian12:nonroot",
             "wactl.local/runtime:bookworm",
+            "localhost:5000/a__b/c---d/e.f/g_h",
+            "[::1]:5000/world-address/address-service:v1",
+            "Registry.Example.com/team/app",
             &format!("ghcr.io/a/b@sha256:{}", "a".repeat(64)),
-        ] {
+        ];
+        for ok in good {
             assert!(check_image_reference(ok).is_ok(), "{ok}");
         }
-        for bad in [
+        let bad = [
             "",
-            "UPPER/case",
+            "upper/Case",
             "a:b:c",
             "repo@sha256:short",
             "host:99999/x",
             "a//b",
             "x:",
-        ] {
+            "a..b",
+            "registry.io/a..b:1",
+            "a._b",
+            "a___b",
+            "a_-b",
+            "-a/b",
+            "a-/b",
+            "a.b/c.",
+            "-registry.io/x",
+            "registry-.io/x",
+            "registry.io:/x",
+            "[::1/x",
+            "[zz]:5000/x",
+            &format!("registry.io/{}", "a".repeat(250)),
+        ];
+        for bad in bad {
             assert!(check_image_reference(bad).is_err(), "{bad}");
+        }
+        assert_eq!(good.len() + bad.len(), 30, "every case was tried");
+    }
+
+    #[test]
+    fn repository_components_follow_the_reference_grammar() {
+        for ok in [
+            "a",
+            "a.b",
+            "a_b",
+            "a__b",
+            "a-b",
+            "a---b",
+            "a.b-c_d__e",
+            "0/1/2",
+        ] {
+            assert_eq!(check_repository(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "a..b", "a._b", "a___b", "a_-b", "a-.b", ".a", "a.", "a-", "A", "a/", "/a",
+        ] {
+            let error = check_repository(bad).expect_err(bad);
+            assert!(
+                error.starts_with(&format!("`{bad}` is not a repository path")),
+                "{error}"
+            );
+        }
+        assert_eq!(check_registry("127.0.0.1:5000"), Ok(()));
+        assert_eq!(check_registry("[::1]"), Ok(()));
+        for bad in ["a..b", "-a.io", "a.io:0", "a.io:+80", "[::1]x", ""] {
+            assert!(check_registry(bad).is_err(), "{bad}");
         }
     }
 

@@ -1,6 +1,7 @@
 //! Resolution: a merged [`EnvironmentSource`] becomes a complete [`Environment`], with
 //! defaults applied and every problem collected (not just the first).
 
+use super::duration;
 use super::error::Problem;
 use super::model::*;
 use super::names;
@@ -68,21 +69,10 @@ impl Resolver<'_> {
 
     fn duration(&mut self, field: &str, text: Option<&String>, default: Duration) -> Duration {
         let Some(text) = text else { return default };
-        match humantime::parse_duration(text) {
-            Ok(d) if !d.is_zero() => d,
-            Ok(_) => {
-                self.report(field, format!("`{text}` must be longer than zero"));
-                default
-            }
-            Err(_) => {
-                self.report_hint(
-                    field,
-                    format!("`{text}` is not a duration"),
-                    "write a number with a unit, such as 500ms, 30s, 5m or 1h",
-                );
-                default
-            }
-        }
+        duration::parse(text, duration::Zero::Refused).unwrap_or_else(|e| {
+            self.report_hint(field, e.to_string(), e.hint());
+            default
+        })
     }
 
     fn port(&mut self, field: &str, port: u32) -> u16 {
@@ -631,8 +621,11 @@ pub fn resolve(
     };
 
     let config = src.config.unwrap_or_default();
-    for key in config.keys() {
+    for (key, value) in &config {
         r.check(&format!("config.{key}"), names::check_env_var(key));
+        if let Some(e) = duration::check_service_setting(key, value) {
+            r.report_hint(&format!("config.{key}"), e.to_string(), e.hint());
+        }
     }
     let mut secrets = BTreeMap::new();
     for (var, reference) in src.secrets.unwrap_or_default() {

@@ -63,7 +63,10 @@ pub struct EnvironmentSource {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceSource>,
     /// Plain configuration values, given to the service as environment variables
-    /// (through a ConfigMap). Never put secrets here: use `secrets`.
+    /// (through a ConfigMap). Never put secrets here: use `secrets`. The service's duration
+    /// settings (`REQUEST_TIMEOUT`, `SHUTDOWN_GRACE`, `SHUTDOWN_DELAY`) are checked here in
+    /// the grammar the service reads them with: a number and a unit (`500ms`, `10s`,
+    /// `1m 30s`), no bare numbers, and `REQUEST_TIMEOUT` above zero.
     /// ```yaml
     /// config:
     ///   LOG_FORMAT: json

@@ -7,8 +7,8 @@ pub use report::{DeployReport, ErrorReport, Outcome, StageReport};
 
 use crate::cluster::revision::{self, RecordedObject, Revision, RevisionStatus};
 use crate::cluster::{
-    self, ApplyOptions, ClusterError, LockOptions, ObjectRef, Plan, Resolver, RolloutFailure,
-    track::is_tracked,
+    self, ApplyOptions, ClusterError, LeaseWatch, LockOptions, ObjectRef, Plan, Resolver,
+    RolloutFailure, track::is_tracked,
 };
 use crate::config::Environment;
 use crate::render::{self, RenderError, RenderOptions};
@@ -110,6 +110,9 @@ pub struct DeployOptions {
     pub rollback: bool,
     pub force_unlock: bool,
     pub lock_duration: Duration,
+    /// How often the lock is renewed (`None`: a third of `lock_duration`); a test sets it
+    /// longer than `lock_duration` to lose the lock mid-deploy.
+    pub lock_renew_every: Option<Duration>,
     /// Rollout deadline; default: the definition's progress deadline plus 30 s.
     pub timeout: Option<Duration>,
     /// Stop cleanly on SIGINT and SIGTERM (the CLI; a library caller keeps its own
@@ -128,6 +131,7 @@ impl Default for DeployOptions {
             rollback: true,
             force_unlock: false,
             lock_duration: Duration::from_secs(30),
+            lock_renew_every: None,
             timeout: None,
             stop_on_signals: false,
         }
@@ -171,6 +175,7 @@ fn lock_options(options: &DeployOptions) -> LockOptions {
         holder: format!("{user}@{host} (pid {})", std::process::id()),
         duration: options.lock_duration,
         force_unlock: options.force_unlock,
+        renew_every: options.lock_renew_every,
     }
 }
 
@@ -271,9 +276,22 @@ async fn smoke(env: &Environment, stages: &mut Stages<'_>) -> Result<(), (String
 struct Stages<'a> {
     report: DeployReport,
     ui: &'a DeployUi,
+    /// The deploy lock, once taken: checked before every write to the cluster.
+    lease: Option<LeaseWatch>,
 }
 
 impl Stages<'_> {
+    /// `Ok` while this deploy holds its lock; the `lock_lost` failure otherwise.
+    fn ensure_held(&self) -> Result<(), (String, String)> {
+        match &self.lease {
+            Some(lease) => lease.ensure_held().map_err(lock_lost),
+            None => Err((
+                LOCK_LOST.to_owned(),
+                "the deploy lock was not taken".to_owned(),
+            )),
+        }
+    }
+
     fn done(&mut self, name: &'static str, started: Instant, ok: bool, detail: String) {
         let stage = StageReport::new(name, started.elapsed(), ok, detail);
         self.ui.stage(&stage);
@@ -308,6 +326,7 @@ async fn roll_out(
         }
     };
     let started = Instant::now();
+    stages.ensure_held()?;
     match cluster::apply_all(&resolver, &pairs(objects), options.apply).await {
         Ok(applied) => stages.done(
             names("apply"),
@@ -354,6 +373,7 @@ async fn roll_out(
         .filter(|o| !current.contains(o))
         .cloned()
         .collect();
+    stages.ensure_held()?;
     match cluster::delete_owned(&resolver, &stale).await {
         Ok(deleted) => stages.done(
             names("prune"),
@@ -398,6 +418,46 @@ async fn lock(
         &lock_options(options),
     )
     .await?)
+}
+
+/// The error code of a deploy that stopped because its lock was lost.
+const LOCK_LOST: &str = "lock_lost";
+
+fn lock_lost(lost: cluster::LockLost) -> (String, String) {
+    (LOCK_LOST.to_owned(), lost.to_string())
+}
+
+/// Ends a deploy whose lock was lost at a safe point: nothing more is applied (not even a
+/// rollback: another deploy may own the environment now) and its revision is marked
+/// interrupted.
+async fn stop_lock_lost(
+    client: &Client,
+    namespace: &str,
+    current: &mut Revision,
+    stages: &mut Stages<'_>,
+    message: &str,
+) -> DeployError {
+    let message = format!("{message}; stopped before writing anything more to the cluster");
+    current.status = RevisionStatus::Interrupted;
+    current.finished_at = Some(now());
+    current.message = Some(message.clone());
+    let recorded = match revision::update(client, namespace, current).await {
+        Ok(()) => format!("revision {} is marked interrupted", current.number),
+        Err(e) => format!(
+            "could not mark revision {} interrupted ({e})",
+            current.number
+        ),
+    };
+    stages.report.outcome = Outcome::Failed;
+    stages.report.error = Some(ErrorReport {
+        code: LOCK_LOST.to_owned(),
+        message,
+    });
+    stages.report.rolled_back_to = None;
+    stages.report.rollback_note = Some(format!("not rolled back; {recorded}"));
+    DeployError::Failed {
+        report: Box::new(stages.report.clone()),
+    }
 }
 
 /// What a killed deploy's pending revision is marked with by the next one.
@@ -527,6 +587,7 @@ pub async fn deploy(
     let mut stages = Stages {
         report: DeployReport::new(env),
         ui,
+        lease: None,
     };
     let mut held = None;
     let stopped = tokio::select! {
@@ -633,7 +694,9 @@ async fn run_deploy(
     ui.plan(&plan);
     ui.confirm(env, &plan)?;
 
-    *held = Some(lock(client, env, &objects, options).await?);
+    let guard = lock(client, env, &objects, options).await?;
+    stages.lease = Some(guard.watch());
+    *held = Some(guard);
     deploy_locked(client, env, options, stages, objects, image).await
 }
 
@@ -689,6 +752,11 @@ async fn deploy_locked(
         Ok(()) => smoke(env, stages).await,
         failed => failed,
     };
+    if let Err((code, message)) = &outcome
+        && code == LOCK_LOST
+    {
+        return Err(stop_lock_lost(client, namespace, &mut current, stages, message).await);
+    }
     let Err((code, message)) = outcome else {
         current.status = RevisionStatus::Succeeded;
         current.finished_at = Some(now());
@@ -743,6 +811,9 @@ async fn deploy_locked(
     )
     .await;
     match rollback {
+        Err((code, message)) if code == LOCK_LOST => {
+            Err(stop_lock_lost(client, namespace, &mut current, stages, &message).await)
+        }
         Ok(()) => {
             current.status = RevisionStatus::RolledBack;
             revision::update(client, namespace, &current).await?;
@@ -798,13 +869,16 @@ pub async fn rollback(
     let mut stages = Stages {
         report: DeployReport::new(env),
         ui,
+        lease: None,
     };
     stages.report.image = target.image.clone();
     stages.report.digests = target.digests.clone();
     ui.confirm_rollback(env, target.number)?;
     let mut held = None;
     let run = async {
-        held = Some(lock(client, env, &target.objects, options).await?);
+        let guard = lock(client, env, &target.objects, options).await?;
+        stages.lease = Some(guard.watch());
+        held = Some(guard);
         let mut revisions = revision::list(client, namespace, &env.name).await?;
         close_interrupted(client, namespace, &mut revisions, KILLED).await?;
         let owned_before = previously_owned(&revisions);
@@ -836,6 +910,9 @@ pub async fn rollback(
         .await;
         current.finished_at = Some(now());
         match outcome {
+            Err((code, message)) if code == LOCK_LOST => {
+                Err(stop_lock_lost(client, namespace, &mut current, &mut stages, &message).await)
+            }
             Ok(()) => {
                 current.status = RevisionStatus::Succeeded;
                 revision::update(client, namespace, &current).await?;

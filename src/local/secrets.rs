@@ -3,21 +3,18 @@
 
 use super::LocalError;
 use crate::config::Environment;
-use std::io::Read;
 use std::path::Path;
 
 /// File name, next to `compose.yaml` (the template's `env_file`).
 pub const FILE: &str = "secrets.env";
 
-/// Random hex of `bytes` bytes from the kernel's generator.
+/// Random hex of `bytes` bytes from the operating system's generator.
 fn random_hex(path: &Path, bytes: usize) -> Result<String, LocalError> {
     let mut buf = vec![0_u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| LocalError::Secrets {
-            path: path.to_owned(),
-            message: format!("cannot read /dev/urandom: {e}"),
-        })?;
+    getrandom::fill(&mut buf).map_err(|e| LocalError::Secrets {
+        path: path.to_owned(),
+        message: format!("cannot get random bytes from the operating system: {e}"),
+    })?;
     Ok(hex::encode(buf))
 }
 

@@ -30,14 +30,13 @@ fn paint(on: bool, code: &str, text: &str) -> String {
 
 impl DeployUi {
     pub fn new(global: &GlobalArgs) -> Self {
-        let allowed = !global.no_color && std::env::var_os("NO_COLOR").is_none();
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
         Self {
             format: global.output,
             quiet: global.quiet,
             verbose: global.verbose,
-            color_out: allowed && std::io::stdout().is_terminal(),
-            color_err: allowed && std::io::stderr().is_terminal(),
+            color_out: crate::ui::colour(&std::io::stdout(), global.no_color),
+            color_err: crate::ui::colour(&std::io::stderr(), global.no_color),
             assume_yes: global.yes,
             interactive: !ci && std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
         }

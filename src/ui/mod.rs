@@ -6,12 +6,25 @@ pub mod deploy;
 pub mod local;
 pub mod smoke;
 
-use std::io::IsTerminal;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     Text,
     Json,
+}
+
+fn in_github_actions() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+}
+
+/// Whether what goes to `stream` is coloured. Never with `--no-color`, nor in GitHub
+/// Actions (its log is read for annotations); otherwise the convention of the Rust CLI
+/// ecosystem, as anstream decides it for clap: `NO_COLOR` set and non-empty turns colour
+/// off, then `CLICOLOR_FORCE` (non-empty, not `0`) on, then `CLICOLOR=0` off; without
+/// those, colour only on a terminal whose `TERM` is not `dumb`.
+pub fn colour(stream: &impl anstream::stream::RawStream, no_color: bool) -> bool {
+    !no_color
+        && !in_github_actions()
+        && anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
 }
 
 #[derive(Debug, Clone)]
@@ -26,15 +39,12 @@ pub struct Ui {
 
 impl Ui {
     pub fn new(format: OutputFormat, quiet: bool, verbose: u8, no_color: bool) -> Self {
-        let color =
-            !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
-        let github_actions = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
         Self {
             format,
             quiet,
             verbose,
-            color: color && !github_actions,
-            github_actions,
+            color: colour(&std::io::stderr(), no_color),
+            github_actions: in_github_actions(),
         }
     }
 

@@ -584,7 +584,7 @@ impl Postgres {
     /// Fast shutdown (SIGINT): connections are closed, as in a real restart.
     fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.server.take() {
-            signal(child.id(), "INT");
+            signal(child.id(), rustix::process::Signal::INT);
             let deadline = Instant::now() + Duration::from_secs(30);
             while child.try_wait()?.is_none() {
                 if Instant::now() > deadline {
@@ -658,7 +658,7 @@ impl Redis {
 
     fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.server.take() {
-            signal(child.id(), "TERM");
+            signal(child.id(), rustix::process::Signal::TERM);
             let deadline = Instant::now() + Duration::from_secs(10);
             while child.try_wait()?.is_none() {
                 if Instant::now() > deadline {
@@ -689,10 +689,13 @@ fn redis_ping(port: u16) -> bool {
     attempt().unwrap_or(false)
 }
 
-fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status();
+fn signal(pid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
 }
 
 /// Runs a command as Debian's `postgres` user (PostgreSQL refuses root), with no wrapper

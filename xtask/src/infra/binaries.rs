@@ -272,13 +272,17 @@ impl GoModule {
     /// Writes `<dir>/go.mod`: requires the module at its version and replaces every sibling
     /// module its own go.mod takes from a local directory with the published version.
     fn write_wrapper(&self, dir: &Path, go: &Path) -> anyhow::Result<()> {
-        let upstream = upstream_go_mod(go, dir, self.module, self.version)?;
+        let upstream_path = upstream_go_mod(go, dir, self.module, self.version)?;
+        let mut edit = go_command(go, dir.parent().unwrap_or(dir), &dir.join("build.log"))?;
+        edit.env_remove("GOFLAGS");
+        let upstream = gomod::GoMod::read(edit, &upstream_path)?;
         let sibling = (self.sibling_version)().context("no published version for siblings")?;
-        let replaced: Vec<(String, String)> = gomod::locally_replaced_requirements(&upstream)
+        let replaced: Vec<(String, String)> = upstream
+            .locally_replaced_requirements()
             .into_iter()
             .map(|module| (module, sibling.clone()))
             .collect();
-        let go_version = gomod::go_version(&upstream).unwrap_or_else(|| "1.26.0".into());
+        let go_version = upstream.go.clone().unwrap_or_else(|| "1.26.0".into());
         let text = gomod::wrapper(
             &format!("wactl.local/infra/{}", self.name),
             &go_version,
@@ -291,8 +295,8 @@ impl GoModule {
     }
 }
 
-/// The upstream go.mod of `module@version`, downloaded through the module proxy.
-fn upstream_go_mod(go: &Path, dir: &Path, module: &str, version: &str) -> anyhow::Result<String> {
+/// Where the upstream go.mod of `module@version` is, downloaded through the module proxy.
+fn upstream_go_mod(go: &Path, dir: &Path, module: &str, version: &str) -> anyhow::Result<PathBuf> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Download {
@@ -318,8 +322,7 @@ fn upstream_go_mod(go: &Path, dir: &Path, module: &str, version: &str) -> anyhow
     if let Some(error) = info.error {
         bail!("go mod download {module}@{version}: {error}");
     }
-    let path = info.go_mod.context("go mod download gave no GoMod path")?;
-    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    info.go_mod.context("go mod download gave no GoMod path")
 }
 
 fn go_command(go: &Path, dir: &Path, log: &Path) -> anyhow::Result<Command> {

@@ -114,7 +114,12 @@ pub fn up(state: &StateDir) -> anyhow::Result<()> {
                 "runs with an old command line"
             };
             eprintln!("infra: postgres    pid {pid} {why}; restarting it");
-            process::stop_with(state, COMPONENT, "INT", Duration::from_secs(30))?;
+            process::stop_with(
+                state,
+                COMPONENT,
+                rustix::process::Signal::INT,
+                Duration::from_secs(30),
+            )?;
         }
         Liveness::Stale | Liveness::Absent => {}
     }
@@ -247,7 +252,12 @@ fn ensure_database(socket_dir: &Path) -> anyhow::Result<()> {
 
 pub fn down(state: &StateDir) -> anyhow::Result<()> {
     // SIGINT is postgres' "fast shutdown"; SIGTERM would wait for every client to leave.
-    if process::stop_with(state, COMPONENT, "INT", Duration::from_secs(30))? {
+    if process::stop_with(
+        state,
+        COMPONENT,
+        rustix::process::Signal::INT,
+        Duration::from_secs(30),
+    )? {
         eprintln!("infra: postgres    stopped");
     }
     Ok(())

@@ -2,6 +2,7 @@
 
 use super::state::StateDir;
 use anyhow::{Context, bail};
+use rustix::process::{Pid, Signal, kill_process};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -127,14 +128,14 @@ pub fn spawn_named(
 /// Stops the component infra started (SIGTERM, then SIGKILL after `grace`) and removes its
 /// pidfile. Returns whether a process was stopped; a missing or stale pidfile is not an error.
 pub fn stop(state: &StateDir, component: &str, grace: Duration) -> anyhow::Result<bool> {
-    stop_with(state, component, "TERM", grace)
+    stop_with(state, component, Signal::TERM, grace)
 }
 
 /// Like [`stop`], with the signal the program treats as "shut down now".
 pub fn stop_with(
     state: &StateDir,
     component: &str,
-    first_signal: &str,
+    first_signal: Signal,
     grace: Duration,
 ) -> anyhow::Result<bool> {
     let pidfile = state.pidfile(component);
@@ -147,9 +148,9 @@ pub fn stop_with(
             }
             if alive(pid) {
                 eprintln!(
-                    "infra: {component} (pid {pid}) ignored SIG{first_signal} for {grace:?}; sending SIGKILL"
+                    "infra: {component} (pid {pid}) ignored {first_signal:?} for {grace:?}; sending SIGKILL"
                 );
-                signal(pid, "KILL")?;
+                signal(pid, Signal::KILL)?;
                 wait_for(
                     &format!("{component} to exit"),
                     Duration::from_secs(10),
@@ -174,16 +175,16 @@ pub fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .context("running kill")?;
-    if !status.success() && alive(pid) {
-        bail!("kill -{signal} {pid} failed ({status})");
+fn signal(pid: u32, signal: Signal) -> anyhow::Result<()> {
+    let Some(target) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        bail!("{pid} is not a process id");
+    };
+    match kill_process(target, signal) {
+        // Gone already: what the caller wanted.
+        Err(e) if e == rustix::io::Errno::SRCH => Ok(()),
+        Err(e) if alive(pid) => bail!("sending {signal:?} to {pid} failed: {e}"),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// A long-running component `up` keeps running: started when absent, restarted when its

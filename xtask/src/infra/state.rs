@@ -76,12 +76,10 @@ pub fn write_if_changed(path: &Path, content: &[u8]) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// A random hex string from the kernel's generator (passwords, registry secrets).
+/// A random hex string from the operating system's generator (passwords, registry secrets).
 pub fn random_hex(bytes: usize) -> anyhow::Result<String> {
-    use std::io::Read;
     let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .context("reading /dev/urandom")?;
+    getrandom::fill(&mut buf)
+        .map_err(|e| anyhow::anyhow!("getting random bytes from the operating system: {e}"))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
