@@ -8,6 +8,7 @@ mod connect;
 pub mod diff;
 mod lock;
 mod object;
+pub mod prometheus;
 pub mod revision;
 mod status;
 pub mod track;
@@ -18,7 +19,7 @@ pub use diff::{Change, Plan, PlannedObject};
 pub use lock::{DeployLock, LockOptions, acquire_lock, lease_name, release_lock};
 pub use object::{ObjectRef, apply_group};
 pub use revision::{RecordedObject, Revision, RevisionStatus};
-pub use status::{LiveStatus, PodSummary, RevisionLine, WorkloadSummary, live_status};
+pub use status::{AlertReport, LiveStatus, PodSummary, RevisionLine, WorkloadSummary, live_status};
 pub use track::{FailureReason, RolloutFailure, TrackEvent, track};
 
 use std::path::PathBuf;
