@@ -1,6 +1,7 @@
 //! `wactl status ENV`
 
 use super::GlobalArgs;
+use crate::cluster::AlertReport;
 use crate::deploy::DeployError;
 use crate::ui::{OutputFormat, Ui};
 
@@ -15,7 +16,14 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let access = super::deploy::access(global);
     let status = super::block_on(async {
         let client = crate::cluster::connect(&env, &access).await?;
-        crate::cluster::live_status(&client, &env.cluster.namespace, &env.name).await
+        let prometheus = crate::cluster::prometheus::PrometheusService::bundled(&env);
+        crate::cluster::live_status(
+            &client,
+            &env.cluster.namespace,
+            &env.name,
+            prometheus.as_ref(),
+        )
+        .await
     })?
     .map_err(DeployError::from)?;
     if ui.format == OutputFormat::Json {
@@ -65,6 +73,24 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
             p.node.as_deref().unwrap_or("-"),
             p.images.join(", ")
         );
+    }
+    match &status.alerts {
+        None => {}
+        Some(AlertReport::Unavailable { reason }) => println!("  alerts unknown: {reason}"),
+        Some(AlertReport::Read { alerts }) if alerts.is_empty() => println!("  alerts: none"),
+        Some(AlertReport::Read { alerts }) => {
+            for a in alerts {
+                let label = |key: &str| a.labels.get(key).map_or("-", String::as_str);
+                let summary = a.annotations.get("summary").map_or("", String::as_str);
+                println!(
+                    "  alert {} {} severity={} since {}: {summary}",
+                    a.name(),
+                    a.state,
+                    label("severity"),
+                    a.active_at.as_deref().unwrap_or("-"),
+                );
+            }
+        }
     }
     Ok(())
 }

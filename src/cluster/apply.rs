@@ -91,10 +91,18 @@ impl Resolver {
                 let (group, version) = object.group_version();
                 let gvk = GroupVersionKind::gvk(group, version, &object.kind);
                 let found = pinned_kind(&self.client, &gvk).await.map_err(|e| {
+                    let mut message = api_message(&e);
+                    if group == "monitoring.coreos.com" {
+                        message.push_str(
+                            "; the Prometheus Operator's CRDs are not installed in this cluster \
+                             (install them, as kube-prometheus-stack does, or set \
+                             `monitoring.mode: bundled`)",
+                        );
+                    }
                     ClusterError::UnknownKind {
                         api_version: object.api_version.clone(),
                         kind: object.kind.clone(),
-                        message: api_message(&e),
+                        message,
                     }
                 })?;
                 if let Ok(mut cache) = self.cache.lock() {

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod drift;
 mod lock;
 mod object;
+pub mod prometheus;
 pub mod revision;
 mod status;
 pub mod track;
@@ -21,7 +22,7 @@ pub use lock::{
 };
 pub use object::{ObjectRef, apply_group};
 pub use revision::{RecordedObject, Revision, RevisionStatus};
-pub use status::{LiveStatus, PodSummary, RevisionLine, WorkloadSummary, live_status};
+pub use status::{AlertReport, LiveStatus, PodSummary, RevisionLine, WorkloadSummary, live_status};
 pub use track::{FailureReason, RolloutFailure, TrackEvent, track};
 
 use std::path::PathBuf;

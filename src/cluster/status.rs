@@ -1,5 +1,6 @@
 //! Live state of an environment: its latest revision, its objects, workloads and pods.
 
+use super::prometheus::{Alert, PrometheusService};
 use super::revision::{self, Revision};
 use super::{ClusterError, MANAGED_BY, ObjectRef, Resolver, api_message};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -39,6 +40,18 @@ pub struct LiveStatus {
     pub objects: Vec<(ObjectRef, bool)>,
     pub workloads: Vec<WorkloadSummary>,
     pub pods: Vec<PodSummary>,
+    /// The bundled Prometheus' alerts; `None` when the environment has no bundled Prometheus.
+    pub alerts: Option<AlertReport>,
+}
+
+/// What the bundled Prometheus says, or why it could not be asked.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AlertReport {
+    /// Every pending and firing alert (empty: all quiet).
+    Read { alerts: Vec<Alert> },
+    /// Prometheus did not answer; the rest of the status still stands.
+    Unavailable { reason: String },
 }
 
 /// A revision without its objects, as `history` and `status` print it.
@@ -85,11 +98,13 @@ fn images(spec: Option<&k8s_openapi::api::core::v1::PodSpec>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-/// Reads the live state of `environment` in `namespace`.
+/// Reads the live state of `environment` in `namespace`, with the alerts of `prometheus`
+/// (read through the API server's service proxy) when it has one.
 pub async fn live_status(
     client: &Client,
     namespace: &str,
     environment: &str,
+    prometheus: Option<&PrometheusService>,
 ) -> Result<LiveStatus, ClusterError> {
     let revisions = revision::list(client, namespace, environment).await?;
     let current = revisions
@@ -188,6 +203,18 @@ pub async fn live_status(
         });
     }
     pod_lines.sort_by(|a, b| a.name.cmp(&b.name));
+    let alerts = match prometheus {
+        None => None,
+        Some(service) => Some(match super::prometheus::alerts(client, service).await {
+            Ok(mut alerts) => {
+                alerts.sort_by(|a, b| (a.name(), &a.labels).cmp(&(b.name(), &b.labels)));
+                AlertReport::Read { alerts }
+            }
+            Err(e) => AlertReport::Unavailable {
+                reason: e.to_string(),
+            },
+        }),
+    };
     Ok(LiveStatus {
         environment: environment.to_owned(),
         namespace: namespace.to_owned(),
@@ -196,5 +223,6 @@ pub async fn live_status(
         objects,
         workloads,
         pods: pod_lines,
+        alerts,
     })
 }

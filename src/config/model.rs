@@ -23,6 +23,7 @@ pub struct Environment {
     pub rollout: Rollout,
     pub ingress: Ingress,
     pub components: Components,
+    pub monitoring: Monitoring,
     pub scheduling: Scheduling,
     pub service: ServiceExposure,
     pub config: BTreeMap<String, String>,
@@ -46,6 +47,34 @@ impl Environment {
             None => self.name.clone(),
         }
     }
+}
+
+/// How the environment is monitored in its cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct Monitoring {
+    pub mode: MonitoringMode,
+    /// How the bundled Prometheus finds the service's pods.
+    pub discovery: Discovery,
+    /// Operator mode: labels the operator's selectors match (empty otherwise).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Who runs Prometheus; spelled in lowercase everywhere (`off`, `bundled`, `operator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MonitoringMode {
+    Off,
+    /// Prometheus (and Grafana when `components.grafana` is on) in the environment's namespace.
+    Bundled,
+    /// ServiceMonitor, PrometheusRule and a dashboard ConfigMap for the Prometheus Operator.
+    Operator,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Discovery {
+    Kubernetes,
+    Dns,
 }
 
 /// Where the pods run; empty means anywhere the scheduler likes.

@@ -620,6 +620,8 @@ pub fn resolve(
         ),
     };
 
+    let monitoring = resolve_monitoring(&mut r, src.monitoring.unwrap_or_default(), &components);
+
     let config = src.config.unwrap_or_default();
     for (key, value) in &config {
         r.check(&format!("config.{key}"), names::check_env_var(key));
@@ -849,6 +851,7 @@ pub fn resolve(
         rollout,
         ingress,
         components,
+        monitoring,
         scheduling,
         service: ServiceExposure { node_port },
         config,
@@ -932,6 +935,53 @@ fn resolve_trusted_ca(
         key,
         mount_dir: TRUSTED_CA_DIR.to_owned(),
     })
+}
+
+/// The `monitoring` section: the bundled Prometheus and Grafana take their image, storage and
+/// resources from `components.prometheus` and `components.grafana`.
+fn resolve_monitoring(
+    r: &mut Resolver<'_>,
+    src: source::MonitoringSource,
+    components: &Components,
+) -> Monitoring {
+    let mode = match src.mode.unwrap_or(source::MonitoringModeSource::Off) {
+        source::MonitoringModeSource::Off => MonitoringMode::Off,
+        source::MonitoringModeSource::Bundled => MonitoringMode::Bundled,
+        source::MonitoringModeSource::Operator => MonitoringMode::Operator,
+    };
+    if mode == MonitoringMode::Bundled && components.prometheus.is_none() {
+        r.report_hint(
+            "monitoring.mode",
+            "`bundled` deploys the Prometheus of `components.prometheus`, which is disabled",
+            "set `components.prometheus.enabled: true`, or choose `mode: operator` or `off`",
+        );
+    }
+    if src.discovery.is_some() && mode != MonitoringMode::Bundled {
+        r.report(
+            "monitoring.discovery",
+            "`discovery` only applies to `mode: bundled`",
+        );
+    }
+    let labels = src.labels.unwrap_or_default();
+    if !labels.is_empty() && mode != MonitoringMode::Operator {
+        r.report(
+            "monitoring.labels",
+            "`labels` only applies to `mode: operator`",
+        );
+    }
+    for (key, value) in &labels {
+        let field = format!("monitoring.labels.{key}");
+        r.check(&field, names::check_label_key(key));
+        r.check(&field, names::check_label_value(value));
+    }
+    Monitoring {
+        mode,
+        discovery: match src.discovery.unwrap_or(source::DiscoverySource::Kubernetes) {
+            source::DiscoverySource::Kubernetes => Discovery::Kubernetes,
+            source::DiscoverySource::Dns => Discovery::Dns,
+        },
+        labels,
+    }
 }
 
 /// Expands a leading `~/` to the home directory.

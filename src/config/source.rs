@@ -56,6 +56,10 @@ pub struct EnvironmentSource {
     /// Supporting services deployed next to the service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub components: Option<ComponentsSource>,
+    /// How the environment is monitored inside its cluster: a bundled Prometheus (and
+    /// Grafana), objects for the Prometheus Operator, or nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringSource>,
     /// Which nodes run the service and its components (postgres, redis).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduling: Option<SchedulingSource>,
@@ -637,6 +641,59 @@ pub struct ComponentSource {
     /// ```
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<String>,
+}
+
+/// Who runs Prometheus for a Kubernetes environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MonitoringModeSource {
+    /// No monitoring objects in the cluster (the local stack still runs `components.prometheus`).
+    Off,
+    /// wactl deploys Prometheus (and Grafana when `components.grafana` is enabled) into the
+    /// environment's namespace, configured from `components.prometheus`.
+    Bundled,
+    /// The cluster runs the Prometheus Operator: wactl renders a ServiceMonitor, a
+    /// PrometheusRule and the dashboard as a ConfigMap for the Grafana sidecar.
+    Operator,
+}
+
+/// How the bundled Prometheus finds the service's pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscoverySource {
+    /// Kubernetes service discovery (pods of the namespace), through the API server, with a
+    /// Role limited to the namespace.
+    Kubernetes,
+    /// DNS service discovery through a headless Service, for clusters whose pods cannot reach
+    /// the API server (no RBAC needed).
+    Dns,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MonitoringSource {
+    /// `off`, `bundled` or `operator`.
+    /// ```yaml
+    /// monitoring:
+    ///   mode: bundled
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<MonitoringModeSource>,
+    /// Bundled only: how Prometheus discovers the service's pods (`kubernetes` or `dns`).
+    /// ```yaml
+    /// monitoring:
+    ///   discovery: kubernetes
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoverySource>,
+    /// Operator only: labels put on the ServiceMonitor and PrometheusRule so that the
+    /// operator's `serviceMonitorSelector` and `ruleSelector` pick them up.
+    /// ```yaml
+    /// monitoring:
+    ///   labels: { release: kube-prometheus-stack }
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]

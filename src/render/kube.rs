@@ -1,6 +1,6 @@
 //! Kubernetes documents: each rendered object is checked against its `k8s-openapi` type.
 
-use super::RenderError;
+use super::{RenderError, operator};
 use k8s_openapi::api::{apps, autoscaling, core, networking, policy, rbac};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -98,6 +98,12 @@ fn parse_value(template: &str, order: u8, object: Value) -> Result<Manifest, Ren
             round_trip::<networking::v1::NetworkPolicy>(&object)
         }
         ("networking.k8s.io/v1", "Ingress") => round_trip::<networking::v1::Ingress>(&object),
+        (operator::API_VERSION, "ServiceMonitor") => {
+            round_trip::<operator::ServiceMonitor>(&object)
+        }
+        (operator::API_VERSION, "PrometheusRule") => {
+            round_trip::<operator::PrometheusRule>(&object)
+        }
         (api_version, kind) => Err(format!("{api_version} {kind} is not a kind wactl renders")),
     };
     let typed = typed.map_err(invalid)?;

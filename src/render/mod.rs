@@ -7,6 +7,7 @@
 
 mod kube;
 mod output;
+pub mod operator;
 mod templates;
 
 pub use kube::Manifest;
@@ -14,6 +15,7 @@ pub use output::MANIFEST;
 pub use templates::TEMPLATE_NAMES;
 
 use crate::config::Environment;
+use crate::config::model::{Discovery, MonitoringMode};
 use crate::config::quantity::Quantity;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -94,9 +96,10 @@ pub fn render(env: &Environment, options: &RenderOptions) -> Result<Rendered, Re
         env.source_description(),
         env.name
     );
-    let context = context(env, &image, &header);
+    let mut context = context(env, &image, &header);
 
     let mut files = BTreeMap::new();
+    let mut artifacts = BTreeMap::new();
     let mut manifests = Vec::new();
     for (template, output) in plan(env) {
         let text = engine.render(template, &context)?;
@@ -108,7 +111,11 @@ pub fn render(env: &Environment, options: &RenderOptions) -> Result<Rendered, Re
                 } else {
                     format!("# {header}\n{text}")
                 };
-                files.insert(path.to_owned(), ensure_newline(body));
+                let body = ensure_newline(body);
+                // Later templates (the monitoring ConfigMaps) embed the files rendered before them.
+                artifacts.insert(path, artifact(path, &body));
+                context.insert("artifacts", &artifacts);
+                files.insert(path.to_owned(), body);
             }
             Output::Kubernetes(order) => {
                 for manifest in kube::parse_all(template, order, &text)? {
@@ -170,6 +177,15 @@ fn plan(env: &Environment) -> Vec<(&'static str, Output)> {
             File("grafana/dashboards/address-service.json"),
         ),
         ("nginx/nginx.conf.tera", File("nginx/nginx.conf")),
+    ];
+    // Files come first: the Kubernetes templates that embed them see them rendered.
+    if env.monitoring.mode == MonitoringMode::Bundled {
+        plan.push((
+            "prometheus/prometheus-kubernetes.yml.tera",
+            File("prometheus/prometheus-kubernetes.yml"),
+        ));
+    }
+    plan.extend([
         ("k8s/namespace.yaml.tera", K(0)),
         ("k8s/serviceaccount.yaml.tera", K(10)),
         ("k8s/role.yaml.tera", K(11)),
@@ -180,7 +196,7 @@ fn plan(env: &Environment) -> Vec<(&'static str, Output)> {
         ("k8s/pdb.yaml.tera", K(61)),
         ("k8s/networkpolicy-default-deny.yaml.tera", K(62)),
         ("k8s/networkpolicy.yaml.tera", K(62)),
-    ];
+    ]);
     if c.postgres.is_some() {
         plan.extend([
             ("k8s/postgres-service.yaml.tera", K(31)),
@@ -194,6 +210,39 @@ fn plan(env: &Environment) -> Vec<(&'static str, Output)> {
             ("k8s/redis-statefulset.yaml.tera", K(40)),
             ("k8s/redis-networkpolicy.yaml.tera", K(62)),
         ]);
+    }
+    match env.monitoring.mode {
+        MonitoringMode::Off => {}
+        MonitoringMode::Bundled => {
+            plan.extend([
+                ("k8s/prometheus-serviceaccount.yaml.tera", K(10)),
+                ("k8s/prometheus-configmap.yaml.tera", K(20)),
+                ("k8s/prometheus-service.yaml.tera", K(31)),
+                ("k8s/prometheus-statefulset.yaml.tera", K(40)),
+                ("k8s/prometheus-networkpolicy.yaml.tera", K(62)),
+            ]);
+            match env.monitoring.discovery {
+                Discovery::Kubernetes => plan.extend([
+                    ("k8s/prometheus-role.yaml.tera", K(11)),
+                    ("k8s/prometheus-rolebinding.yaml.tera", K(12)),
+                ]),
+                Discovery::Dns => plan.push(("k8s/prometheus-pods-service.yaml.tera", K(31))),
+            }
+            if c.grafana.is_some() {
+                plan.extend([
+                    ("k8s/grafana-configmap.yaml.tera", K(20)),
+                    ("k8s/grafana-service.yaml.tera", K(31)),
+                    ("k8s/grafana-deployment.yaml.tera", K(50)),
+                    ("k8s/grafana-networkpolicy.yaml.tera", K(62)),
+                ]);
+            }
+        }
+        MonitoringMode::Operator => plan.extend([
+            ("k8s/grafana-dashboard-configmap.yaml.tera", K(20)),
+            // After the workloads: the objects only tell the operator what to watch.
+            ("k8s/servicemonitor.yaml.tera", K(64)),
+            ("k8s/prometheusrule.yaml.tera", K(64)),
+        ]),
     }
     if env.autoscaling.is_some() {
         plan.push(("k8s/hpa.yaml.tera", K(60)));
@@ -229,12 +278,40 @@ fn context(env: &Environment, image: &str, header: &str) -> tera::Context {
     ctx.insert("config_hash", &config_hash(env));
     ctx.insert("alert", &alert_thresholds(env));
     // Per-component templates use the same names; each template knows its component.
-    for (suffix, key) in [("postgres", "postgres"), ("redis", "redis")] {
+    let merged = |extra: &BTreeMap<String, String>| {
+        let mut merged = labels.clone();
+        if let Value::Object(map) = &mut merged {
+            map.extend(extra.iter().map(|(k, v)| (k.clone(), json!(v))));
+        }
+        merged
+    };
+    ctx.insert("operator_labels", &merged(&env.monitoring.labels));
+    let sidecar = BTreeMap::from([("grafana_dashboard".to_owned(), "1".to_owned())]);
+    ctx.insert("dashboard_labels", &merged(&sidecar));
+    ctx.insert("artifacts", &BTreeMap::<String, Value>::new());
+    for (suffix, key) in [
+        ("postgres", "postgres"),
+        ("redis", "redis"),
+        ("prometheus", "prometheus"),
+        ("grafana", "grafana"),
+    ] {
         let (labels, selector) = component(suffix);
         ctx.insert(format!("{key}_labels"), &labels);
         ctx.insert(format!("{key}_selector"), &selector);
     }
     ctx
+}
+
+/// A rendered file as later templates see it: its text, a checksum of it (for the pod
+/// annotations that roll a workload when its configuration changes) and, for YAML, its data.
+fn artifact(path: &str, body: &str) -> Value {
+    let checksum = hex::encode(&Sha256::digest(body.as_bytes())[..8]);
+    let data = if path.ends_with(".yml") || path.ends_with(".yaml") {
+        serde_saphyr::from_str::<Value>(body).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    json!({ "text": body, "checksum": checksum, "data": data })
 }
 
 /// Thresholds the alert rules and their tests share.

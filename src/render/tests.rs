@@ -57,7 +57,7 @@ fn autoscaled_deployments_leave_replicas_to_the_hpa() {
     let deployment = staging
         .manifests
         .iter()
-        .find(|m| m.kind == "Deployment")
+        .find(|m| m.kind == "Deployment" && m.name == "address-service")
         .unwrap();
     assert!(deployment.object["spec"].get("replicas").is_none());
     let dev = render(&repo_env("dev"), &RenderOptions::default()).unwrap();

@@ -198,7 +198,7 @@ pub fn cached_node(cache: &Path) -> NodeBinaries {
     }
 }
 
-fn go_tool() -> anyhow::Result<PathBuf> {
+pub(super) fn go_tool() -> anyhow::Result<PathBuf> {
     let local = PathBuf::from("/usr/local/go/bin/go");
     if local.is_file() {
         return Ok(local);

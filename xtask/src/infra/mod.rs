@@ -11,6 +11,7 @@ mod docker;
 mod gomod;
 mod images;
 mod kwok;
+mod operator_crds;
 mod pki;
 mod postgres;
 mod process;
@@ -163,6 +164,7 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<()> {
     let control_plane_started = Instant::now();
     control_plane::up(&state, &bins)?;
     kwok::up(&state, &bins)?;
+    operator_crds::install(&state, &bins)?;
     if opts.real_node {
         real_node::up(&state, &bins)?;
     }

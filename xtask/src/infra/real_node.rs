@@ -41,7 +41,11 @@ const DNS_ADDR: &str = "10.88.0.1:53";
 const DNS_READY: &str = "http://127.0.0.1:10255/ready";
 
 /// Images the `dev-real` environment's components pull from the local registry.
-const COMPONENT_IMAGES: &[&str] = &["wactl.local/postgres:15", "wactl.local/redis:7"];
+const COMPONENT_IMAGES: &[&str] = &[
+    "wactl.local/postgres:15",
+    "wactl.local/redis:7",
+    "wactl.local/prometheus:2",
+];
 
 const TOOLS: &[crate::tools::Tool] = &[
     crate::tools::Tool {
