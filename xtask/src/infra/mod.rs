@@ -165,17 +165,19 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<()> {
     control_plane::up(&state, &bins)?;
     kwok::up(&state, &bins)?;
     operator_crds::install(&state, &bins)?;
-    if opts.real_node {
-        real_node::up(&state, &bins)?;
-    }
     eprintln!(
         "infra: control plane ready in {:.1}s; KUBECONFIG={} (context {})",
         control_plane_started.elapsed().as_secs_f64(),
         state.kubeconfig().display(),
         pki::CONTEXT
     );
+    // Before the real node: it pushes the component images (postgres, redis, prometheus)
+    // to the registry for containerd, so on a fresh machine they must exist first.
     if opts.images {
         images::build(&images::ImageOptions::default())?;
+    }
+    if opts.real_node {
+        real_node::up(&state, &bins)?;
     }
     eprintln!(
         "infra: up in {:.1}s; state in {}",
