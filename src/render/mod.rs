@@ -6,8 +6,8 @@
 //! template mistake is a render error that names the template.
 
 mod kube;
-mod output;
 pub mod operator;
+mod output;
 mod templates;
 
 pub use kube::Manifest;
