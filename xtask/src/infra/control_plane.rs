@@ -234,7 +234,7 @@ fn scheduler(
 pub fn down(state: &StateDir, cluster: &Cluster) -> anyhow::Result<()> {
     for component in COMPONENTS.iter().rev().map(|c| cluster.component(c)) {
         if process::stop(state, &component, Duration::from_secs(20))? {
-            eprintln!("infra: {component:<23} stopped");
+            eprintln!("infra: {component:<25} stopped");
         }
     }
     Ok(())

@@ -80,7 +80,7 @@ fn healthy(cluster: &Cluster) -> bool {
 pub fn down(state: &StateDir, cluster: &Cluster) -> anyhow::Result<()> {
     let component = cluster.component(COMPONENT);
     if process::stop(state, &component, Duration::from_secs(10))? {
-        eprintln!("infra: {component:<23} stopped");
+        eprintln!("infra: {component:<25} stopped");
     }
     Ok(())
 }

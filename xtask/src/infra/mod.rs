@@ -337,5 +337,5 @@ fn status_line(component: &str, up: bool, addr: &str, note: &str) -> String {
     } else {
         format!("  ({note})")
     };
-    format!("{component:<24} {word:<5} {addr}{note}\n")
+    format!("{component:<26} {word:<5} {addr}{note}\n")
 }
