@@ -36,7 +36,12 @@ async fn client(kubeconfig: &str, context: &str) -> Client {
     };
     let config = Config::from_custom_kubeconfig(file, &options)
         .await
-        .unwrap_or_else(|e| panic!("context {context} in {kubeconfig}: {e}"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "context {context} in {kubeconfig}: {e} (`cargo xtask infra up \
+                 --second-cluster` writes both clusters' contexts)"
+            )
+        });
     Client::try_from(config).expect("a client")
 }
 
