@@ -62,6 +62,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     infra::up(&infra::UpOptions {
         images: true,
         real_node: true,
+        second_cluster: false,
     })?;
     let wactl = build_wactl("rolling")?;
     let env_vars = infra::env_vars()?;

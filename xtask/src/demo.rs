@@ -11,6 +11,7 @@ pub fn run() -> anyhow::Result<()> {
     infra::up(&infra::UpOptions {
         images: true,
         real_node: true,
+        second_cluster: false,
     })?;
     let sh = project::shell()?;
     cmd!(sh, "cargo build --quiet --bin wactl").run()?;

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: what CI runs, from a fresh machine to every test passed.
 //!
-//! Installs the host tools, starts the infrastructure (`cargo xtask infra up` and
-//! `infra images`), checks formatting, lints and dependency policy, then runs every test
+//! Installs the host tools, starts the infrastructure (`cargo xtask infra up --images
+//! --real-node --second-cluster`), checks formatting, lints and dependency policy, then runs every test
 //! including the infrastructure ones with the infrastructure's endpoints in the
 //! environment, and finally schemathesis against address-service (`cargo xtask schemathesis`).
 
@@ -43,10 +43,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         cmd!(sh, "cargo test --workspace --locked").run()?;
         return Ok(());
     }
-    // The real node too: tests/real_node.rs deploys dev-real there.
+    // The real node too: tests/real_node.rs deploys dev-real there; and the second cluster,
+    // which every multi-cluster test uses.
     infra::up(&infra::UpOptions {
         images: true,
         real_node: true,
+        second_cluster: true,
     })?;
     let actionlint = actionlint::ensure()?;
     let zizmor = zizmor::ensure()?;

@@ -10,6 +10,9 @@ use std::time::Instant;
 
 /// Kubernetes release of the control plane; wactl's `k8s-openapi` feature is `v1_36`.
 pub const KUBERNETES_VERSION: &str = "v1.36.3";
+/// Kubernetes release of the second cluster: the newest patch of the previous minor on the
+/// Go module proxy.
+pub const KUBERNETES_SECOND_VERSION: &str = "v1.35.4";
 pub const ETCD_VERSION: &str = "v3.6.16";
 pub const KWOK_VERSION: &str = "v0.8.0";
 /// DNS for pods on the real node (`infra up --real-node`).
@@ -37,28 +40,37 @@ struct GoModule {
     version: &'static str,
     /// (binary name, package path)
     binaries: &'static [(&'static str, &'static str)],
-    /// Version that locally replaced sibling modules are published at.
-    sibling_version: fn() -> Option<String>,
-    ldflags: fn() -> String,
+    /// Version that locally replaced sibling modules are published at, from `version`.
+    sibling_version: fn(&str) -> Option<String>,
+    ldflags: fn(&str) -> String,
     /// A `main.go` written into the wrapper module, whose package `.` is then built instead
     /// of one of the module's own commands.
     main_go: Option<&'static str>,
 }
 
+/// The control plane's binaries, built at whichever release a cluster runs.
+const CONTROL_PLANE: &[(&str, &str)] = &[
+    ("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"),
+    (
+        "kube-controller-manager",
+        "k8s.io/kubernetes/cmd/kube-controller-manager",
+    ),
+    ("kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler"),
+];
+
+/// The first cluster's release, with the one kubectl infra drives every cluster with (a
+/// newer kubectl talks to a server one minor older).
 const KUBERNETES: GoModule = GoModule {
     name: "kubernetes",
     module: "k8s.io/kubernetes",
     version: KUBERNETES_VERSION,
     binaries: &[
-        ("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"),
-        (
-            "kube-controller-manager",
-            "k8s.io/kubernetes/cmd/kube-controller-manager",
-        ),
-        ("kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler"),
+        CONTROL_PLANE[0],
+        CONTROL_PLANE[1],
+        CONTROL_PLANE[2],
         ("kubectl", "k8s.io/kubernetes/cmd/kubectl"),
     ],
-    sibling_version: || gomod::staging_version(KUBERNETES_VERSION),
+    sibling_version: gomod::staging_version,
     ldflags: kubernetes_ldflags,
     main_go: None,
 };
@@ -79,8 +91,8 @@ const COREDNS: GoModule = GoModule {
     module: "github.com/coredns/coredns",
     version: COREDNS_VERSION,
     binaries: &[("coredns", ".")],
-    sibling_version: || Some(COREDNS_VERSION.to_string()),
-    ldflags: || "-s -w".to_string(),
+    sibling_version: |version| Some(version.to_string()),
+    ldflags: |_| "-s -w".to_string(),
     main_go: Some(include_str!("../../assets/infra/real-node/coredns/main.go")),
 };
 
@@ -89,8 +101,8 @@ const ETCD: GoModule = GoModule {
     module: "go.etcd.io/etcd/server/v3",
     version: ETCD_VERSION,
     binaries: &[("etcd", "go.etcd.io/etcd/server/v3")],
-    sibling_version: || Some(ETCD_VERSION.to_string()),
-    ldflags: || "-s -w".to_string(),
+    sibling_version: |version| Some(version.to_string()),
+    ldflags: |_| "-s -w".to_string(),
     main_go: None,
 };
 
@@ -99,15 +111,15 @@ const KWOK: GoModule = GoModule {
     module: "sigs.k8s.io/kwok",
     version: KWOK_VERSION,
     binaries: &[("kwok", "sigs.k8s.io/kwok/cmd/kwok")],
-    sibling_version: || Some(KWOK_VERSION.to_string()),
-    ldflags: || format!("-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={KWOK_VERSION}"),
+    sibling_version: |version| Some(version.to_string()),
+    ldflags: |version| format!("-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={version}"),
     main_go: None,
 };
 
-fn kubernetes_ldflags() -> String {
+fn kubernetes_ldflags(version: &str) -> String {
     // Without these the binaries call themselves v0.0.0-master, which breaks version skew
     // checks and confuses clients.
-    let (major, minor) = KUBERNETES_VERSION.trim_start_matches('v').split('.').fold(
+    let (major, minor) = version.trim_start_matches('v').split('.').fold(
         (String::new(), String::new()),
         |(major, minor), part| {
             if major.is_empty() {
@@ -126,7 +138,7 @@ fn kubernetes_ldflags() -> String {
     .iter()
     .map(|pkg| {
         format!(
-            "-X {pkg}.gitVersion={KUBERNETES_VERSION} -X {pkg}.gitMajor={major} \
+            "-X {pkg}.gitVersion={version} -X {pkg}.gitMajor={major} \
                  -X {pkg}.gitMinor={minor} -X {pkg}.gitTreeState=clean \
                  -X {pkg}.buildDate=1970-01-01T00:00:00Z"
         )
@@ -150,23 +162,34 @@ fn binary_path(cache: &Path, name: &str, version: &str) -> PathBuf {
     cache.join("bin").join(format!("{name}-{version}"))
 }
 
-/// The binaries, building whatever the cache lacks.
-pub fn ensure() -> anyhow::Result<Binaries> {
+/// The binaries of a control plane at Kubernetes release `kubernetes`, building whatever
+/// the cache lacks. The first cluster's release is always built: its kubectl drives every
+/// cluster.
+pub fn ensure(kubernetes: &'static str) -> anyhow::Result<Binaries> {
     let cache = cache_dir()?;
     let go = go_tool()?;
     for module in [&ETCD, &KUBERNETES, &KWOK] {
         module.ensure_built(&cache, &go)?;
     }
-    Ok(cached(&cache))
+    if kubernetes != KUBERNETES_VERSION {
+        GoModule {
+            version: kubernetes,
+            binaries: CONTROL_PLANE,
+            ..KUBERNETES
+        }
+        .ensure_built(&cache, &go)?;
+    }
+    Ok(cached(&cache, kubernetes))
 }
 
-/// Where the binaries are, built or not (for `status` and `down`).
-pub fn cached(cache: &Path) -> Binaries {
+/// Where the binaries of a control plane at release `kubernetes` are, built or not (for
+/// `status` and `down`).
+pub fn cached(cache: &Path, kubernetes: &str) -> Binaries {
     Binaries {
         etcd: binary_path(cache, "etcd", ETCD_VERSION),
-        kube_apiserver: binary_path(cache, "kube-apiserver", KUBERNETES_VERSION),
-        kube_controller_manager: binary_path(cache, "kube-controller-manager", KUBERNETES_VERSION),
-        kube_scheduler: binary_path(cache, "kube-scheduler", KUBERNETES_VERSION),
+        kube_apiserver: binary_path(cache, "kube-apiserver", kubernetes),
+        kube_controller_manager: binary_path(cache, "kube-controller-manager", kubernetes),
+        kube_scheduler: binary_path(cache, "kube-scheduler", kubernetes),
         kubectl: binary_path(cache, "kubectl", KUBERNETES_VERSION),
         kwok: binary_path(cache, "kwok", KWOK_VERSION),
     }
@@ -239,7 +262,7 @@ impl GoModule {
         let mut build = go_command(go, &dir, &log)?;
         build
             .args(["build", "-trimpath", "-ldflags"])
-            .arg((self.ldflags)())
+            .arg((self.ldflags)(self.version))
             .arg("-o");
         if missing.len() == 1 {
             build.arg(dir.join("out").join(missing[0].0));
@@ -276,7 +299,8 @@ impl GoModule {
         let mut edit = go_command(go, dir.parent().unwrap_or(dir), &dir.join("build.log"))?;
         edit.env_remove("GOFLAGS");
         let upstream = gomod::GoMod::read(edit, &upstream_path)?;
-        let sibling = (self.sibling_version)().context("no published version for siblings")?;
+        let sibling =
+            (self.sibling_version)(self.version).context("no published version for siblings")?;
         let replaced: Vec<(String, String)> = upstream
             .locally_replaced_requirements()
             .into_iter()
@@ -360,20 +384,33 @@ mod tests {
 
     #[test]
     fn kubernetes_version_is_stamped_into_both_version_packages() {
-        let flags = kubernetes_ldflags();
+        let flags = kubernetes_ldflags(KUBERNETES_VERSION);
         assert!(flags.contains("-X k8s.io/component-base/version.gitVersion=v1.36.3"));
         assert!(flags.contains("-X k8s.io/component-base/version.gitMajor=1 "));
         assert!(flags.contains("-X k8s.io/client-go/pkg/version.gitMinor=36 "));
+        let second = kubernetes_ldflags(KUBERNETES_SECOND_VERSION);
+        assert!(second.contains("-X k8s.io/client-go/pkg/version.gitVersion=v1.35.4 "));
+        assert!(second.contains("-X k8s.io/client-go/pkg/version.gitMinor=35 "));
     }
 
     #[test]
     fn binaries_are_keyed_by_version() {
-        let bins = cached(Path::new("/c"));
+        let bins = cached(Path::new("/c"), KUBERNETES_VERSION);
         assert_eq!(bins.etcd, Path::new("/c/bin/etcd-v3.6.16"));
         assert_eq!(
             bins.kube_apiserver,
             Path::new("/c/bin/kube-apiserver-v1.36.3")
         );
         assert_eq!(bins.kwok, Path::new("/c/bin/kwok-v0.8.0"));
+        let second = cached(Path::new("/c"), KUBERNETES_SECOND_VERSION);
+        assert_eq!(
+            second.kube_scheduler,
+            Path::new("/c/bin/kube-scheduler-v1.35.4")
+        );
+        assert_eq!(
+            second.kubectl,
+            Path::new("/c/bin/kubectl-v1.36.3"),
+            "one kubectl for every cluster"
+        );
     }
 }

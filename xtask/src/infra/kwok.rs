@@ -1,7 +1,9 @@
 //! kwok: simulated nodes that run pods through the stages in `xtask/assets/infra/kwok/`,
-//! including the failures a test asks for with the `wactl.dev/kwok-fault` annotation.
+//! including the failures a test asks for with the `wactl.dev/kwok-fault` annotation; one
+//! kwok per cluster.
 
 use super::binaries::Binaries;
+use super::cluster::Cluster;
 use super::process::{self, Service};
 use super::state::{StateDir, write_if_changed};
 use anyhow::{Context, bail};
@@ -10,15 +12,16 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-pub const SERVER_ADDR: &str = "127.0.0.1:10247";
 const COMPONENT: &str = "kwok";
 /// Annotation that tells kwok which nodes are its own.
 const NODE_ANNOTATION: &str = "kwok.x-k8s.io/node";
 /// The simulated nodes.
 pub const NODES: [&str; 2] = ["kwok-node-0", "kwok-node-1"];
 
-pub fn up(state: &StateDir, bins: &Binaries) -> anyhow::Result<()> {
-    let config = state.join("kwok/kwok.yaml");
+pub fn up(state: &StateDir, cluster: &Cluster, bins: &Binaries) -> anyhow::Result<()> {
+    let component = cluster.component(COMPONENT);
+    let addr = cluster.kwok_addr();
+    let config = cluster.path(state, "kwok/kwok.yaml");
     let stages = stages(&crate::project::root().join("xtask/assets/infra/kwok"))?;
     write_if_changed(&config, stages.as_bytes())?;
     let stage_hash = format!("{:x}", fnv1a(stages.as_bytes()));
@@ -27,30 +30,30 @@ pub fn up(state: &StateDir, bins: &Binaries) -> anyhow::Result<()> {
     command
         .arg(format!(
             "--kubeconfig={}",
-            state.join("kubeconfigs/kwok").display()
+            cluster.path(state, "kubeconfigs/kwok").display()
         ))
         .arg(format!("--config={}", config.display()))
         .arg("--manage-all-nodes=false")
         .arg(format!(
             "--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake"
         ))
-        .arg(format!("--server-address={SERVER_ADDR}"))
+        .arg(format!("--server-address={addr}"))
         .arg("--cidr=10.244.0.0/16")
         .arg("--node-ip=10.240.0.1")
         // Not read by kwok; it makes a stage edit change the command line, so `up` restarts
         // kwok to load the new stages.
         .env("WACTL_KWOK_STAGES", stage_hash);
     Service {
-        component: COMPONENT,
-        addr: SERVER_ADDR,
+        component: &component,
+        addr: &addr,
         command,
-        ready: &|| super::control_plane::curl_ok(&format!("http://{SERVER_ADDR}/healthz"), &[]),
+        ready: &|| healthy(cluster),
         start_timeout: Duration::from_secs(60),
     }
     .ensure(state)?;
 
-    kubectl_apply(state, bins, &nodes_manifest())?;
-    let out = kubectl(state, bins)
+    kubectl_apply(state, cluster, bins, &nodes_manifest())?;
+    let out = kubectl(state, cluster, bins)
         .args(["wait", "--for=condition=Ready", "--timeout=60s"])
         .args(NODES.iter().map(|n| format!("node/{n}")))
         .output()
@@ -59,23 +62,36 @@ pub fn up(state: &StateDir, bins: &Binaries) -> anyhow::Result<()> {
         bail!(
             "kwok nodes did not become Ready within 60s: {}; see {}",
             String::from_utf8_lossy(&out.stderr).trim(),
-            state.log(COMPONENT).display()
+            state.log(&component).display()
         );
     }
-    eprintln!("infra: kwok nodes  Ready: {}", NODES.join(", "));
+    eprintln!(
+        "infra: kwok nodes  Ready in {}: {}",
+        cluster.context,
+        NODES.join(", ")
+    );
     Ok(())
 }
 
-pub fn down(state: &StateDir) -> anyhow::Result<()> {
-    if process::stop(state, COMPONENT, Duration::from_secs(10))? {
-        eprintln!("infra: kwok        stopped");
+fn healthy(cluster: &Cluster) -> bool {
+    super::control_plane::curl_ok(&format!("http://{}/healthz", cluster.kwok_addr()), &[])
+}
+
+pub fn down(state: &StateDir, cluster: &Cluster) -> anyhow::Result<()> {
+    let component = cluster.component(COMPONENT);
+    if process::stop(state, &component, Duration::from_secs(10))? {
+        eprintln!("infra: {component:<25} stopped");
     }
     Ok(())
 }
 
-pub fn status(state: &StateDir) -> String {
-    let up = super::control_plane::curl_ok(&format!("http://{SERVER_ADDR}/healthz"), &[]);
-    super::component_status(state, COMPONENT, SERVER_ADDR, up)
+pub fn status(state: &StateDir, cluster: &Cluster) -> String {
+    super::component_status(
+        state,
+        &cluster.component(COMPONENT),
+        &cluster.kwok_addr(),
+        healthy(cluster),
+    )
 }
 
 /// Every stage file in `dir` (`*.yaml`, by file name), as one multi-document YAML.
@@ -116,15 +132,23 @@ fn nodes_manifest() -> String {
         .join("---\n")
 }
 
-/// The pinned kubectl, as the cluster admin.
-pub fn kubectl(state: &StateDir, bins: &Binaries) -> Command {
+/// The pinned kubectl, as the cluster's admin.
+pub fn kubectl(state: &StateDir, cluster: &Cluster, bins: &Binaries) -> Command {
     let mut command = Command::new(&bins.kubectl);
-    command.arg(format!("--kubeconfig={}", state.kubeconfig().display()));
+    command.arg(format!(
+        "--kubeconfig={}",
+        cluster.kubeconfig(state).display()
+    ));
     command
 }
 
-pub fn kubectl_apply(state: &StateDir, bins: &Binaries, manifest: &str) -> anyhow::Result<()> {
-    let mut child = kubectl(state, bins)
+pub fn kubectl_apply(
+    state: &StateDir,
+    cluster: &Cluster,
+    bins: &Binaries,
+    manifest: &str,
+) -> anyhow::Result<()> {
+    let mut child = kubectl(state, cluster, bins)
         .args([
             "apply",
             "--server-side",

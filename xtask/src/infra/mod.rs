@@ -1,11 +1,12 @@
 //! `cargo xtask infra`: the real systems wactl's tests talk to, started on loopback.
 //!
-//! Docker Engine, two image registries, a Kubernetes control plane with kwok nodes,
-//! PostgreSQL and Redis. Everything `up` starts has a pidfile in the state dir
+//! Docker Engine, two image registries, a Kubernetes control plane with kwok nodes (and, on
+//! request, a second one at an older Kubernetes minor), PostgreSQL and Redis. Everything `up` starts has a pidfile in the state dir
 //! (`$WACTL_INFRA_DIR`, default `~/.local/state/wactl/infra`) and `down` stops exactly that.
 //! See `docs/testing.md`.
 
 mod binaries;
+mod cluster;
 mod control_plane;
 mod docker;
 mod gomod;
@@ -42,6 +43,10 @@ enum Command {
         /// `real-node-0`, for the `dev-real` environment.
         #[arg(long)]
         real_node: bool,
+        /// Also start a second control plane with its own kwok nodes, context
+        /// `wactl-dev-2`, at the previous Kubernetes minor (for multi-cluster tests).
+        #[arg(long)]
+        second_cluster: bool,
     },
     /// Stop what `up` started; safe to run twice.
     Down,
@@ -54,7 +59,11 @@ enum Command {
     /// Print `export KEY=VALUE` lines for the tests (`eval "$(cargo xtask infra env)"`).
     Env,
     /// Only build (or find cached) the Kubernetes, etcd and kwok binaries; starts nothing.
-    Build,
+    Build {
+        /// Also build the second cluster's Kubernetes release.
+        #[arg(long)]
+        second_cluster: bool,
+    },
     /// Build the wactl.local/* base images from Debian packages (needs `up` first).
     Images {
         /// Rebuild images that already exist.
@@ -70,13 +79,20 @@ pub struct UpOptions {
     pub images: bool,
     /// Also start the real node (`--real-node`).
     pub real_node: bool,
+    /// Also start the second cluster (`--second-cluster`).
+    pub second_cluster: bool,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     match &args.command {
-        Command::Up { images, real_node } => up(&UpOptions {
+        Command::Up {
+            images,
+            real_node,
+            second_cluster,
+        } => up(&UpOptions {
             images: *images,
             real_node: *real_node,
+            second_cluster: *second_cluster,
         }),
         Command::Down => down(),
         Command::Reset => reset::reset(),
@@ -84,16 +100,29 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             print!("{}", status()?);
             Ok(())
         }
-        Command::Build => {
-            let bins = binaries::ensure()?;
-            for path in [
-                &bins.etcd,
-                &bins.kube_apiserver,
-                &bins.kube_controller_manager,
-                &bins.kube_scheduler,
-                &bins.kubectl,
-                &bins.kwok,
-            ] {
+        Command::Build { second_cluster } => {
+            let clusters: &[&cluster::Cluster] = if *second_cluster {
+                &cluster::ALL
+            } else {
+                &[&cluster::FIRST]
+            };
+            let mut paths = Vec::new();
+            for cluster in clusters {
+                let bins = binaries::ensure(cluster.kubernetes)?;
+                for path in [
+                    bins.etcd,
+                    bins.kube_apiserver,
+                    bins.kube_controller_manager,
+                    bins.kube_scheduler,
+                    bins.kubectl,
+                    bins.kwok,
+                ] {
+                    if !paths.contains(&path) {
+                        paths.push(path);
+                    }
+                }
+            }
+            for path in paths {
                 println!("{}", path.display());
             }
             Ok(())
@@ -160,17 +189,33 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<()> {
     registry::up(&state)?;
     postgres::up(&state)?;
     redis::up(&state)?;
-    let bins = binaries::ensure()?;
+    let bins = binaries::ensure(cluster::FIRST.kubernetes)?;
     let control_plane_started = Instant::now();
-    control_plane::up(&state, &bins)?;
-    kwok::up(&state, &bins)?;
-    operator_crds::install(&state, &bins)?;
+    control_plane::up(&state, &cluster::FIRST, &bins)?;
+    kwok::up(&state, &cluster::FIRST, &bins)?;
+    operator_crds::install(&state, &cluster::FIRST, &bins)?;
     eprintln!(
         "infra: control plane ready in {:.1}s; KUBECONFIG={} (context {})",
         control_plane_started.elapsed().as_secs_f64(),
         state.kubeconfig().display(),
         pki::CONTEXT
     );
+    if opts.second_cluster {
+        let second = &cluster::SECOND;
+        let bins = binaries::ensure(second.kubernetes)?;
+        let started = Instant::now();
+        control_plane::up(&state, second, &bins)?;
+        kwok::up(&state, second, &bins)?;
+        operator_crds::install(&state, second, &bins)?;
+        eprintln!(
+            "infra: second control plane ({}) ready in {:.1}s; context {} in KUBECONFIG and \
+             alone in {}",
+            second.kubernetes,
+            started.elapsed().as_secs_f64(),
+            second.context,
+            second.kubeconfig(&state).display()
+        );
+    }
     // Before the real node: it pushes the component images (postgres, redis, prometheus)
     // to the registry for containerd, so on a fresh machine they must exist first.
     if opts.images {
@@ -190,14 +235,17 @@ pub fn up(opts: &UpOptions) -> anyhow::Result<()> {
 /// Stops, in reverse order, what `up` started.
 /// The pinned kubectl (the one on PATH may be another version).
 pub fn kubectl() -> anyhow::Result<std::path::PathBuf> {
-    Ok(binaries::ensure()?.kubectl)
+    Ok(binaries::ensure(cluster::FIRST.kubernetes)?.kubectl)
 }
 
 pub fn down() -> anyhow::Result<()> {
     let state = StateDir::from_env()?;
     real_node::down(&state)?;
-    kwok::down(&state)?;
-    control_plane::down(&state)?;
+    // The second cluster is stopped whether or not this `down` was asked about it.
+    for cluster in cluster::ALL.iter().rev() {
+        kwok::down(&state, cluster)?;
+        control_plane::down(&state, cluster)?;
+    }
     redis::down(&state)?;
     postgres::down(&state)?;
     registry::down(&state)?;
@@ -211,9 +259,11 @@ pub fn status() -> anyhow::Result<String> {
     lines.extend(registry::status(&state));
     lines.push(postgres::status(&state));
     lines.push(redis::status(&state));
-    lines.extend(control_plane::status(&state));
-    lines.push(kwok::status(&state));
+    lines.extend(control_plane::status(&state, &cluster::FIRST));
+    lines.push(kwok::status(&state, &cluster::FIRST));
     lines.extend(real_node::status(&state));
+    lines.extend(control_plane::status(&state, &cluster::SECOND));
+    lines.push(kwok::status(&state, &cluster::SECOND));
     lines.extend(images::status());
     Ok(lines.join(""))
 }
@@ -246,7 +296,27 @@ pub fn env_vars() -> anyhow::Result<Vec<(String, String)>> {
             pki::Pki::at(&state).ca_cert().display().to_string(),
         ),
     ];
-    Ok(vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    let mut vars: Vec<(String, String)> =
+        vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    vars.extend(second_cluster_env(&state));
+    Ok(vars)
+}
+
+/// Where tests find the second cluster, once `up --second-cluster` has written its
+/// kubeconfig (its context is in `KUBECONFIG` too).
+fn second_cluster_env(state: &StateDir) -> Vec<(String, String)> {
+    let second = &cluster::SECOND;
+    let kubeconfig = second.kubeconfig(state);
+    if !kubeconfig.is_file() {
+        return Vec::new();
+    }
+    vec![
+        (
+            "WACTL_KUBECONFIG_2".to_string(),
+            kubeconfig.display().to_string(),
+        ),
+        ("WACTL_CONTEXT_2".to_string(), second.context.to_string()),
+    ]
 }
 
 /// One `status` line for a component infra starts itself.
@@ -267,5 +337,5 @@ fn status_line(component: &str, up: bool, addr: &str, note: &str) -> String {
     } else {
         format!("  ({note})")
     };
-    format!("{component:<24} {word:<5} {addr}{note}\n")
+    format!("{component:<26} {word:<5} {addr}{note}\n")
 }

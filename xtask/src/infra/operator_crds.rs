@@ -6,6 +6,7 @@
 //! and store the objects `monitoring.mode: operator` renders.
 
 use super::binaries::{self, Binaries};
+use super::cluster::Cluster;
 use super::state::{StateDir, write_if_changed};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -17,8 +18,8 @@ pub const OPERATOR_VERSION: &str = "v0.95.2";
 const OPERATOR_API_MODULE: &str =
     "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring";
 
-/// Generates the CRDs if the cache lacks them and applies them to the cluster.
-pub fn install(state: &StateDir, bins: &Binaries) -> anyhow::Result<()> {
+/// Generates the CRDs if the cache lacks them and applies them to `cluster`.
+pub fn install(state: &StateDir, cluster: &Cluster, bins: &Binaries) -> anyhow::Result<()> {
     let dir = ensure()?;
     let mut manifest = String::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
@@ -35,8 +36,12 @@ pub fn install(state: &StateDir, bins: &Binaries) -> anyhow::Result<()> {
     if manifest.is_empty() {
         bail!("controller-gen wrote no CRD into {}", dir.display());
     }
-    super::kwok::kubectl_apply(state, bins, &manifest)
-        .context("installing the Prometheus Operator's CRDs")
+    super::kwok::kubectl_apply(state, cluster, bins, &manifest).with_context(|| {
+        format!(
+            "installing the Prometheus Operator's CRDs in {}",
+            cluster.context
+        )
+    })
 }
 
 /// The directory of generated CRD files, generating them when missing.

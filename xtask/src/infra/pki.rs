@@ -1,5 +1,6 @@
 //! The control plane's certificates (one CA, openssl CLI) and the kubeconfigs built on them.
 
+use super::cluster::{self, Cluster};
 use super::state::{StateDir, random_hex, write_if_changed};
 use anyhow::{Context, bail};
 use std::os::unix::fs::PermissionsExt;
@@ -7,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The kubeconfig context (and cluster) name wactl's `dev` environment selects.
-pub const CONTEXT: &str = "wactl-dev";
-pub const APISERVER_URL: &str = "https://127.0.0.1:6443";
+pub const CONTEXT: &str = cluster::FIRST.context;
 
 /// A client or server certificate signed by the infra CA.
 pub struct Leaf {
@@ -101,14 +101,27 @@ const APISERVER_SANS: &str = "DNS:localhost,DNS:kubernetes,DNS:kubernetes.defaul
     DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,\
     IP:127.0.0.1,IP:10.96.0.1";
 
+/// One cluster's CA and certificates, and the kubeconfigs that reach its API server.
 pub struct Pki {
     dir: PathBuf,
+    server: String,
+    context: &'static str,
+    /// Appended to kubeconfig user names, so one file can hold every cluster's users.
+    user_suffix: &'static str,
 }
 
 impl Pki {
+    /// The first cluster's.
     pub fn at(state: &StateDir) -> Self {
+        Self::of(&cluster::FIRST, state)
+    }
+
+    pub fn of(cluster: &Cluster, state: &StateDir) -> Self {
         Self {
-            dir: state.join("pki"),
+            dir: cluster.path(state, "pki"),
+            server: cluster.apiserver_url(),
+            context: cluster.context,
+            user_suffix: cluster.suffix,
         }
     }
 
@@ -149,10 +162,13 @@ impl Pki {
             let config = self.dir.join("ca.cnf");
             std::fs::write(
                 &config,
-                "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = wactl-dev-ca\n\
-                 [v3_ca]\nbasicConstraints = critical,CA:TRUE\n\
-                 keyUsage = critical,keyCertSign,cRLSign,digitalSignature\n\
-                 subjectKeyIdentifier = hash\n",
+                format!(
+                    "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = {}-ca\n\
+                     [v3_ca]\nbasicConstraints = critical,CA:TRUE\n\
+                     keyUsage = critical,keyCertSign,cRLSign,digitalSignature\n\
+                     subjectKeyIdentifier = hash\n",
+                    self.context
+                ),
             )?;
             openssl(&self.dir, |c| {
                 c.args([
@@ -261,22 +277,50 @@ impl Pki {
         Ok(())
     }
 
+    /// True when the CA and `leaf` have been issued.
+    pub fn has(&self, leaf: &Leaf) -> bool {
+        [self.ca_cert(), self.cert(leaf), self.key(leaf)]
+            .iter()
+            .all(|p| p.is_file())
+    }
+
     /// Writes a kubeconfig for `leaf` at `path` with the certificates embedded, so the file
     /// works wherever it is copied.
     pub fn write_kubeconfig(&self, leaf: &Leaf, path: &Path) -> anyhow::Result<()> {
+        write_kubeconfig(&[self.kubeconfig_entry(leaf)?], path)
+    }
+
+    /// This cluster as `leaf` sees it, for a kubeconfig.
+    pub fn kubeconfig_entry(&self, leaf: &Leaf) -> anyhow::Result<KubeconfigEntry> {
         let read =
             |p: PathBuf| std::fs::read(&p).with_context(|| format!("reading {}", p.display()));
-        let text = kubeconfig(
-            APISERVER_URL,
-            &read(self.ca_cert())?,
-            leaf.common_name,
-            &read(self.cert(leaf))?,
-            &read(self.key(leaf))?,
-        );
-        write_if_changed(path, text.as_bytes())?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        Ok(())
+        Ok(KubeconfigEntry {
+            context: self.context.to_string(),
+            server: self.server.clone(),
+            ca: read(self.ca_cert())?,
+            user: format!("{}{}", leaf.common_name, self.user_suffix),
+            cert: read(self.cert(leaf))?,
+            key: read(self.key(leaf))?,
+        })
     }
+}
+
+/// One cluster, user and context of a kubeconfig; cluster and context carry one name.
+pub struct KubeconfigEntry {
+    pub context: String,
+    pub server: String,
+    pub ca: Vec<u8>,
+    pub user: String,
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+/// Writes a kubeconfig with `entries` (the first is the current context), readable by its
+/// owner only: it holds private keys.
+pub fn write_kubeconfig(entries: &[KubeconfigEntry], path: &Path) -> anyhow::Result<()> {
+    write_if_changed(path, kubeconfig(entries).as_bytes())?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(())
 }
 
 fn subject(leaf: &Leaf) -> String {
@@ -315,18 +359,40 @@ fn openssl(dir: &Path, configure: impl FnOnce(&mut Command)) -> anyhow::Result<(
     Ok(())
 }
 
-/// A kubeconfig with one cluster, user and context, all named [`CONTEXT`] except the user.
-pub fn kubeconfig(server: &str, ca: &[u8], user: &str, cert: &[u8], key: &[u8]) -> String {
+/// A kubeconfig with a cluster, user and context per entry; the first entry's context is
+/// the current one.
+pub fn kubeconfig(entries: &[KubeconfigEntry]) -> String {
+    let mut clusters = String::new();
+    let mut users = String::new();
+    let mut contexts = String::new();
+    for KubeconfigEntry {
+        context,
+        server,
+        ca,
+        user,
+        cert,
+        key,
+    } in entries
+    {
+        clusters.push_str(&format!(
+            "- name: {context}\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\n",
+            base64(ca)
+        ));
+        users.push_str(&format!(
+            "- name: {user}\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
+            base64(cert),
+            base64(key)
+        ));
+        contexts.push_str(&format!(
+            "- name: {context}\n  context:\n    cluster: {context}\n    user: {user}\n"
+        ));
+    }
+    let current = entries.first().map_or("", |e| e.context.as_str());
     format!(
         "# written by `cargo xtask infra up`\n\
          apiVersion: v1\nkind: Config\n\
-         clusters:\n- name: {CONTEXT}\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\n\
-         users:\n- name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\n\
-         contexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {user}\n\
-         current-context: {CONTEXT}\npreferences: {{}}\n",
-        ca = base64(ca),
-        cert = base64(cert),
-        key = base64(key),
+         clusters:\n{clusters}users:\n{users}contexts:\n{contexts}\
+         current-context: {current}\npreferences: {{}}\n"
     )
 }
 
@@ -357,13 +423,38 @@ mod tests {
         }
     }
 
+    fn entry(cluster: &Cluster, user: &str) -> KubeconfigEntry {
+        KubeconfigEntry {
+            context: cluster.context.into(),
+            server: cluster.apiserver_url(),
+            ca: b"ca".to_vec(),
+            user: user.into(),
+            cert: b"c".to_vec(),
+            key: b"k".to_vec(),
+        }
+    }
+
     #[test]
     fn kubeconfig_names_the_context_wactl_dev() {
-        let text = kubeconfig(APISERVER_URL, b"ca", "wactl-admin", b"c", b"k");
+        let text = kubeconfig(&[entry(&cluster::FIRST, "wactl-admin")]);
         assert!(text.contains("current-context: wactl-dev\n"));
         assert!(text.contains("    server: https://127.0.0.1:6443\n"));
         assert!(text.contains("certificate-authority-data: Y2E=\n"));
         assert!(text.contains("- name: wactl-admin\n"));
+    }
+
+    #[test]
+    fn kubeconfig_with_two_clusters_keeps_the_first_current() {
+        let text = kubeconfig(&[
+            entry(&cluster::FIRST, "wactl-admin"),
+            entry(&cluster::SECOND, "wactl-admin-2"),
+        ]);
+        assert!(text.contains("current-context: wactl-dev\n"));
+        assert!(text.contains("    server: https://127.0.0.1:6444\n"));
+        assert!(text.contains(
+            "- name: wactl-dev-2\n  context:\n    cluster: wactl-dev-2\n    user: wactl-admin-2\n"
+        ));
+        assert_eq!(text.matches("  cluster:\n    server:").count(), 2);
     }
 
     #[test]

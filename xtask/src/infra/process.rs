@@ -206,7 +206,7 @@ impl Service<'_> {
         let same = std::fs::read_to_string(&fingerprint_path).ok().as_deref() == Some(&fingerprint);
         match liveness(state, component) {
             Liveness::Running(pid) if same && (self.ready)() => {
-                eprintln!("infra: {component:<23} up   {} (pid {pid})", self.addr);
+                eprintln!("infra: {component:<25} up   {} (pid {pid})", self.addr);
                 return Ok(());
             }
             Liveness::Running(pid) => {
@@ -215,11 +215,11 @@ impl Service<'_> {
                 } else {
                     "runs with an old command line"
                 };
-                eprintln!("infra: {component:<23} pid {pid} {why}; restarting it");
+                eprintln!("infra: {component:<25} pid {pid} {why}; restarting it");
                 stop(state, component, Duration::from_secs(20))?;
             }
             Liveness::Stale => {
-                eprintln!("infra: {component:<23} stale pidfile (process gone); starting it");
+                eprintln!("infra: {component:<25} stale pidfile (process gone); starting it");
                 stop(state, component, Duration::from_secs(1))?;
             }
             Liveness::Absent => {}
@@ -232,7 +232,7 @@ impl Service<'_> {
         std::fs::write(&fingerprint_path, fingerprint)?;
         wait_started(state, component, self.start_timeout, || Ok((self.ready)()))?;
         eprintln!(
-            "infra: {component:<23} up   {} (started, pid {pid}, ready in {:.1}s)",
+            "infra: {component:<25} up   {} (started, pid {pid}, ready in {:.1}s)",
             self.addr,
             started.elapsed().as_secs_f64()
         );

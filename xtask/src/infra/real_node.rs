@@ -7,6 +7,7 @@
 //! that tolerate it and select [`NODE_LABEL`] land here. See docs/testing.md, "Real node".
 
 use super::binaries::{self, Binaries, NodeBinaries};
+use super::cluster::FIRST;
 use super::control_plane::curl_ok;
 use super::pki::{self, Pki};
 use super::process::{self, Service};
@@ -475,7 +476,7 @@ fn kube_proxy(state: &StateDir, dir: &Path, node_bins: &NodeBinaries) -> anyhow:
 /// until it is Ready.
 fn node_ready(state: &StateDir, bins: &Binaries) -> anyhow::Result<()> {
     let kubectl = |args: &[&str]| -> anyhow::Result<()> {
-        let out = super::kwok::kubectl(state, bins)
+        let out = super::kwok::kubectl(state, &FIRST, bins)
             .args(args)
             .output()
             .context("running kubectl")?;
@@ -594,7 +595,7 @@ fn dev_real_prerequisites(state: &StateDir, bins: &Binaries) -> anyhow::Result<(
             path.display()
         ));
     }
-    super::kwok::kubectl_apply(state, bins, &manifest)
+    super::kwok::kubectl_apply(state, &FIRST, bins, &manifest)
 }
 
 /// Stops the node: kube-proxy (and its iptables rules), the kubelet, CoreDNS, every pod's
@@ -625,8 +626,8 @@ pub fn down(state: &StateDir) -> anyhow::Result<()> {
         stopped |= process::stop(state, "containerd", Duration::from_secs(20))?;
     }
     if stopped {
-        let bins = binaries::cached(&cache);
-        let _ = super::kwok::kubectl(state, &bins)
+        let bins = binaries::cached(&cache, binaries::KUBERNETES_VERSION);
+        let _ = super::kwok::kubectl(state, &FIRST, &bins)
             .args([
                 "delete",
                 "node",

@@ -1,7 +1,8 @@
 //! `cargo xtask infra reset`: back to a machine that never ran the tests, less the caches.
 //!
-//! Stops everything `up` started, then deletes what outlives a test run: the cluster
-//! (etcd, the real node's containerd, kubelet and volumes), the registries' contents,
+//! Stops everything `up` started, then deletes what outlives a test run: the clusters
+//! (etcd of both, the second one's `cluster-2/` and `kubeconfig-2`, the real node's
+//! containerd, kubelet and volumes), the registries' contents,
 //! PostgreSQL's cluster, the local stack's containers and volumes, and the rest of the
 //! state directory. Kept: the build cache (`$WACTL_CACHE_DIR`: Kubernetes binaries, Go
 //! modules, cargo registry for images) and the Docker images, so the next `up` takes
