@@ -159,7 +159,7 @@ async fn lifecycle_first_deploy_noop_image_change_prune_history_rollback_destroy
         first
             .stages
             .iter()
-            .any(|s| s.name == "track" && s.status == "ok"),
+            .any(|s| s.name == deploy::Stage::Track && s.status == deploy::StageStatus::Ok),
         "{first:#?}"
     );
     assert_eq!(live_image(&client, &t.namespace).await, IMAGE_V1);
@@ -225,7 +225,7 @@ async fn lifecycle_first_deploy_noop_image_change_prune_history_rollback_destroy
     let prune = third
         .stages
         .iter()
-        .find(|s| s.name == "prune")
+        .find(|s| s.name == deploy::Stage::Prune)
         .expect("prune stage");
     assert!(
         prune.detail.contains("HorizontalPodAutoscaler"),
@@ -421,7 +421,7 @@ async fn fails_and_rolls_back(
         .expect_err("the faulty deploy fails");
     let elapsed = started.elapsed();
     let report = error.report().expect("a report").clone();
-    assert_eq!(error.exit_code(), 1, "{error}");
+    assert_eq!(wactl::cli::code_of(&error), 1, "{error}");
     assert_eq!(report.outcome, Outcome::RolledBack, "{error}");
     assert_eq!(
         report.error.as_ref().map(|e| e.code.as_str()),

@@ -29,7 +29,7 @@ pub struct Args {
     pub require_github: bool,
 }
 
-pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
+pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let env = crate::config::load(&global.env_dir, &args.environment)?;
     if let Some(image) = &args.image {
         crate::config::names::check_image_reference(image)
@@ -52,11 +52,9 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
             )),
             None => None,
         };
-        let client = crate::cluster::connect(&env, &access)
-            .await
-            .map_err(DeployError::from)?;
+        let client = crate::cluster::connect(&env, &access).await?;
         let plan = deploy::plan(&client, &env, &render, apply).await?;
-        DeployUi::new(global).print_diff(&plan);
+        DeployUi::new(ui, global.yes, global.no_color).print_diff(&plan);
         if let Some((pr, reporter)) = reporter {
             let body = crate::github::plan_markdown(&env.name, &plan);
             reporter.upsert_pr_comment(pr, &body).await?;

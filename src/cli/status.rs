@@ -1,7 +1,6 @@
 //! `wactl status ENV`
 
 use super::GlobalArgs;
-use crate::deploy::DeployError;
 use crate::ui::{OutputFormat, Ui};
 
 #[derive(Debug, clap::Args)]
@@ -16,8 +15,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let status = super::block_on(async {
         let client = crate::cluster::connect(&env, &access).await?;
         crate::cluster::live_status(&client, &env.cluster.namespace, &env.name).await
-    })?
-    .map_err(DeployError::from)?;
+    })??;
     if ui.format == OutputFormat::Json {
         ui.json(&serde_json::to_value(&status)?);
         return Ok(());

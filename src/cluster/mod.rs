@@ -8,6 +8,7 @@ mod connect;
 pub mod diff;
 mod lock;
 mod object;
+mod owned;
 pub mod revision;
 mod status;
 pub mod track;
@@ -17,6 +18,7 @@ pub use connect::{Access, connect};
 pub use diff::{Change, Plan, PlannedObject};
 pub use lock::{DeployLock, LockOptions, acquire_lock, lease_name, release_lock};
 pub use object::{ObjectRef, apply_group};
+pub use owned::{delete_revisions, foreign_object};
 pub use revision::{RecordedObject, Revision, RevisionStatus};
 pub use status::{LiveStatus, PodSummary, RevisionLine, WorkloadSummary, live_status};
 pub use track::{FailureReason, RolloutFailure, TrackEvent, track};
@@ -87,24 +89,8 @@ pub enum ClusterError {
         name: String,
         message: String,
     },
-    #[error("environment {environment} has no revision {revision} in namespace {namespace}")]
-    NoSuchRevision {
-        environment: String,
-        namespace: String,
-        revision: u32,
-    },
     #[error("{what} did not finish within {seconds} s")]
     Timeout { what: String, seconds: u64 },
-}
-
-impl ClusterError {
-    /// 2 for a kubeconfig or context that does not work, 1 for everything else.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::Kubeconfig { .. } | Self::UnknownContext { .. } => 2,
-            _ => 1,
-        }
-    }
 }
 
 /// Renders an API error as the server's message, not Rust's debug output.
