@@ -18,7 +18,7 @@ pub use connect::{Access, connect};
 pub use diff::{Change, Plan, PlannedObject};
 pub use lock::{DeployLock, LockOptions, acquire_lock, lease_name, release_lock};
 pub use object::{ObjectRef, apply_group};
-pub use owned::{delete_revisions, foreign_object};
+pub use owned::foreign_object;
 pub use revision::{RecordedObject, Revision, RevisionStatus};
 pub use status::{LiveStatus, PodSummary, RevisionLine, WorkloadSummary, live_status};
 pub use track::{FailureReason, RolloutFailure, TrackEvent, track};

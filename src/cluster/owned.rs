@@ -1,12 +1,11 @@
-//! What a namespace holds besides wactl's objects, and the removal of an environment's
-//! recorded revisions: the cluster queries `wactl destroy` needs.
+//! What a namespace holds besides wactl's objects: the cluster query `wactl destroy` makes
+//! before it deletes a namespace.
 
-use super::revision::Revision;
-use super::{ClusterError, MANAGED_BY, api_message, is_not_found};
+use super::{ClusterError, MANAGED_BY, api_message};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use kube::api::{DeleteParams, ListParams};
+use kube::api::ListParams;
 use kube::{Api, Client, Resource};
 
 /// Something in `namespace` that wactl does not own, as `Kind name`, if any (checked for
@@ -74,26 +73,4 @@ where
                 o.metadata.name.as_deref().unwrap_or_default()
             )
         }))
-}
-
-/// Deletes the recorded `revisions` (one ConfigMap each); one already gone is fine.
-pub async fn delete_revisions(
-    client: &Client,
-    namespace: &str,
-    revisions: &[Revision],
-) -> Result<(), ClusterError> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    for r in revisions {
-        let name = Revision::config_map_name(&r.environment, r.number);
-        if let Err(e) = api.delete(&name, &DeleteParams::default()).await
-            && !is_not_found(&e)
-        {
-            return Err(ClusterError::Api {
-                action: "delete revision",
-                object: format!("ConfigMap {namespace}/{name}"),
-                message: api_message(&e),
-            });
-        }
-    }
-    Ok(())
 }

@@ -70,7 +70,7 @@ pub async fn destroy(
     objects.sort_by_key(order);
     let result = async {
         let mut deleted = cluster::delete_owned(&resolver, &objects).await?;
-        cluster::delete_revisions(client, namespace, &revisions).await?;
+        revision::delete(client, namespace, &revisions).await?;
         let mut kept = None;
         for ns in &namespaces {
             match cluster::foreign_object(client, &ns.name).await? {

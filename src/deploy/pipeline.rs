@@ -29,28 +29,7 @@ pub async fn deploy(
         run_deploy(client, env, options, &mut stages, &mut held),
     )
     .await;
-    let result = finish(client, env, options, stopped, stages, held).await;
-    finished(env, observer, &result);
-    result
-}
-
-/// Tells `observer` the final report, when there is one.
-pub(super) fn finished(
-    env: &Environment,
-    observer: &dyn DeployObserver,
-    result: &Result<DeployReport, DeployError>,
-) {
-    let report = match result {
-        Ok(report) => Some(report),
-        Err(error) => error.report(),
-    };
-    if let Some(report) = report {
-        observer.event(&super::DeployEvent {
-            environment: env.name.clone(),
-            cluster: None,
-            kind: EventKind::Finished(Box::new(report.clone())),
-        });
-    }
+    finish(client, env, options, stopped, stages, held).await
 }
 
 /// Build events, forwarded to the deploy's observer.
@@ -145,13 +124,24 @@ async fn confirm_before_build(
     let revisions = revision::list(client, &env.cluster.namespace, &env.name).await?;
     let plan = plan_objects(client, &objects, &revisions, options.apply).await?;
     stages.emit(EventKind::Planned(plan.clone()));
+    confirm_plan(env, stages, plan, true)
+}
+
+/// Asks before `plan` is applied to a protected environment (`build`: before the image is
+/// built, too).
+fn confirm_plan(
+    env: &Environment,
+    stages: &Stages<'_>,
+    plan: Plan,
+    build: bool,
+) -> Result<(), DeployError> {
     confirm(
         stages.observer,
         env,
         &Confirmation::Deploy {
             environment: env.name.clone(),
             plan,
-            build: true,
+            build,
         },
     )
 }
@@ -199,23 +189,11 @@ async fn run_deploy(
     }
     stages.emit(EventKind::Planned(plan.clone()));
     if !confirmed_before_build {
-        confirm_plan(env, stages, plan)?;
+        confirm_plan(env, stages, plan, false)?;
     }
 
     *held = Some(lock(client, env, &objects, options).await?);
     deploy_locked(client, env, options, stages, objects, image).await
-}
-
-fn confirm_plan(env: &Environment, stages: &Stages<'_>, plan: Plan) -> Result<(), DeployError> {
-    confirm(
-        stages.observer,
-        env,
-        &Confirmation::Deploy {
-            environment: env.name.clone(),
-            plan,
-            build: false,
-        },
-    )
 }
 
 /// The smoke suite after a rollout: a failed check is a failed deploy (and rolls back).

@@ -1,6 +1,5 @@
 //! `wactl rollback`: re-applies a recorded revision as a new revision.
 
-use super::pipeline::finished;
 use super::signals::{finish, until_signal};
 use super::{
     Confirmation, DeployError, DeployObserver, DeployOptions, DeployReport, ErrorReport, Outcome,
@@ -39,9 +38,7 @@ pub async fn rollback(
         run_rollback(client, env, &target, options, &mut stages, &mut held),
     )
     .await;
-    let result = finish(client, env, options, stopped, stages, held).await;
-    finished(env, observer, &result);
-    result
+    finish(client, env, options, stopped, stages, held).await
 }
 
 /// The revision to re-apply: `to`, or the successful one before the current.

@@ -2,8 +2,8 @@
 //! released, and the report of what had happened so far.
 
 use super::{
-    DeployError, DeployOptions, DeployReport, ErrorReport, EventKind, FailureCode, Outcome, Stages,
-    close_interrupted, lock_options,
+    DeployError, DeployEvent, DeployOptions, DeployReport, ErrorReport, EventKind, FailureCode,
+    Outcome, Stages, close_interrupted, lock_options,
 };
 use crate::cluster::{self, ClusterError, DeployLock, revision};
 use crate::config::Environment;
@@ -69,7 +69,8 @@ pub(super) async fn until_signal<T>(
 }
 
 /// The one ending of a deploy and a rollback: the lock released and the report returned
-/// when the work ended, the clean-up of [`stop`] when a signal stopped it.
+/// when the work ended, the clean-up of [`stop`] when a signal stopped it; the observer is
+/// told the final report when there is one.
 pub(super) async fn finish(
     client: &Client,
     env: &Environment,
@@ -78,7 +79,8 @@ pub(super) async fn finish(
     stages: Stages<'_>,
     held: Option<DeployLock>,
 ) -> Result<DeployReport, DeployError> {
-    match stopped {
+    let observer = stages.observer;
+    let result = match stopped {
         Ok(result) => {
             if let Some(held) = held {
                 held.release().await;
@@ -86,7 +88,19 @@ pub(super) async fn finish(
             result.map(|()| stages.report)
         }
         Err(signal) => Err(stop(client, env, options, held, stages, signal).await),
+    };
+    let report = match &result {
+        Ok(report) => Some(report),
+        Err(error) => error.report(),
+    };
+    if let Some(report) = report {
+        observer.event(&DeployEvent {
+            environment: env.name.clone(),
+            cluster: None,
+            kind: EventKind::Finished(Box::new(report.clone())),
+        });
     }
+    result
 }
 
 /// Leaves the cluster consistent after a signal: the pending revision (only when this
