@@ -36,3 +36,36 @@ fn a_ten_megabyte_definition_is_refused() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Success output of the verbs that need a cluster (`deploy`, `status`, `history`, `diff`,
+/// `rollback`, `destroy`), pinned by `tests/cmd/cluster/*.md` against the test cluster.
+#[test]
+#[ignore = "needs infra: cargo xtask infra up"]
+fn cluster_transcripts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cmd/cluster");
+    let destroy = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wactl"))
+            .args(["destroy", "t", "--yes", "--quiet"])
+            .current_dir(dir.join("lifecycle.in"))
+            .output()
+            .unwrap()
+    };
+    /// Empties the namespace again when the transcripts fail half-way.
+    struct Cleanup<F: Fn() -> std::process::Output>(F);
+    impl<F: Fn() -> std::process::Output> Drop for Cleanup<F> {
+        fn drop(&mut self) {
+            // Best effort: a failed transcript already failed the test.
+            let _ = (self.0)();
+        }
+    }
+    let before = destroy();
+    assert!(
+        before.status.success(),
+        "{}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+    let _cleanup = Cleanup(destroy);
+    trycmd::TestCases::new()
+        .case("tests/cmd/cluster/*.md")
+        .run();
+}

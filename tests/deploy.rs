@@ -44,7 +44,7 @@ async fn lifecycle_first_deploy_noop_image_change_prune_history_rollback_destroy
         first
             .stages
             .iter()
-            .any(|s| s.name == "track" && s.status == "ok"),
+            .any(|s| s.name == deploy::Stage::Track && s.status == deploy::StageStatus::Ok),
         "{first:#?}"
     );
     assert_eq!(live_image(&client, &t.namespace).await, IMAGE_V1);
@@ -110,7 +110,7 @@ async fn lifecycle_first_deploy_noop_image_change_prune_history_rollback_destroy
     let prune = third
         .stages
         .iter()
-        .find(|s| s.name == "prune")
+        .find(|s| s.name == deploy::Stage::Prune)
         .expect("prune stage");
     assert!(
         prune.detail.contains("HorizontalPodAutoscaler"),
@@ -395,7 +395,7 @@ async fn a_deploy_that_lost_its_lock_stops_before_applying_again() {
     );
     let error = result.expect_err("the first deploy stops");
     let report = error.report().expect("a report");
-    assert_eq!(error.exit_code(), 1, "{error}");
+    assert_eq!(wactl::cli::code_of(&error), 1, "{error}");
     assert_eq!(report.outcome, Outcome::Failed, "{error}");
     assert_eq!(
         report.error.as_ref().map(|e| e.code.as_str()),
@@ -410,7 +410,10 @@ async fn a_deploy_that_lost_its_lock_stops_before_applying_again() {
     assert!(text.contains("revision 2 is marked interrupted"), "{text}");
     assert_eq!(report.rolled_back_to, None, "{error}");
     assert!(
-        !report.stages.iter().any(|s| s.name.starts_with("rollback")),
+        !report
+            .stages
+            .iter()
+            .any(|s| s.name.as_str().starts_with("rollback")),
         "no rollback stage ran: {:?}",
         report.stages
     );
@@ -463,7 +466,7 @@ async fn fails_and_rolls_back(
         .expect_err("the faulty deploy fails");
     let elapsed = started.elapsed();
     let report = error.report().expect("a report").clone();
-    assert_eq!(error.exit_code(), 1, "{error}");
+    assert_eq!(wactl::cli::code_of(&error), 1, "{error}");
     assert_eq!(report.outcome, Outcome::RolledBack, "{error}");
     assert_eq!(
         report.error.as_ref().map(|e| e.code.as_str()),

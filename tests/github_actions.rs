@@ -130,7 +130,7 @@ fn example_summary() -> DeploySummary {
             passed: true,
             detail: None,
         }],
-        ..DeploySummary::new("staging", Outcome::Success)
+        ..DeploySummary::new("staging", Outcome::Succeeded)
     }
 }
 
@@ -299,7 +299,7 @@ fn summary_outputs_and_comments_never_show_the_token() {
         lines.next(),
         Some("url=https://address.staging.world-address.example")
     );
-    assert_eq!(lines.next(), Some("outcome=success"));
+    assert_eq!(lines.next(), Some("outcome=succeeded"));
     let heredoc = lines.next().expect("plan output");
     let delimiter = heredoc.strip_prefix("plan<<").expect("heredoc form");
     assert_eq!(lines.next(), Some("1 to update"));

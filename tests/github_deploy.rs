@@ -203,8 +203,25 @@ async fn a_deploy_step_reports_its_deployment_summary_and_outputs() {
     assert!(summary.contains("## wactl deploy `g`"), "{summary}");
     assert!(summary.contains(IMAGE_V1), "{summary}");
     assert!(summary.contains("address-service"), "{summary}");
+    // The plan and each workload's rollout come from the deploy's events as they happen.
+    assert!(summary.contains("### Plan"), "{summary}");
+    assert!(
+        summary.contains("| `+` | create | Deployment | address-service |"),
+        "{summary}"
+    );
+    assert!(summary.contains("### Rollout"), "{summary}");
+    assert!(
+        summary
+            .lines()
+            .any(|l| l.contains("address-service") && l.ends_with("| 2 | 2 | 2 | 2 | complete |")),
+        "{summary}"
+    );
     let outputs = std::fs::read_to_string(step.file("output.txt")).expect("step outputs");
-    for line in ["revision=1", &format!("image={IMAGE_V1}")] {
+    for line in [
+        "revision=1",
+        "outcome=succeeded",
+        &format!("image={IMAGE_V1}"),
+    ] {
         assert!(
             outputs.lines().any(|l| l == line),
             "no `{line}` in {outputs}"
@@ -238,9 +255,7 @@ async fn a_deploy_step_reports_its_deployment_summary_and_outputs() {
     );
     let outputs = std::fs::read_to_string(step.file("output.txt")).expect("step outputs");
     assert!(
-        outputs
-            .lines()
-            .any(|l| l.starts_with("outcome=") && l != "outcome=succeeded"),
+        outputs.lines().any(|l| l == "outcome=rolled_back"),
         "{outputs}"
     );
     assert!(

@@ -68,7 +68,7 @@ pub enum BuildError {
     },
     #[error("Docker Engine, while {action}: {message}")]
     Engine { action: String, message: String },
-    #[error("{action} took longer than {}s", timeout.as_secs())]
+    #[error("{action} did not finish within {} s", timeout.as_secs())]
     Timeout { action: String, timeout: Duration },
     #[error(
         "environment `{environment}` has no image.registry to push to: set `image.registry` in its definition"

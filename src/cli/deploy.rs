@@ -2,7 +2,7 @@
 
 use super::GlobalArgs;
 use crate::cluster::{Access, ApplyOptions};
-use crate::deploy::{self, DeployError, DeployOptions};
+use crate::deploy::{self, Action, DeployError, DeployObserver, DeployOptions, Observers};
 use crate::ui::Ui;
 use crate::ui::deploy::DeployUi;
 use std::path::PathBuf;
@@ -75,12 +75,16 @@ pub fn access(global: &GlobalArgs) -> Access {
     }
 }
 
-pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
+pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let env = crate::config::load(&global.env_dir, &args.environment)?;
     if let Some(image) = &args.image {
         crate::config::names::check_image_reference(image)
             .map_err(|message| DeployError::InvalidImage { message })?;
     }
+    let terminal = DeployUi::new(ui, global.yes, global.no_color);
+    // A protected environment without --yes and without a terminal is refused before any
+    // cluster, registry or GitHub is contacted.
+    deploy::check_confirmable(Action::Deploy, &env, terminal.can_answer())?;
     let build = if args.skip_build {
         None
     } else {
@@ -98,7 +102,12 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
         rollback: !args.no_rollback,
         ..args.apply.options()
     };
-    let ui = DeployUi::new(global);
+    let step = crate::github::Actions::from_env().map(|a| crate::github::DeployStep::new(a, &env));
+    let mut observers: Vec<&dyn DeployObserver> = vec![&terminal];
+    if let Some(step) = &step {
+        observers.push(step);
+    }
+    let observer = Observers(observers);
     let access = access(global);
     let result = super::block_on(async {
         // Built inside the runtime that uses it: its HTTP client spawns a worker there.
@@ -113,7 +122,7 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
             None => None,
         };
         let result = match crate::cluster::connect(&env, &access).await {
-            Ok(client) => deploy::deploy(&client, &env, &options, &ui).await,
+            Ok(client) => deploy::deploy(&client, &env, &options, &observer).await,
             Err(error) => Err(DeployError::from(error)),
         };
         if let Some(handle) = &handle {
@@ -121,7 +130,7 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
                 Ok(report) => (
                     crate::github::State::Success,
                     format!(
-                        "{:?}, revision {}",
+                        "{}, revision {}",
                         report.outcome,
                         report.revision.unwrap_or_default()
                     ),
@@ -136,23 +145,5 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
         }
         anyhow::Ok(result)
     })??;
-    let report = match &result {
-        Ok(report) => Some(report),
-        Err(error) => error.report(),
-    };
-    if let Some(report) = report {
-        ui.report(report);
-        if let Some(actions) = crate::github::Actions::from_env() {
-            let summary = crate::github::from_report(&env, report, None);
-            if let Err(error) = actions
-                .summary(&summary)
-                .and_then(|()| actions.deploy_outputs(&summary))
-            {
-                actions.annotate_warning(&format!(
-                    "could not write the job summary or outputs: {error}"
-                ));
-            }
-        }
-    }
     result.map(|_| ()).map_err(anyhow::Error::from)
 }

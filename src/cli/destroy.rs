@@ -1,7 +1,7 @@
 //! `wactl destroy ENV`
 
 use super::GlobalArgs;
-use crate::deploy::{self, DeployError};
+use crate::deploy::{self, Action};
 use crate::ui::deploy::DeployUi;
 use crate::ui::{OutputFormat, Ui};
 
@@ -20,13 +20,13 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         force_unlock: args.force_unlock,
         ..Default::default()
     };
-    let deploy_ui = DeployUi::new(global);
+    let terminal = DeployUi::new(ui, global.yes, global.no_color);
+    // Destroying always asks: without --yes and a terminal it is refused before the cluster.
+    deploy::check_confirmable(Action::Destroy, &env, terminal.can_answer())?;
     let access = super::deploy::access(global);
     let report = super::block_on(async {
-        let client = crate::cluster::connect(&env, &access)
-            .await
-            .map_err(DeployError::from)?;
-        deploy::destroy(&client, &env, &options, &deploy_ui).await
+        let client = crate::cluster::connect(&env, &access).await?;
+        anyhow::Ok(deploy::destroy(&client, &env, &options, &terminal).await?)
     })??;
     if ui.format == OutputFormat::Json {
         ui.json(&serde_json::to_value(&report)?);

@@ -38,7 +38,7 @@ pub struct Args {
     pub require_github: bool,
 }
 
-pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
+pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let env = crate::config::load(&global.env_dir, &args.environment)?;
     if let Some(image) = &args.image {
         crate::config::names::check_image_reference(image)
@@ -64,11 +64,9 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
             )),
             None => None,
         };
-        let client = crate::cluster::connect(&env, &access)
-            .await
-            .map_err(DeployError::from)?;
+        let client = crate::cluster::connect(&env, &access).await?;
         let image = match &build {
-            Some(build) => Some(resolve_image(global, &env, &args.templates, build).await?),
+            Some(build) => Some(resolve_image(ui, &env, &args.templates, build).await?),
             None => args.image.clone(),
         };
         let render = RenderOptions {
@@ -76,7 +74,7 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
             templates: args.templates.clone(),
         };
         let plan = deploy::plan(&client, &env, &render, apply).await?;
-        DeployUi::new(global).print_diff(&plan);
+        DeployUi::new(ui, global.yes, global.no_color).print_diff(&plan);
         if let Some((pr, reporter)) = reporter {
             let body = crate::github::plan_markdown(&env.name, &plan);
             reporter.upsert_pr_comment(pr, &body).await?;
@@ -88,7 +86,7 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
 /// The image `wactl deploy` would apply, found without building (see
 /// [`crate::build::resolve_without_building`]); a note says when a deploy would build.
 async fn resolve_image(
-    global: &GlobalArgs,
+    ui: &Ui,
     env: &crate::config::Environment,
     templates: &Option<PathBuf>,
     build: &crate::build::BuildOptions,
@@ -105,8 +103,9 @@ async fn resolve_image(
         .get("Dockerfile")
         .cloned()
         .unwrap_or_default();
-    let ui = DeployUi::new(global);
-    let progress = ui.build_progress();
+    // Scanning the context is all that happens: its progress stays quiet.
+    let quiet = Ui::new(crate::ui::OutputFormat::Text, true, ui.verbose, true);
+    let progress = crate::ui::build::BuildReporter::new(&quiet);
     let resolved = async {
         let docker = crate::build::connect().await?;
         crate::build::resolve_without_building(&docker, env, &dockerfile, build, &progress).await

@@ -89,12 +89,12 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     if drifted.is_empty() {
         return Ok(());
     }
-    Err(Drifted {
+    let drifted = Drifted {
         environment: env.name.clone(),
         revision: baseline.number,
         objects: drifted.len(),
-    }
-    .into())
+    };
+    Err(crate::ui::ReportedFailure(drifted.to_string()).into())
 }
 
 fn value(v: Option<&serde_json::Value>) -> String {

@@ -2,7 +2,6 @@
 
 use super::GlobalArgs;
 use crate::cluster::{RevisionLine, revision};
-use crate::deploy::DeployError;
 use crate::ui::{OutputFormat, Ui};
 
 #[derive(Debug, clap::Args)]
@@ -17,8 +16,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let revisions = super::block_on(async {
         let client = crate::cluster::connect(&env, &access).await?;
         revision::list(&client, &env.cluster.namespace, &env.name).await
-    })?
-    .map_err(DeployError::from)?;
+    })??;
     let lines: Vec<RevisionLine> = revisions.iter().map(RevisionLine::from).collect();
     if ui.format == OutputFormat::Json {
         ui.json(&serde_json::to_value(&lines)?);

@@ -22,6 +22,9 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let env = crate::config::load(&global.env_dir, &args.environment)?;
+    if let Some(service) = &args.service {
+        check_service(&env, service)?;
+    }
     super::block_on(async {
         let docker = crate::build::connect().await?;
         let stream = crate::local::logs(
@@ -47,4 +50,29 @@ pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })?
+}
+
+/// A service the environment's local stack does not have is a usage error, found from the
+/// definition alone (no engine needed), with the closest name as a hint.
+fn check_service(env: &crate::config::Environment, service: &str) -> anyhow::Result<()> {
+    let rendered = crate::render::render(env, &Default::default())?;
+    let compose = rendered
+        .files
+        .get("compose.yaml")
+        .map(|text| crate::local::compose::ComposeFile::parse(text))
+        .transpose()?;
+    let Some(compose) = compose else {
+        return Ok(());
+    };
+    if compose.services.contains_key(service) {
+        return Ok(());
+    }
+    let names = compose.services.keys().map(String::as_str);
+    Err(super::UsageError::UnknownService {
+        environment: env.name.clone(),
+        service: service.to_owned(),
+        known: names.clone().collect::<Vec<_>>().join(", "),
+        hint: crate::config::closest(service, names).map(str::to_owned),
+    }
+    .into())
 }

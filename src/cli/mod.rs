@@ -7,6 +7,7 @@ mod destroy;
 mod diff;
 mod down;
 mod drift;
+mod exit;
 mod history;
 mod logs;
 mod ps;
@@ -17,6 +18,8 @@ mod smoke;
 mod status;
 mod up;
 mod validate;
+
+pub use exit::{code_of, exit_code};
 
 use crate::ui::{OutputFormat, Ui};
 use clap::{Parser, Subcommand};
@@ -142,30 +145,14 @@ pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> 
     Ok(runtime.block_on(future))
 }
 
-/// Exit code for an error: 2 for invalid input, 1 for a failed operation.
-pub fn exit_code(error: &anyhow::Error) -> u8 {
-    if let Some(deploy) = error
-        .chain()
-        .find_map(|c| c.downcast_ref::<crate::deploy::DeployError>())
-    {
-        return deploy.exit_code();
-    }
-    let invalid_input = error.chain().any(|cause| {
-        cause.is::<crate::config::ConfigError>()
-            || cause.is::<render::RenderInputError>()
-            || cause
-                .downcast_ref::<crate::build::BuildError>()
-                .is_some_and(crate::build::BuildError::is_invalid_input)
-            || cause
-                .downcast_ref::<crate::github::GithubError>()
-                .is_some_and(crate::github::GithubError::is_invalid_input)
-            || cause
-                .downcast_ref::<crate::render::RenderError>()
-                .is_some_and(crate::render::RenderError::is_invalid_input)
-            || matches!(
-                cause.downcast_ref::<crate::smoke::SmokeError>(),
-                Some(crate::smoke::SmokeError::InvalidUrl { .. })
-            )
-    });
-    if invalid_input { 2 } else { 1 }
+/// Command lines that name something that does not exist (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("{environment}: no service {service} in the local stack (services: {known}){}", hint.as_ref().map(|h| format!("; did you mean {h}?")).unwrap_or_default())]
+    UnknownService {
+        environment: String,
+        service: String,
+        known: String,
+        hint: Option<String>,
+    },
 }

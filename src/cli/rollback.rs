@@ -1,7 +1,7 @@
 //! `wactl rollback ENV [--to REV]`
 
 use super::GlobalArgs;
-use crate::deploy::{self, DeployError};
+use crate::deploy::{self, Action};
 use crate::ui::Ui;
 use crate::ui::deploy::DeployUi;
 
@@ -16,27 +16,15 @@ pub struct Args {
     pub apply: super::deploy::ApplyArgs,
 }
 
-pub fn run(global: &GlobalArgs, _ui: &Ui, args: &Args) -> anyhow::Result<()> {
+pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let env = crate::config::load(&global.env_dir, &args.environment)?;
     let options = args.apply.options();
-    let ui = DeployUi::new(global);
+    let terminal = DeployUi::new(ui, global.yes, global.no_color);
+    deploy::check_confirmable(Action::Rollback, &env, terminal.can_answer())?;
     let access = super::deploy::access(global);
-    let result = super::block_on(async {
-        let client = crate::cluster::connect(&env, &access)
-            .await
-            .map_err(DeployError::from)?;
-        deploy::rollback(&client, &env, args.to, &options, &ui).await
-    })?;
-    match result {
-        Ok(report) => {
-            ui.report(&report);
-            Ok(())
-        }
-        Err(error) => {
-            if let Some(report) = error.report() {
-                ui.report(report);
-            }
-            Err(error.into())
-        }
-    }
+    super::block_on(async {
+        let client = crate::cluster::connect(&env, &access).await?;
+        anyhow::Ok(deploy::rollback(&client, &env, args.to, &options, &terminal).await?)
+    })??;
+    Ok(())
 }

@@ -2,7 +2,6 @@
 
 use super::GlobalArgs;
 use crate::cluster::AlertReport;
-use crate::deploy::DeployError;
 use crate::ui::{OutputFormat, Ui};
 
 #[derive(Debug, clap::Args)]
@@ -24,8 +23,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
             prometheus.as_ref(),
         )
         .await
-    })?
-    .map_err(DeployError::from)?;
+    })??;
     if ui.format == OutputFormat::Json {
         ui.json(&serde_json::to_value(&status)?);
         return Ok(());

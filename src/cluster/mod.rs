@@ -9,6 +9,7 @@ pub mod diff;
 pub mod drift;
 mod lock;
 mod object;
+mod owned;
 pub mod prometheus;
 pub mod revision;
 mod status;
@@ -21,6 +22,7 @@ pub use lock::{
     DeployLock, LeaseWatch, LockLost, LockOptions, acquire_lock, lease_name, release_lock,
 };
 pub use object::{ObjectRef, apply_group};
+pub use owned::foreign_object;
 pub use revision::{RecordedObject, Revision, RevisionStatus};
 pub use status::{AlertReport, LiveStatus, PodSummary, RevisionLine, WorkloadSummary, live_status};
 pub use track::{FailureReason, RolloutFailure, TrackEvent, track};
@@ -91,24 +93,8 @@ pub enum ClusterError {
         name: String,
         message: String,
     },
-    #[error("environment {environment} has no revision {revision} in namespace {namespace}")]
-    NoSuchRevision {
-        environment: String,
-        namespace: String,
-        revision: u32,
-    },
     #[error("{what} did not finish within {seconds} s")]
     Timeout { what: String, seconds: u64 },
-}
-
-impl ClusterError {
-    /// 2 for a kubeconfig or context that does not work, 1 for everything else.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::Kubeconfig { .. } | Self::UnknownContext { .. } => 2,
-            _ => 1,
-        }
-    }
 }
 
 /// Renders an API error as the server's message, not Rust's debug output.

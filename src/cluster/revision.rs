@@ -230,15 +230,24 @@ pub async fn trim(
     namespace: &str,
     revisions: &[Revision],
 ) -> Result<(), ClusterError> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let excess = revisions.len().saturating_sub(KEEP);
-    for old in &revisions[..excess] {
+    delete(client, namespace, &revisions[..excess]).await
+}
+
+/// Deletes the recorded `revisions` (one ConfigMap each); one already gone is fine.
+pub async fn delete(
+    client: &Client,
+    namespace: &str,
+    revisions: &[Revision],
+) -> Result<(), ClusterError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    for old in revisions {
         let name = Revision::config_map_name(&old.environment, old.number);
         if let Err(e) = api.delete(&name, &DeleteParams::default()).await
             && !super::is_not_found(&e)
         {
             return Err(ClusterError::Api {
-                action: "delete old revision",
+                action: "delete revision",
                 object: format!("ConfigMap {namespace}/{name}"),
                 message: api_message(&e),
             });

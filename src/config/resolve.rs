@@ -201,17 +201,22 @@ impl Resolver<'_> {
             src.resources.as_ref(),
             defaults.resources(),
         );
-        let scrape_interval = src.scrape_interval.unwrap_or_else(|| "15s".to_owned());
+        // Given as text and checked as durations (the default only stands in for a bad one).
+        let scrape_interval = src
+            .scrape_interval
+            .unwrap_or_else(|| defaults::SCRAPE_INTERVAL.to_owned());
         self.duration(
             &format!("{field}.scrapeInterval"),
             Some(&scrape_interval),
-            Duration::from_secs(15),
+            Duration::ZERO,
         );
-        let retention = src.retention.unwrap_or_else(|| "15d".to_owned());
+        let retention = src
+            .retention
+            .unwrap_or_else(|| defaults::RETENTION.to_owned());
         self.duration(
             &format!("{field}.retention"),
             Some(&retention),
-            Duration::from_secs(15 * 86400),
+            Duration::ZERO,
         );
         Some(Component {
             image,
@@ -246,7 +251,101 @@ impl ComponentDefaults {
     }
 }
 
-/// Resolves `src`, the merge of `files` (most specific first), for environment `name`.
+/// What a definition gets for what it does not say, by section. The docs of each field in
+/// `source.rs` name the same values.
+mod defaults {
+    use super::ComponentDefaults;
+    use std::time::Duration;
+
+    pub const APP_NAME: &str = "address-service";
+    pub const APP_PORT: u32 = 8080;
+    pub const LOG_LEVEL: &str = "info";
+    pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+    pub const IMAGE_TAG: &str = "latest";
+    pub const BUILDER: &str = "docker.io/library/rust:1.95-bookworm";
+    pub const RUNTIME: &str = "gcr.io/distroless/cc-debian12:nonroot";
+
+    pub const REPLICAS: u32 = 2;
+    /// `autoscaling.max` when unset: this many times `min`.
+    pub const AUTOSCALING_MAX_PER_MIN: u32 = 5;
+    /// (stabilizationSeconds, percent, periodSeconds)
+    pub const SCALE_UP: (u32, u32, u32) = (0, 100, 15);
+    pub const SCALE_DOWN: (u32, u32, u32) = (300, 50, 60);
+
+    pub const CPU_REQUEST: &str = "100m";
+    pub const MEMORY_REQUEST: &str = "64Mi";
+    pub const MEMORY_LIMIT: &str = "256Mi";
+
+    /// (path, periodSeconds, failureThreshold)
+    pub const LIVENESS: (&str, u32, u32) = ("/healthz", 10, 3);
+    pub const READINESS: (&str, u32, u32) = ("/readyz", 5, 2);
+    pub const STARTUP: (&str, u32, u32) = ("/healthz", 2, 30);
+    pub const PROBE_TIMEOUT_SECONDS: u32 = 2;
+
+    pub const MAX_SURGE: &str = "25%";
+    pub const MAX_UNAVAILABLE: u32 = 0;
+    pub const PROGRESS_DEADLINE_SECONDS: u32 = 300;
+    pub const TERMINATION_GRACE_PERIOD_SECONDS: u32 = 30;
+    pub const PRE_STOP_SECONDS: u32 = 5;
+
+    pub const INGRESS_CLASS: &str = "nginx";
+    pub const REQUESTS_PER_SECOND: u32 = 20;
+    pub const BURST: u32 = 40;
+    pub const BODY_SIZE: &str = "64k";
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+    pub const SCRAPE_INTERVAL: &str = "15s";
+    pub const RETENTION: &str = "15d";
+    pub const POSTGRES: ComponentDefaults = ComponentDefaults {
+        enabled: false,
+        image: "docker.io/library/postgres:15",
+        storage: "10Gi",
+        cpu: "100m",
+        memory: "256Mi",
+    };
+    pub const REDIS: ComponentDefaults = ComponentDefaults {
+        enabled: false,
+        image: "docker.io/library/redis:7",
+        storage: "1Gi",
+        cpu: "50m",
+        memory: "64Mi",
+    };
+    pub const PROMETHEUS: ComponentDefaults = ComponentDefaults {
+        enabled: false,
+        image: "docker.io/prom/prometheus:v2.53.0",
+        storage: "10Gi",
+        cpu: "100m",
+        memory: "512Mi",
+    };
+    pub const GRAFANA: ComponentDefaults = ComponentDefaults {
+        enabled: false,
+        image: "docker.io/grafana/grafana:11.1.0",
+        storage: "1Gi",
+        cpu: "50m",
+        memory: "128Mi",
+    };
+    pub const NGINX: ComponentDefaults = ComponentDefaults {
+        enabled: false,
+        image: "docker.io/library/nginx:1.27",
+        storage: "0",
+        cpu: "50m",
+        memory: "64Mi",
+    };
+
+    pub const SMOKE_DEADLINE: Duration = Duration::from_secs(120);
+    pub const SMOKE_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const CHECK_METHOD: &str = "GET";
+    pub const CHECK_PATH: &str = "/";
+    pub const CHECK_STATUS: u16 = 200;
+    pub const HTTP_METHODS: [&str; 7] =
+        ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+}
+
+/// Resolves `src`, the merge of `files` (most specific first), for environment `name`:
+/// one resolver per section, every problem of every section collected.
 pub fn resolve(
     name: &str,
     files: Vec<String>,
@@ -258,133 +357,22 @@ pub fn resolve(
         locate,
         problems: Vec::new(),
     };
-
-    let app_src = src.app.unwrap_or_default();
-    let app_name = app_src.name.unwrap_or_else(|| "address-service".to_owned());
-    r.check("app.name", names::check_dns_label(&app_name));
-    let port = r.port("app.port", app_src.port.unwrap_or(8080));
-    let log_level = app_src.log_level.unwrap_or_else(|| "info".to_owned());
-    if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
-        r.report(
-            "app.logLevel",
-            format!("`{log_level}` is not a log level (error, warn, info, debug, trace)"),
-        );
-    }
-
-    let image_src = src.image.unwrap_or_default();
-    if let Some(registry) = &image_src.registry {
-        r.check("image.registry", names::check_registry(registry));
-    }
-    let repository = image_src
-        .repository
-        .unwrap_or_else(|| format!("world-address/{app_name}"));
-    r.check("image.repository", names::check_repository(&repository));
-    let tag = image_src.tag.unwrap_or_else(|| "latest".to_owned());
-    r.check("image.tag", names::check_tag(&tag));
-    let builder = image_src
-        .builder
-        .unwrap_or_else(|| "docker.io/library/rust:1.95-bookworm".to_owned());
-    r.check("image.builder", names::check_image_reference(&builder));
-    let runtime = image_src
-        .runtime
-        .unwrap_or_else(|| "gcr.io/distroless/cc-debian12:nonroot".to_owned());
-    r.check("image.runtime", names::check_image_reference(&runtime));
-    let build_args = image_src.build_args.unwrap_or_default();
-    for key in build_args.keys() {
-        r.check(&format!("image.buildArgs.{key}"), names::check_env_var(key));
-    }
-
-    let cluster_src = src.cluster.unwrap_or_default();
-    let namespace = cluster_src.namespace.unwrap_or_else(|| app_name.clone());
-    r.check("cluster.namespace", names::check_dns_label(&namespace));
-    let kubeconfig = cluster_src.kubeconfig.map(|k| expand_home(&k));
-
-    let replicas = src.replicas.unwrap_or(2);
-    let autoscaling = src.autoscaling.unwrap_or_default();
-    let autoscaling = if autoscaling.enabled.unwrap_or(false) {
-        let min = autoscaling.min.unwrap_or(replicas.max(1));
-        let max = autoscaling.max.unwrap_or(min.max(1) * 5);
-        if min == 0 {
-            r.report("autoscaling.min", "autoscaling.min must be at least 1");
-        }
-        if min > max {
-            r.report_hint(
-                "autoscaling.min",
-                format!("autoscaling.min ({min}) is greater than autoscaling.max ({max})"),
-                "make `min` at most `max`",
-            );
-        }
-        if autoscaling.cpu.is_none() && autoscaling.memory.is_none() {
-            r.report_hint(
-                "autoscaling",
-                "autoscaling is enabled without a target",
-                "set `cpu` or `memory` (target utilisation in percent)",
-            );
-        }
-        for (field, value) in [
-            ("autoscaling.cpu", autoscaling.cpu),
-            ("autoscaling.memory", autoscaling.memory),
-        ] {
-            if let Some(v) = value
-                && !(1..=1000).contains(&v)
-            {
-                r.report(field, format!("target utilisation {v}% is outside 1-1000"));
-            }
-        }
-        let behaviour =
-            |b: Option<source::ScalingBehaviourSource>, stab: u32, percent: u32, period: u32| {
-                let b = b.unwrap_or_default();
-                ScalingBehaviour {
-                    stabilization_seconds: b.stabilization_seconds.unwrap_or(stab),
-                    percent: b.percent.unwrap_or(percent),
-                    period_seconds: b.period_seconds.unwrap_or(period),
-                }
-            };
-        let scale_up = behaviour(autoscaling.scale_up, 0, 100, 15);
-        let scale_down = behaviour(autoscaling.scale_down, 300, 50, 60);
-        for (field, b) in [
-            ("autoscaling.scaleUp", &scale_up),
-            ("autoscaling.scaleDown", &scale_down),
-        ] {
-            if b.percent == 0 {
-                r.report(&format!("{field}.percent"), "percent must be at least 1");
-            }
-            if !(1..=1800).contains(&b.period_seconds) {
-                r.report(
-                    &format!("{field}.periodSeconds"),
-                    format!("periodSeconds {} is outside 1-1800", b.period_seconds),
-                );
-            }
-            if b.stabilization_seconds > 3600 {
-                r.report(
-                    &format!("{field}.stabilizationSeconds"),
-                    "stabilizationSeconds is at most 3600",
-                );
-            }
-        }
-        Some(Autoscaling {
-            min,
-            max,
-            cpu: autoscaling.cpu,
-            memory: autoscaling.memory,
-            scale_up,
-            scale_down,
-        })
-    } else {
-        None
-    };
-
+    let app = r.app(src.app.unwrap_or_default());
+    let image = r.image(src.image.unwrap_or_default(), &app.name);
+    let cluster = r.cluster(src.cluster.unwrap_or_default(), &app.name);
+    let replicas = src.replicas.unwrap_or(defaults::REPLICAS);
+    let autoscaling = r.autoscaling(src.autoscaling.unwrap_or_default(), replicas);
     let resources = r.resources(
         "resources",
         src.resources.as_ref(),
         Resources {
             requests: ResourceAmounts {
-                cpu: Some("100m".into()),
-                memory: Some("64Mi".into()),
+                cpu: Some(defaults::CPU_REQUEST.into()),
+                memory: Some(defaults::MEMORY_REQUEST.into()),
             },
             limits: ResourceAmounts {
                 cpu: None,
-                memory: Some("256Mi".into()),
+                memory: Some(defaults::MEMORY_LIMIT.into()),
             },
         },
     );
@@ -394,234 +382,11 @@ pub fn resolve(
             "CPU autoscaling needs a CPU request",
         );
     }
-
-    let probes_src = src.probes.unwrap_or_default();
-    let probe = |path: &str, period, failures| Probe {
-        path: path.to_owned(),
-        initial_delay_seconds: 0,
-        period_seconds: period,
-        timeout_seconds: 2,
-        failure_threshold: failures,
-    };
-    let probes = Probes {
-        liveness: r.probe(
-            "probes.liveness",
-            probes_src.liveness.as_ref(),
-            probe("/healthz", 10, 3),
-        ),
-        readiness: r.probe(
-            "probes.readiness",
-            probes_src.readiness.as_ref(),
-            probe("/readyz", 5, 2),
-        ),
-        startup: r.probe(
-            "probes.startup",
-            probes_src.startup.as_ref(),
-            probe("/healthz", 2, 30),
-        ),
-    };
-
-    let rollout_src = src.rollout.unwrap_or_default();
-    let rollout = Rollout {
-        max_surge: r.int_or_percent(
-            "rollout.maxSurge",
-            rollout_src.max_surge.as_ref(),
-            serde_json::Value::from("25%"),
-        ),
-        max_unavailable: r.int_or_percent(
-            "rollout.maxUnavailable",
-            rollout_src.max_unavailable.as_ref(),
-            serde_json::Value::from(0),
-        ),
-        progress_deadline_seconds: rollout_src.progress_deadline_seconds.unwrap_or(300),
-        termination_grace_period_seconds: rollout_src
-            .termination_grace_period_seconds
-            .unwrap_or(30),
-        pre_stop_seconds: rollout_src.pre_stop_seconds.unwrap_or(5),
-    };
-    let is_zero = |v: &serde_json::Value| {
-        v == &serde_json::Value::from(0) || v == &serde_json::Value::from("0%")
-    };
-    if is_zero(&rollout.max_surge) && is_zero(&rollout.max_unavailable) {
-        r.report_hint(
-            "rollout.maxSurge",
-            "maxSurge and maxUnavailable are both zero, so a rollout can never start",
-            "allow a surge, such as maxSurge: 1",
-        );
-    }
-    if rollout.progress_deadline_seconds == 0 {
-        r.report(
-            "rollout.progressDeadlineSeconds",
-            "progressDeadlineSeconds must be at least 1",
-        );
-    }
-    if rollout.pre_stop_seconds >= rollout.termination_grace_period_seconds {
-        r.report_hint(
-            "rollout.preStopSeconds",
-            format!("preStopSeconds ({}) leaves no time to drain within terminationGracePeriodSeconds ({})", rollout.pre_stop_seconds, rollout.termination_grace_period_seconds),
-            "make preStopSeconds smaller than terminationGracePeriodSeconds",
-        );
-    }
-
-    let ingress_src = src.ingress.unwrap_or_default();
-    let enabled = ingress_src.enabled.unwrap_or(false);
-    if let Some(host) = &ingress_src.host {
-        r.check("ingress.host", names::check_host(host));
-    } else if enabled {
-        r.report_hint(
-            "ingress",
-            "the Ingress is enabled but has no host",
-            "set `ingress.host`, such as address.example.com",
-        );
-    }
-    let tls = ingress_src.tls.map(|tls| {
-        if tls.issuer.is_none() && tls.secret_name.is_none() {
-            r.report_hint(
-                "ingress.tls",
-                "TLS needs an issuer or a secret",
-                "set `issuer` (cert-manager) or `secretName`",
-            );
-        }
-        let secret_name = tls.secret_name.unwrap_or_else(|| format!("{app_name}-tls"));
-        r.check(
-            "ingress.tls.secretName",
-            names::check_dns_subdomain(&secret_name),
-        );
-        Tls {
-            issuer: tls.issuer,
-            secret_name,
-        }
-    });
-    let rate = ingress_src.rate_limit.unwrap_or_default();
-    let rate_limit = RateLimit {
-        requests_per_second: rate.requests_per_second.unwrap_or(20),
-        burst: rate.burst.unwrap_or(40),
-    };
-    if rate_limit.requests_per_second == 0 {
-        r.report(
-            "ingress.rateLimit.requestsPerSecond",
-            "requestsPerSecond must be at least 1",
-        );
-    }
-    if rate_limit.burst > MAX_RATE_LIMIT_BURST {
-        r.report(
-            "ingress.rateLimit.burst",
-            format!(
-                "burst must be at most {MAX_RATE_LIMIT_BURST} (got {})",
-                rate_limit.burst
-            ),
-        );
-    }
-    let body_size = ingress_src.body_size.unwrap_or_else(|| "64k".to_owned());
-    let body_ok = body_size
-        .trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G'])
-        .parse::<u64>()
-        .is_ok();
-    if !body_ok {
-        r.report_hint(
-            "ingress.bodySize",
-            format!("`{body_size}` is not a size"),
-            "write bytes, or a number with k, m or g, such as 64k or 1m",
-        );
-    }
-    let timeouts = ingress_src.timeouts.unwrap_or_default();
-    let timeouts = Timeouts {
-        connect_seconds: r
-            .duration(
-                "ingress.timeouts.connect",
-                timeouts.connect.as_ref(),
-                Duration::from_secs(5),
-            )
-            .as_secs()
-            .max(1),
-        read_seconds: r
-            .duration(
-                "ingress.timeouts.read",
-                timeouts.read.as_ref(),
-                Duration::from_secs(30),
-            )
-            .as_secs()
-            .max(1),
-        send_seconds: r
-            .duration(
-                "ingress.timeouts.send",
-                timeouts.send.as_ref(),
-                Duration::from_secs(30),
-            )
-            .as_secs()
-            .max(1),
-    };
-    let ingress = Ingress {
-        enabled,
-        host: ingress_src.host,
-        class_name: ingress_src.class_name.unwrap_or_else(|| "nginx".to_owned()),
-        tls,
-        rate_limit,
-        body_size,
-        timeouts,
-    };
-
-    let c = src.components.unwrap_or_default();
-    let components = Components {
-        postgres: r.component(
-            "components.postgres",
-            c.postgres.as_ref(),
-            ComponentDefaults {
-                enabled: false,
-                image: "docker.io/library/postgres:15",
-                storage: "10Gi",
-                cpu: "100m",
-                memory: "256Mi",
-            },
-        ),
-        redis: r.component(
-            "components.redis",
-            c.redis.as_ref(),
-            ComponentDefaults {
-                enabled: false,
-                image: "docker.io/library/redis:7",
-                storage: "1Gi",
-                cpu: "50m",
-                memory: "64Mi",
-            },
-        ),
-        prometheus: r.component(
-            "components.prometheus",
-            c.prometheus.as_ref(),
-            ComponentDefaults {
-                enabled: false,
-                image: "docker.io/prom/prometheus:v2.53.0",
-                storage: "10Gi",
-                cpu: "100m",
-                memory: "512Mi",
-            },
-        ),
-        grafana: r.component(
-            "components.grafana",
-            c.grafana.as_ref(),
-            ComponentDefaults {
-                enabled: false,
-                image: "docker.io/grafana/grafana:11.1.0",
-                storage: "1Gi",
-                cpu: "50m",
-                memory: "128Mi",
-            },
-        ),
-        nginx: r.component(
-            "components.nginx",
-            c.nginx.as_ref(),
-            ComponentDefaults {
-                enabled: false,
-                image: "docker.io/library/nginx:1.27",
-                storage: "0",
-                cpu: "50m",
-                memory: "64Mi",
-            },
-        ),
-    };
-
+    let probes = r.probes(src.probes.unwrap_or_default());
+    let rollout = r.rollout(src.rollout.unwrap_or_default());
+    let ingress = r.ingress(src.ingress.unwrap_or_default(), &app.name);
+    let components = r.components(src.components.unwrap_or_default());
     let monitoring = resolve_monitoring(&mut r, src.monitoring.unwrap_or_default(), &components);
-
     let config = src.config.unwrap_or_default();
     for (key, value) in &config {
         r.check(&format!("config.{key}"), names::check_env_var(key));
@@ -629,195 +394,14 @@ pub fn resolve(
             r.report_hint(&format!("config.{key}"), e.to_string(), e.hint());
         }
     }
-    let mut secrets = BTreeMap::new();
-    for (var, reference) in src.secrets.unwrap_or_default() {
-        let field = format!("secrets.{var}");
-        r.check(&field, names::check_env_var(&var));
-        if config.contains_key(&var) {
-            r.report_hint(
-                &field,
-                format!("`{var}` is both a plain config value and a secret"),
-                format!("remove `config.{var}`"),
-            );
-        }
-        let (Some(secret), Some(key)) = (reference.secret, reference.key) else {
-            r.report_hint(
-                &field,
-                "a secret reference needs both `secret` and `key`",
-                "for example { secret: address-service-db, key: url }",
-            );
-            continue;
-        };
-        r.check(
-            &format!("{field}.secret"),
-            names::check_dns_subdomain(&secret),
-        );
-        let key_ok = !key.is_empty()
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
-        if !key_ok {
-            r.report(
-                &format!("{field}.key"),
-                format!("`{key}` is not a valid Secret key"),
-            );
-        }
-        secrets.insert(var, SecretRef { secret, key });
-    }
+    let secrets = r.secrets(src.secrets.unwrap_or_default(), &config);
     let trusted_ca = resolve_trusted_ca(&mut r, src.trusted_ca, &config, &secrets);
-
-    let scheduling_src = src.scheduling.unwrap_or_default();
-    let scheduling = Scheduling {
-        node_selector: scheduling_src.node_selector.unwrap_or_default(),
-        tolerate: scheduling_src.tolerate.unwrap_or_default(),
-    };
-    for (key, value) in &scheduling.node_selector {
-        let field = format!("scheduling.nodeSelector.{key}");
-        r.check(&field, names::check_label_key(key));
-        r.check(&field, names::check_label_value(value));
-    }
-    for (i, key) in scheduling.tolerate.iter().enumerate() {
-        r.check(
-            &format!("scheduling.tolerate[{i}]"),
-            names::check_label_key(key),
-        );
-    }
-    let node_port = src
-        .service
-        .unwrap_or_default()
-        .node_port
-        .and_then(|port| match u16::try_from(port) {
-            Ok(p) if (30000..=32767).contains(&p) => Some(p),
-            _ => {
-                r.report_hint(
-                    "service.nodePort",
-                    format!("{port} is outside the NodePort range 30000–32767"),
-                    "pick a port between 30000 and 32767",
-                );
-                None
-            }
-        });
-
-    let smoke_src = src.smoke.unwrap_or_default();
-    if let Some(url) = &smoke_src.url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        r.report(
-            "smoke.url",
-            format!("`{url}` is not an http:// or https:// URL"),
-        );
-    }
-    let deadline = r.duration(
-        "smoke.deadline",
-        smoke_src.deadline.as_ref(),
-        Duration::from_secs(120),
-    );
-    let request_timeout = r.duration(
-        "smoke.requestTimeout",
-        smoke_src.request_timeout.as_ref(),
-        Duration::from_secs(5),
-    );
-    let mut checks = Vec::new();
-    for (i, check) in smoke_src.checks.unwrap_or_default().into_iter().enumerate() {
-        let field = format!("smoke.checks[{i}]");
-        let method = check
-            .method
-            .unwrap_or_else(|| "GET".to_owned())
-            .to_ascii_uppercase();
-        if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].contains(&method.as_str())
-        {
-            r.report(
-                &format!("{field}.method"),
-                format!("`{method}` is not an HTTP method"),
-            );
-        }
-        let path = check.path.unwrap_or_else(|| "/".to_owned());
-        if !path.starts_with('/') {
-            r.report(
-                &format!("{field}.path"),
-                format!("path `{path}` must start with `/`"),
-            );
-        }
-        let status = check.status.unwrap_or(200);
-        if !(100..=599).contains(&status) {
-            r.report(
-                &format!("{field}.status"),
-                format!("{status} is not an HTTP status"),
-            );
-        }
-        let expect = check.expect.unwrap_or_default();
-        for pointer in expect.keys() {
-            if !pointer.is_empty() && !pointer.starts_with('/') {
-                r.report_hint(
-                    &format!("{field}.expect"),
-                    format!("`{pointer}` is not a JSON pointer"),
-                    format!("write `/{pointer}`"),
-                );
-            }
-        }
-        checks.push(SmokeCheck {
-            name: check.name,
-            method,
-            path,
-            body: check.body,
-            status,
-            expect,
-            max_latency_ms: check.max_latency_ms,
-        });
-    }
-
-    let github_src = src.github.unwrap_or_default();
-    if let Some(repo) = &github_src.repository {
-        let ok = repo.split('/').count() == 2
-            && repo.split('/').all(|p| {
-                !p.is_empty()
-                    && p.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            });
-        if !ok {
-            r.report("github.repository", format!("`{repo}` is not `owner/name`"));
-        }
-    }
-
-    let local_src = src.local.unwrap_or_default();
-    let project = local_src.project.unwrap_or_else(|| format!("wactl-{name}"));
-    r.check("local.project", names::check_dns_label(&project));
-    let mut ports: BTreeMap<String, u16> = LOCAL_SERVICES
-        .iter()
-        .map(|(s, p)| ((*s).to_owned(), *p))
-        .collect();
-    for (service, port) in local_src.ports.unwrap_or_default() {
-        let field = format!("local.ports.{service}");
-        if !ports.contains_key(&service) {
-            let known: Vec<&str> = LOCAL_SERVICES.iter().map(|(s, _)| *s).collect();
-            r.report_hint(
-                &field,
-                format!("`{service}` is not a local service"),
-                format!("use one of {}", known.join(", ")),
-            );
-            continue;
-        }
-        let port = r.port(&field, port);
-        ports.insert(service, port);
-    }
-
-    let templates = src.templates.map(|dir| {
-        let path = PathBuf::from(&dir);
-        if path.is_absolute()
-            || path
-                .components()
-                .filter(|c| matches!(c, std::path::Component::ParentDir))
-                .count()
-                > 1
-        {
-            r.report_hint(
-                "templates",
-                format!("template directory `{dir}` is outside the project"),
-                "use a path relative to the environment file, at most one `..` deep",
-            );
-        }
-        base_dir.join(path)
-    });
+    let scheduling = r.scheduling(src.scheduling.unwrap_or_default());
+    let service = r.service(src.service.unwrap_or_default());
+    let smoke = r.smoke(src.smoke.unwrap_or_default());
+    let github = r.github(src.github.unwrap_or_default(), name);
+    let local = r.local(src.local.unwrap_or_default(), name);
+    let templates = src.templates.map(|dir| r.templates(&dir, base_dir));
 
     if !r.problems.is_empty() {
         return Err(r.problems);
@@ -825,25 +409,9 @@ pub fn resolve(
     Ok(Environment {
         name: name.to_owned(),
         files,
-        app: App {
-            name: app_name,
-            port,
-            log_level,
-        },
-        image: Image {
-            registry: image_src.registry,
-            repository,
-            tag,
-            builder,
-            runtime,
-            build_args,
-            target: image_src.target,
-        },
-        cluster: Cluster {
-            context: cluster_src.context,
-            kubeconfig,
-            namespace,
-        },
+        app,
+        image,
+        cluster,
         replicas,
         autoscaling,
         resources,
@@ -853,25 +421,571 @@ pub fn resolve(
         components,
         monitoring,
         scheduling,
-        service: ServiceExposure { node_port },
+        service,
         config,
         secrets,
-        trusted_ca,
         protected: src.protected.unwrap_or(false),
-        smoke: Smoke {
-            url: smoke_src.url,
+        smoke,
+        github,
+        local,
+        templates,
+        trusted_ca,
+    })
+}
+
+/// The resolvers of the sections, in the order of the definition.
+impl Resolver<'_> {
+    fn app(&mut self, src: source::AppSource) -> App {
+        let name = src.name.unwrap_or_else(|| defaults::APP_NAME.to_owned());
+        self.check("app.name", names::check_dns_label(&name));
+        let port = self.port("app.port", src.port.unwrap_or(defaults::APP_PORT));
+        let log_level = src
+            .log_level
+            .unwrap_or_else(|| defaults::LOG_LEVEL.to_owned());
+        if !defaults::LOG_LEVELS.contains(&log_level.as_str()) {
+            self.report(
+                "app.logLevel",
+                format!("`{log_level}` is not a log level (error, warn, info, debug, trace)"),
+            );
+        }
+        App {
+            name,
+            port,
+            log_level,
+        }
+    }
+
+    fn image(&mut self, src: source::ImageSource, app_name: &str) -> Image {
+        if let Some(registry) = &src.registry {
+            self.check("image.registry", names::check_registry(registry));
+        }
+        let repository = src
+            .repository
+            .unwrap_or_else(|| format!("world-address/{app_name}"));
+        self.check("image.repository", names::check_repository(&repository));
+        let tag = src.tag.unwrap_or_else(|| defaults::IMAGE_TAG.to_owned());
+        self.check("image.tag", names::check_tag(&tag));
+        let builder = src.builder.unwrap_or_else(|| defaults::BUILDER.to_owned());
+        self.check("image.builder", names::check_image_reference(&builder));
+        let runtime = src.runtime.unwrap_or_else(|| defaults::RUNTIME.to_owned());
+        self.check("image.runtime", names::check_image_reference(&runtime));
+        let build_args = src.build_args.unwrap_or_default();
+        for key in build_args.keys() {
+            self.check(&format!("image.buildArgs.{key}"), names::check_env_var(key));
+        }
+        Image {
+            registry: src.registry,
+            repository,
+            tag,
+            builder,
+            runtime,
+            build_args,
+            target: src.target,
+        }
+    }
+
+    fn cluster(&mut self, src: source::ClusterSource, app_name: &str) -> Cluster {
+        let namespace = src.namespace.unwrap_or_else(|| app_name.to_owned());
+        self.check("cluster.namespace", names::check_dns_label(&namespace));
+        Cluster {
+            context: src.context,
+            kubeconfig: src.kubeconfig.map(|k| expand_home(&k)),
+            namespace,
+        }
+    }
+
+    fn autoscaling(
+        &mut self,
+        src: source::AutoscalingSource,
+        replicas: u32,
+    ) -> Option<Autoscaling> {
+        if !src.enabled.unwrap_or(false) {
+            return None;
+        }
+        let min = src.min.unwrap_or(replicas.max(1));
+        let max = src
+            .max
+            .unwrap_or(min.max(1) * defaults::AUTOSCALING_MAX_PER_MIN);
+        if min == 0 {
+            self.report("autoscaling.min", "autoscaling.min must be at least 1");
+        }
+        if min > max {
+            self.report_hint(
+                "autoscaling.min",
+                format!("autoscaling.min ({min}) is greater than autoscaling.max ({max})"),
+                "make `min` at most `max`",
+            );
+        }
+        if src.cpu.is_none() && src.memory.is_none() {
+            self.report_hint(
+                "autoscaling",
+                "autoscaling is enabled without a target",
+                "set `cpu` or `memory` (target utilisation in percent)",
+            );
+        }
+        for (field, value) in [
+            ("autoscaling.cpu", src.cpu),
+            ("autoscaling.memory", src.memory),
+        ] {
+            if let Some(v) = value
+                && !(1..=1000).contains(&v)
+            {
+                self.report(field, format!("target utilisation {v}% is outside 1-1000"));
+            }
+        }
+        let behaviour = |b: Option<source::ScalingBehaviourSource>, (stab, percent, period)| {
+            let b = b.unwrap_or_default();
+            ScalingBehaviour {
+                stabilization_seconds: b.stabilization_seconds.unwrap_or(stab),
+                percent: b.percent.unwrap_or(percent),
+                period_seconds: b.period_seconds.unwrap_or(period),
+            }
+        };
+        let scale_up = behaviour(src.scale_up, defaults::SCALE_UP);
+        let scale_down = behaviour(src.scale_down, defaults::SCALE_DOWN);
+        for (field, b) in [
+            ("autoscaling.scaleUp", &scale_up),
+            ("autoscaling.scaleDown", &scale_down),
+        ] {
+            if b.percent == 0 {
+                self.report(&format!("{field}.percent"), "percent must be at least 1");
+            }
+            if !(1..=1800).contains(&b.period_seconds) {
+                self.report(
+                    &format!("{field}.periodSeconds"),
+                    format!("periodSeconds {} is outside 1-1800", b.period_seconds),
+                );
+            }
+            if b.stabilization_seconds > 3600 {
+                self.report(
+                    &format!("{field}.stabilizationSeconds"),
+                    "stabilizationSeconds is at most 3600",
+                );
+            }
+        }
+        Some(Autoscaling {
+            min,
+            max,
+            cpu: src.cpu,
+            memory: src.memory,
+            scale_up,
+            scale_down,
+        })
+    }
+
+    fn probes(&mut self, src: source::ProbesSource) -> Probes {
+        let probe = |(path, period, failures): (&str, u32, u32)| Probe {
+            path: path.to_owned(),
+            initial_delay_seconds: 0,
+            period_seconds: period,
+            timeout_seconds: defaults::PROBE_TIMEOUT_SECONDS,
+            failure_threshold: failures,
+        };
+        Probes {
+            liveness: self.probe(
+                "probes.liveness",
+                src.liveness.as_ref(),
+                probe(defaults::LIVENESS),
+            ),
+            readiness: self.probe(
+                "probes.readiness",
+                src.readiness.as_ref(),
+                probe(defaults::READINESS),
+            ),
+            startup: self.probe(
+                "probes.startup",
+                src.startup.as_ref(),
+                probe(defaults::STARTUP),
+            ),
+        }
+    }
+
+    fn rollout(&mut self, src: source::RolloutSource) -> Rollout {
+        let rollout = Rollout {
+            max_surge: self.int_or_percent(
+                "rollout.maxSurge",
+                src.max_surge.as_ref(),
+                serde_json::Value::from(defaults::MAX_SURGE),
+            ),
+            max_unavailable: self.int_or_percent(
+                "rollout.maxUnavailable",
+                src.max_unavailable.as_ref(),
+                serde_json::Value::from(defaults::MAX_UNAVAILABLE),
+            ),
+            progress_deadline_seconds: src
+                .progress_deadline_seconds
+                .unwrap_or(defaults::PROGRESS_DEADLINE_SECONDS),
+            termination_grace_period_seconds: src
+                .termination_grace_period_seconds
+                .unwrap_or(defaults::TERMINATION_GRACE_PERIOD_SECONDS),
+            pre_stop_seconds: src.pre_stop_seconds.unwrap_or(defaults::PRE_STOP_SECONDS),
+        };
+        let is_zero = |v: &serde_json::Value| {
+            v == &serde_json::Value::from(0) || v == &serde_json::Value::from("0%")
+        };
+        if is_zero(&rollout.max_surge) && is_zero(&rollout.max_unavailable) {
+            self.report_hint(
+                "rollout.maxSurge",
+                "maxSurge and maxUnavailable are both zero, so a rollout can never start",
+                "allow a surge, such as maxSurge: 1",
+            );
+        }
+        if rollout.progress_deadline_seconds == 0 {
+            self.report(
+                "rollout.progressDeadlineSeconds",
+                "progressDeadlineSeconds must be at least 1",
+            );
+        }
+        if rollout.pre_stop_seconds >= rollout.termination_grace_period_seconds {
+            self.report_hint(
+                "rollout.preStopSeconds",
+                format!("preStopSeconds ({}) leaves no time to drain within terminationGracePeriodSeconds ({})", rollout.pre_stop_seconds, rollout.termination_grace_period_seconds),
+                "make preStopSeconds smaller than terminationGracePeriodSeconds",
+            );
+        }
+        rollout
+    }
+
+    fn ingress(&mut self, src: source::IngressSource, app_name: &str) -> Ingress {
+        let enabled = src.enabled.unwrap_or(false);
+        if let Some(host) = &src.host {
+            self.check("ingress.host", names::check_host(host));
+        } else if enabled {
+            self.report_hint(
+                "ingress",
+                "the Ingress is enabled but has no host",
+                "set `ingress.host`, such as address.example.com",
+            );
+        }
+        let tls = src.tls.map(|tls| {
+            if tls.issuer.is_none() && tls.secret_name.is_none() {
+                self.report_hint(
+                    "ingress.tls",
+                    "TLS needs an issuer or a secret",
+                    "set `issuer` (cert-manager) or `secretName`",
+                );
+            }
+            let secret_name = tls.secret_name.unwrap_or_else(|| format!("{app_name}-tls"));
+            self.check(
+                "ingress.tls.secretName",
+                names::check_dns_subdomain(&secret_name),
+            );
+            Tls {
+                issuer: tls.issuer,
+                secret_name,
+            }
+        });
+        let rate = src.rate_limit.unwrap_or_default();
+        let rate_limit = RateLimit {
+            requests_per_second: rate
+                .requests_per_second
+                .unwrap_or(defaults::REQUESTS_PER_SECOND),
+            burst: rate.burst.unwrap_or(defaults::BURST),
+        };
+        if rate_limit.requests_per_second == 0 {
+            self.report(
+                "ingress.rateLimit.requestsPerSecond",
+                "requestsPerSecond must be at least 1",
+            );
+        }
+        if rate_limit.burst > MAX_RATE_LIMIT_BURST {
+            self.report(
+                "ingress.rateLimit.burst",
+                format!(
+                    "burst must be at most {MAX_RATE_LIMIT_BURST} (got {})",
+                    rate_limit.burst
+                ),
+            );
+        }
+        let body_size = src
+            .body_size
+            .unwrap_or_else(|| defaults::BODY_SIZE.to_owned());
+        let body_ok = body_size
+            .trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G'])
+            .parse::<u64>()
+            .is_ok();
+        if !body_ok {
+            self.report_hint(
+                "ingress.bodySize",
+                format!("`{body_size}` is not a size"),
+                "write bytes, or a number with k, m or g, such as 64k or 1m",
+            );
+        }
+        let timeouts = src.timeouts.unwrap_or_default();
+        let mut seconds = |field: &str, text: Option<&String>, default: Duration| {
+            self.duration(field, text, default).as_secs().max(1)
+        };
+        let timeouts = Timeouts {
+            connect_seconds: seconds(
+                "ingress.timeouts.connect",
+                timeouts.connect.as_ref(),
+                defaults::CONNECT_TIMEOUT,
+            ),
+            read_seconds: seconds(
+                "ingress.timeouts.read",
+                timeouts.read.as_ref(),
+                defaults::READ_TIMEOUT,
+            ),
+            send_seconds: seconds(
+                "ingress.timeouts.send",
+                timeouts.send.as_ref(),
+                defaults::SEND_TIMEOUT,
+            ),
+        };
+        Ingress {
+            enabled,
+            host: src.host,
+            class_name: src
+                .class_name
+                .unwrap_or_else(|| defaults::INGRESS_CLASS.to_owned()),
+            tls,
+            rate_limit,
+            body_size,
+            timeouts,
+        }
+    }
+
+    fn components(&mut self, src: source::ComponentsSource) -> Components {
+        Components {
+            postgres: self.component(
+                "components.postgres",
+                src.postgres.as_ref(),
+                defaults::POSTGRES,
+            ),
+            redis: self.component("components.redis", src.redis.as_ref(), defaults::REDIS),
+            prometheus: self.component(
+                "components.prometheus",
+                src.prometheus.as_ref(),
+                defaults::PROMETHEUS,
+            ),
+            grafana: self.component(
+                "components.grafana",
+                src.grafana.as_ref(),
+                defaults::GRAFANA,
+            ),
+            nginx: self.component("components.nginx", src.nginx.as_ref(), defaults::NGINX),
+        }
+    }
+
+    fn secrets(
+        &mut self,
+        src: BTreeMap<String, source::SecretRefSource>,
+        config: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, SecretRef> {
+        let mut secrets = BTreeMap::new();
+        for (var, reference) in src {
+            let field = format!("secrets.{var}");
+            self.check(&field, names::check_env_var(&var));
+            if config.contains_key(&var) {
+                self.report_hint(
+                    &field,
+                    format!("`{var}` is both a plain config value and a secret"),
+                    format!("remove `config.{var}`"),
+                );
+            }
+            let (Some(secret), Some(key)) = (reference.secret, reference.key) else {
+                self.report_hint(
+                    &field,
+                    "a secret reference needs both `secret` and `key`",
+                    "for example { secret: address-service-db, key: url }",
+                );
+                continue;
+            };
+            self.check(
+                &format!("{field}.secret"),
+                names::check_dns_subdomain(&secret),
+            );
+            let key_ok = !key.is_empty()
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+            if !key_ok {
+                self.report(
+                    &format!("{field}.key"),
+                    format!("`{key}` is not a valid Secret key"),
+                );
+            }
+            secrets.insert(var, SecretRef { secret, key });
+        }
+        secrets
+    }
+
+    fn scheduling(&mut self, src: source::SchedulingSource) -> Scheduling {
+        let scheduling = Scheduling {
+            node_selector: src.node_selector.unwrap_or_default(),
+            tolerate: src.tolerate.unwrap_or_default(),
+        };
+        for (key, value) in &scheduling.node_selector {
+            let field = format!("scheduling.nodeSelector.{key}");
+            self.check(&field, names::check_label_key(key));
+            self.check(&field, names::check_label_value(value));
+        }
+        for (i, key) in scheduling.tolerate.iter().enumerate() {
+            self.check(
+                &format!("scheduling.tolerate[{i}]"),
+                names::check_label_key(key),
+            );
+        }
+        scheduling
+    }
+
+    fn service(&mut self, src: source::ServiceSource) -> ServiceExposure {
+        let node_port = src.node_port.and_then(|port| match u16::try_from(port) {
+            Ok(p) if (30000..=32767).contains(&p) => Some(p),
+            _ => {
+                self.report_hint(
+                    "service.nodePort",
+                    format!("{port} is outside the NodePort range 30000–32767"),
+                    "pick a port between 30000 and 32767",
+                );
+                None
+            }
+        });
+        ServiceExposure { node_port }
+    }
+
+    fn smoke(&mut self, src: source::SmokeSource) -> Smoke {
+        if let Some(url) = &src.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            self.report(
+                "smoke.url",
+                format!("`{url}` is not an http:// or https:// URL"),
+            );
+        }
+        let deadline = self.duration(
+            "smoke.deadline",
+            src.deadline.as_ref(),
+            defaults::SMOKE_DEADLINE,
+        );
+        let request_timeout = self.duration(
+            "smoke.requestTimeout",
+            src.request_timeout.as_ref(),
+            defaults::SMOKE_REQUEST_TIMEOUT,
+        );
+        let checks = src
+            .checks
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, check)| self.smoke_check(&format!("smoke.checks[{i}]"), check))
+            .collect();
+        Smoke {
+            url: src.url,
             deadline_seconds: deadline.as_secs().max(1),
             request_timeout_ms: u64::try_from(request_timeout.as_millis()).unwrap_or(u64::MAX),
             checks,
-        },
-        github: Github {
-            repository: github_src.repository,
-            environment: github_src.environment.unwrap_or_else(|| name.to_owned()),
-            deployments: github_src.deployments.unwrap_or(true),
-        },
-        local: Local { project, ports },
-        templates,
-    })
+        }
+    }
+
+    fn smoke_check(&mut self, field: &str, check: source::SmokeCheckSource) -> SmokeCheck {
+        let method = check
+            .method
+            .unwrap_or_else(|| defaults::CHECK_METHOD.to_owned())
+            .to_ascii_uppercase();
+        if !defaults::HTTP_METHODS.contains(&method.as_str()) {
+            self.report(
+                &format!("{field}.method"),
+                format!("`{method}` is not an HTTP method"),
+            );
+        }
+        let path = check
+            .path
+            .unwrap_or_else(|| defaults::CHECK_PATH.to_owned());
+        if !path.starts_with('/') {
+            self.report(
+                &format!("{field}.path"),
+                format!("path `{path}` must start with `/`"),
+            );
+        }
+        let status = check.status.unwrap_or(defaults::CHECK_STATUS);
+        if !(100..=599).contains(&status) {
+            self.report(
+                &format!("{field}.status"),
+                format!("{status} is not an HTTP status"),
+            );
+        }
+        let expect = check.expect.unwrap_or_default();
+        for pointer in expect.keys() {
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                self.report_hint(
+                    &format!("{field}.expect"),
+                    format!("`{pointer}` is not a JSON pointer"),
+                    format!("write `/{pointer}`"),
+                );
+            }
+        }
+        SmokeCheck {
+            name: check.name,
+            method,
+            path,
+            body: check.body,
+            status,
+            expect,
+            max_latency_ms: check.max_latency_ms,
+        }
+    }
+
+    fn github(&mut self, src: source::GithubSource, name: &str) -> Github {
+        if let Some(repo) = &src.repository {
+            let ok = repo.split('/').count() == 2
+                && repo.split('/').all(|p| {
+                    !p.is_empty()
+                        && p.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                });
+            if !ok {
+                self.report("github.repository", format!("`{repo}` is not `owner/name`"));
+            }
+        }
+        Github {
+            repository: src.repository,
+            environment: src.environment.unwrap_or_else(|| name.to_owned()),
+            deployments: src.deployments.unwrap_or(true),
+        }
+    }
+
+    fn local(&mut self, src: source::LocalSource, name: &str) -> Local {
+        let project = src.project.unwrap_or_else(|| format!("wactl-{name}"));
+        self.check("local.project", names::check_dns_label(&project));
+        let mut ports: BTreeMap<String, u16> = LOCAL_SERVICES
+            .iter()
+            .map(|(s, p)| ((*s).to_owned(), *p))
+            .collect();
+        for (service, port) in src.ports.unwrap_or_default() {
+            let field = format!("local.ports.{service}");
+            if !ports.contains_key(&service) {
+                let known: Vec<&str> = LOCAL_SERVICES.iter().map(|(s, _)| *s).collect();
+                self.report_hint(
+                    &field,
+                    format!("`{service}` is not a local service"),
+                    format!("use one of {}", known.join(", ")),
+                );
+                continue;
+            }
+            let port = self.port(&field, port);
+            ports.insert(service, port);
+        }
+        Local { project, ports }
+    }
+
+    fn templates(&mut self, dir: &str, base_dir: &std::path::Path) -> PathBuf {
+        let path = PathBuf::from(dir);
+        if path.is_absolute()
+            || path
+                .components()
+                .filter(|c| matches!(c, std::path::Component::ParentDir))
+                .count()
+                > 1
+        {
+            self.report_hint(
+                "templates",
+                format!("template directory `{dir}` is outside the project"),
+                "use a path relative to the environment file, at most one `..` deep",
+            );
+        }
+        base_dir.join(path)
+    }
 }
 
 /// Where the trusted CA bundle is mounted in the pod.

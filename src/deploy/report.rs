@@ -1,10 +1,11 @@
 //! The one report a deploy produces: stages with durations, revision, digests, outcome and
 //! stable error codes (`--output json` prints it as is).
 
-use crate::cluster::{Change, Plan};
+use crate::cluster::{Change, FailureReason, Plan};
 use crate::config::Environment;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -23,41 +24,160 @@ pub enum Outcome {
     RollbackFailed,
 }
 
+impl Outcome {
+    /// The one spelling of an outcome: in the JSON report, step outputs and summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Unchanged => "unchanged",
+            Self::Succeeded => "succeeded",
+            Self::RolledBack => "rolled_back",
+            Self::Failed => "failed",
+            Self::RollbackFailed => "rollback_failed",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A step of the pipeline, as named in reports and on the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Build,
+    Render,
+    Plan,
+    Apply,
+    Track,
+    Prune,
+    Smoke,
+    /// The stages of the automatic rollback after a failed deploy.
+    RollbackApply,
+    RollbackTrack,
+    RollbackPrune,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Build => "build",
+            Self::Render => "render",
+            Self::Plan => "plan",
+            Self::Apply => "apply",
+            Self::Track => "track",
+            Self::Prune => "prune",
+            Self::Smoke => "smoke",
+            Self::RollbackApply => "rollback apply",
+            Self::RollbackTrack => "rollback track",
+            Self::RollbackPrune => "rollback prune",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Stage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// How a stage ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageStatus {
+    Ok,
+    Failed,
+    Skipped,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StageReport {
-    pub name: &'static str,
-    /// `ok`, `failed` or `skipped`.
-    pub status: &'static str,
+    pub name: Stage,
+    pub status: StageStatus,
     pub duration_ms: u64,
     pub detail: String,
 }
 
 impl StageReport {
-    pub fn new(name: &'static str, duration: Duration, ok: bool, detail: String) -> Self {
+    pub fn new(name: Stage, duration: Duration, ok: bool, detail: String) -> Self {
         Self {
             name,
-            status: if ok { "ok" } else { "failed" },
+            status: if ok {
+                StageStatus::Ok
+            } else {
+                StageStatus::Failed
+            },
             duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
             detail,
         }
     }
 
-    pub fn skipped(name: &'static str, detail: &str) -> Self {
+    pub fn skipped(name: Stage, detail: &str) -> Self {
         Self {
             name,
-            status: "skipped",
+            status: StageStatus::Skipped,
             duration_ms: 0,
             detail: detail.to_owned(),
         }
     }
 }
 
-/// A stable `code` (`image_pull`, `crash_loop`, `config_error`, `unschedulable`,
-/// `readiness_timeout`, `progress_deadline_exceeded`, `conflict`, `apply_failed`,
-/// `prune_failed`) and the full message.
+/// Why a deploy (or its rollback) failed, as a stable code for `--output json` and scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCode {
+    /// The rollout failed: `image_pull`, `crash_loop`, `config_error`, `unschedulable`,
+    /// `readiness_timeout`, `progress_deadline_exceeded`, `job_failed`.
+    Rollout(FailureReason),
+    /// Another field manager owns fields wactl applies.
+    Conflict,
+    ApplyFailed,
+    PruneFailed,
+    SmokeFailed,
+    /// SIGINT or SIGTERM stopped the deploy.
+    Interrupted,
+    /// The deploy lock was lost (taken over, deleted or expired): stopped before writing
+    /// anything more, not rolled back.
+    LockLost,
+}
+
+impl FailureCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rollout(reason) => reason.code(),
+            Self::Conflict => "conflict",
+            Self::ApplyFailed => "apply_failed",
+            Self::PruneFailed => "prune_failed",
+            Self::SmokeFailed => "smoke_failed",
+            Self::Interrupted => "interrupted",
+            Self::LockLost => "lock_lost",
+        }
+    }
+}
+
+impl fmt::Display for FailureCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for FailureCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A stable code and the full message.
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorReport {
-    pub code: String,
+    pub code: FailureCode,
     pub message: String,
 }
 

@@ -22,10 +22,12 @@
 
 pub mod actions;
 mod api;
+mod step;
 pub mod summary;
 
 pub use actions::Actions;
 pub use api::{DeploymentHandle, PrComment, Reporter, Settings, State};
+pub use step::DeployStep;
 pub use summary::{
     DeploySummary, ObjectAction, Outcome, PlannedObject, RolloutRow, SmokeRow, StageTiming,
     from_report, plan_comment, plan_markdown, planned_objects,
@@ -123,7 +125,7 @@ pub enum GithubError {
         path: String,
         message: String,
     },
-    #[error("{step} failed: no answer from GitHub within {seconds} s")]
+    #[error("{step} did not finish within {seconds} s")]
     Timeout { step: Step, seconds: u64 },
     #[error("{step} failed: unexpected answer from GitHub: {message}")]
     Unexpected { step: Step, message: String },

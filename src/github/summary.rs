@@ -1,60 +1,31 @@
 //! What a deploy reports to people: stages, plan, rollout, smoke results, as Markdown.
 //!
-//! `DeploySummary` is plain data the deploy pipeline fills in as it goes; rendering it is
-//! pure, so the same Markdown serves the Actions step summary and pull-request comments.
+//! `DeploySummary` is plain data filled in from the deploy's events as they come
+//! ([`DeploySummary::record`]); rendering it is pure, so the same Markdown serves the Actions
+//! step summary and pull-request comments.
 
-use std::fmt;
+use crate::deploy::{DeployEvent, DeployReport, EventKind, StageStatus};
 use std::time::Duration;
 
-/// How a deploy ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Everything applied, rolled out and passed the smoke suite.
-    Success,
-    /// The live state already matched; nothing was applied.
-    Unchanged,
-    /// The deploy failed and the last good revision is live again.
-    RolledBack,
-    /// The deploy failed and was not rolled back.
-    Failed,
-    /// The deploy failed and so did the rollback.
-    RollbackFailed,
-}
+/// How a deploy ended: the deploy report's own outcome, spelled the same in the step
+/// outputs, the summary and `--output json`.
+pub use crate::deploy::Outcome;
 
-impl Outcome {
-    /// The value written to the `outcome` step output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Unchanged => "unchanged",
-            Outcome::RolledBack => "rolled_back",
-            Outcome::Failed => "failed",
-            Outcome::RollbackFailed => "rollback_failed",
-        }
-    }
-
-    fn headline(self) -> &'static str {
-        match self {
-            Outcome::Success => "✅ deployed",
-            Outcome::Unchanged => "✅ nothing to change",
-            Outcome::RolledBack => "⚠️ failed and rolled back",
-            Outcome::Failed => "❌ failed",
-            Outcome::RollbackFailed => "❌ failed, and the rollback failed too",
-        }
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+fn headline(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Running => "⏳ running",
+        Outcome::Succeeded => "✅ deployed",
+        Outcome::Unchanged => "✅ nothing to change",
+        Outcome::RolledBack => "⚠️ failed and rolled back",
+        Outcome::Failed => "❌ failed",
+        Outcome::RollbackFailed => "❌ failed, and the rollback failed too",
     }
 }
 
 /// One pipeline stage and how long it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageTiming {
-    /// `build`, `push`, `render`, `apply`, `rollout`, `smoke`, `record`.
+    /// `build`, `render`, `plan`, `apply`, `track`, `prune`, `smoke`, `rollback apply`, …
     pub name: String,
     pub duration: Duration,
     pub ok: bool,
@@ -166,6 +137,81 @@ impl DeploySummary {
         }
     }
 
+    /// Takes in one event of the deploy: the plan, each workload's rollout, each smoke
+    /// check, each stage, and at the end the report (outcome, image, revision, failure).
+    pub fn record(&mut self, event: &DeployEvent) {
+        match &event.kind {
+            EventKind::Planned(plan) => self.objects = planned_objects(plan),
+            EventKind::Rollout(progress) => {
+                let row = RolloutRow {
+                    workload: progress.workload.clone(),
+                    desired: count(progress.desired),
+                    updated: count(progress.updated),
+                    ready: count(progress.ready),
+                    // The tracker counts a workload's pods ready once they are available.
+                    available: count(progress.ready),
+                    status: if progress.done {
+                        "complete".to_owned()
+                    } else if progress.note.is_empty() {
+                        "progressing".to_owned()
+                    } else {
+                        progress.note.clone()
+                    },
+                };
+                match self.rollout.iter_mut().find(|r| r.workload == row.workload) {
+                    Some(existing) => *existing = row,
+                    None => self.rollout.push(row),
+                }
+            }
+            EventKind::Smoke(report) => {
+                self.smoke = report
+                    .checks
+                    .iter()
+                    .map(|c| SmokeRow {
+                        name: c.name.clone(),
+                        request: c.request.clone(),
+                        status: c.status,
+                        latency: Duration::from_millis(c.latency_ms),
+                        passed: c.outcome == crate::smoke::Outcome::Passed,
+                        detail: c.failure.as_ref().map(|f| f.reason.clone()),
+                    })
+                    .collect();
+            }
+            EventKind::StageFinished(stage) if stage.status != StageStatus::Skipped => {
+                self.stages.push(StageTiming {
+                    name: stage.name.to_string(),
+                    duration: Duration::from_millis(stage.duration_ms),
+                    ok: stage.status == StageStatus::Ok,
+                });
+            }
+            EventKind::Finished(report) => self.finish(report),
+            _ => {}
+        }
+    }
+
+    /// Outcome, image, digest, revision and failure from the deploy's final report.
+    fn finish(&mut self, report: &DeployReport) {
+        let image = Some(report.image.clone()).filter(|i| !i.is_empty());
+        self.digest = report
+            .digests
+            .iter()
+            .find(|(name, _)| {
+                image
+                    .as_deref()
+                    .is_some_and(|i| i.starts_with(name.as_str()))
+            })
+            .or_else(|| report.digests.iter().next())
+            .map(|(_, digest)| digest.clone());
+        self.image = image;
+        self.revision = report.revision.map(u64::from);
+        self.outcome = report.outcome;
+        self.failure = matches!(
+            report.outcome,
+            Outcome::RolledBack | Outcome::Failed | Outcome::RollbackFailed | Outcome::Running
+        )
+        .then(|| report.error_text());
+    }
+
     /// Step outputs: `image`, `digest`, `revision`, `url`, `outcome` (empty when unknown).
     pub fn outputs(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -185,7 +231,7 @@ impl DeploySummary {
         let mut md = format!(
             "## wactl deploy `{}`: {}\n\n",
             code(&self.environment),
-            self.outcome.headline()
+            headline(self.outcome)
         );
         let mut facts = Vec::new();
         if let Some(image) = &self.image {
@@ -337,55 +383,32 @@ pub fn plan_comment(environment: &str, objects: &[PlannedObject], diff: Option<&
 }
 
 /// The deploy engine's report as a summary: stages (skipped ones left out), image, digest,
-/// revision, outcome and failure; `url` is the definition's smoke URL. Rollout and smoke
-/// rows, when the engine has them, are pushed onto the result by the caller.
+/// revision, outcome and failure; `url` is the definition's smoke URL. A summary recorded
+/// from the events ([`DeploySummary::record`]) has the rollout and smoke rows too.
 pub fn from_report(
     env: &crate::config::Environment,
-    report: &crate::deploy::DeployReport,
+    report: &DeployReport,
     plan: Option<&crate::cluster::Plan>,
 ) -> DeploySummary {
-    use crate::deploy::Outcome as Engine;
-    let outcome = match report.outcome {
-        Engine::Succeeded => Outcome::Success,
-        Engine::Unchanged => Outcome::Unchanged,
-        Engine::RolledBack => Outcome::RolledBack,
-        Engine::RollbackFailed => Outcome::RollbackFailed,
-        Engine::Failed | Engine::Running => Outcome::Failed,
-    };
-    let image = Some(report.image.clone()).filter(|i| !i.is_empty());
-    let digest = report
-        .digests
-        .iter()
-        .find(|(name, _)| {
-            image
-                .as_deref()
-                .is_some_and(|i| i.starts_with(name.as_str()))
-        })
-        .or_else(|| report.digests.iter().next())
-        .map(|(_, digest)| digest.clone());
-    DeploySummary {
-        image,
-        digest,
-        revision: report.revision.map(u64::from),
+    let mut summary = DeploySummary {
         url: env.smoke.url.clone(),
-        stages: report
-            .stages
-            .iter()
-            .filter(|stage| stage.status != "skipped")
-            .map(|stage| StageTiming {
-                name: stage.name.to_owned(),
-                duration: Duration::from_millis(stage.duration_ms),
-                ok: stage.status != "failed",
-            })
-            .collect(),
         objects: plan.map(planned_objects).unwrap_or_default(),
-        failure: matches!(
-            outcome,
-            Outcome::RolledBack | Outcome::Failed | Outcome::RollbackFailed
-        )
-        .then(|| report.error_text()),
-        ..DeploySummary::new(&report.environment, outcome)
+        ..DeploySummary::new(&report.environment, report.outcome)
+    };
+    for stage in &report.stages {
+        summary.record(&DeployEvent {
+            environment: report.environment.clone(),
+            cluster: None,
+            kind: EventKind::StageFinished(stage.clone()),
+        });
     }
+    summary.finish(report);
+    summary
+}
+
+/// A count from the cluster (never negative) as a table number.
+fn count(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
 }
 
 /// A cluster plan's objects as summary rows.
@@ -563,12 +586,12 @@ mod tests {
         report.revision = Some(4);
         report.stages = vec![
             crate::deploy::StageReport::new(
-                "apply",
+                crate::deploy::Stage::Apply,
                 Duration::from_millis(2500),
                 true,
                 String::new(),
             ),
-            crate::deploy::StageReport::skipped("smoke", "--no-smoke"),
+            crate::deploy::StageReport::skipped(crate::deploy::Stage::Smoke, "--no-smoke"),
         ];
         let plan = Plan {
             objects: vec![crate::cluster::PlannedObject {
@@ -583,7 +606,7 @@ mod tests {
             }],
         };
         let summary = from_report(&env, &report, Some(&plan));
-        assert_eq!(summary.outcome, Outcome::Success);
+        assert_eq!(summary.outcome, Outcome::Succeeded);
         assert_eq!(summary.digest.as_deref(), Some("sha256:abc"));
         assert_eq!(summary.revision, Some(4));
         assert_eq!(summary.url, env.smoke.url);
@@ -614,7 +637,7 @@ mod tests {
         assert_eq!(names, ["image", "digest", "revision", "url", "outcome"]);
         assert_eq!(outputs[2].1, "7");
         assert_eq!(outputs[4].1, "rolled_back");
-        let empty = DeploySummary::new("dev", Outcome::Success).outputs();
+        let empty = DeploySummary::new("dev", Outcome::Succeeded).outputs();
         assert_eq!(empty[0].1, "");
     }
 }

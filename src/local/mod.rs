@@ -58,7 +58,7 @@ pub enum LocalError {
         image: String,
         hint: String,
     },
-    #[error("docker engine: {action}: {message}")]
+    #[error("Docker Engine, while {action}: {message}")]
     Engine { action: String, message: String },
     #[error("service {service} {reason}; last log lines:\n{logs}")]
     Unhealthy {

@@ -1,14 +1,18 @@
-//! Deploy output: stage and rollout progress lines, the coloured plan diff, the final
-//! report, and the confirmation prompt (never shown without a terminal).
+//! Deploy output: the terminal observer of a deploy's events (stage and rollout progress
+//! lines, the coloured plan, the final report on stdout) and its confirmation prompt (never
+//! shown without a terminal).
 
-use super::OutputFormat;
-use crate::cli::GlobalArgs;
-use crate::cluster::{Change, ObjectRef, Plan, TrackEvent};
-use crate::config::Environment;
-use crate::deploy::{DeployError, DeployReport, Outcome, StageReport};
+use super::build::BuildReporter;
+use super::{OutputFormat, Ui};
+use crate::build::BuildProgress;
+use crate::cluster::{Change, Plan, TrackEvent};
+use crate::deploy::{
+    Confirmation, Decision, DeployEvent, DeployObserver, DeployReport, EventKind, Outcome, Stage,
+    StageReport, StageStatus,
+};
 use std::io::IsTerminal;
+use std::sync::Mutex;
 
-#[derive(Debug, Clone)]
 pub struct DeployUi {
     format: OutputFormat,
     quiet: bool,
@@ -18,6 +22,12 @@ pub struct DeployUi {
     assume_yes: bool,
     /// A person can answer a prompt: stdin and stderr are terminals and this is not CI.
     interactive: bool,
+    /// Print nothing at all, the final report included (tests and benchmarks).
+    silent: bool,
+    /// The image build's progress while the build stage runs.
+    build: Mutex<Option<BuildReporter>>,
+    /// The plan lines last shown, so the same plan is not printed twice in a row.
+    shown_plan: Mutex<Vec<String>>,
 }
 
 fn paint(on: bool, code: &str, text: &str) -> String {
@@ -29,28 +39,26 @@ fn paint(on: bool, code: &str, text: &str) -> String {
 }
 
 impl DeployUi {
-    pub fn new(global: &GlobalArgs) -> Self {
+    /// The deploy output for the command line's choices: `ui`'s format and verbosity,
+    /// `--yes`, `--no-color`.
+    pub fn new(ui: &Ui, assume_yes: bool, no_color: bool) -> Self {
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
         Self {
-            format: global.output,
-            quiet: global.quiet,
-            verbose: global.verbose,
-            color_out: crate::ui::colour(&std::io::stdout(), global.no_color),
-            color_err: crate::ui::colour(&std::io::stderr(), global.no_color),
-            assume_yes: global.yes,
+            format: ui.format,
+            quiet: ui.quiet,
+            verbose: ui.verbose,
+            color_out: crate::ui::colour(&std::io::stdout(), no_color),
+            color_err: crate::ui::colour(&std::io::stderr(), no_color),
+            assume_yes,
             interactive: !ci && std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+            silent: false,
+            build: Mutex::new(None),
+            shown_plan: Mutex::new(Vec::new()),
         }
     }
 
-    /// Progress of the image build inside a deploy: live steps on stderr, nothing on
-    /// stdout (with `--output json`, stdout holds only the deploy report).
-    pub fn build_progress(&self) -> crate::ui::build::BuildReporter {
-        let quiet = self.quiet || self.format == OutputFormat::Json;
-        let ui = crate::ui::Ui::new(OutputFormat::Text, quiet, self.verbose, !self.color_err);
-        crate::ui::build::BuildReporter::new(&ui)
-    }
-
-    /// A UI that prints nothing and never asks (for tests and benchmarks).
+    /// A UI that prints nothing and never asks (for tests and benchmarks): every
+    /// confirmation is approved with `assume_yes`, unanswered without.
     pub fn silent(assume_yes: bool) -> Self {
         Self {
             format: OutputFormat::Json,
@@ -60,19 +68,42 @@ impl DeployUi {
             color_err: false,
             assume_yes,
             interactive: false,
+            silent: true,
+            build: Mutex::new(None),
+            shown_plan: Mutex::new(Vec::new()),
         }
     }
 
-    pub fn stage(&self, stage: &StageReport) {
+    /// Whether a confirmation can be answered: `--yes`, or a person at a terminal (and no
+    /// `--output json`, whose stdout a program reads).
+    pub fn can_answer(&self) -> bool {
+        self.assume_yes || (self.interactive && self.format != OutputFormat::Json)
+    }
+
+    /// Progress of the image build inside a deploy: live steps on stderr, nothing on
+    /// stdout (with `--output json`, stdout holds only the deploy report).
+    fn build_progress(&self) -> BuildReporter {
+        let quiet = self.quiet || self.format == OutputFormat::Json;
+        let ui = Ui::new(OutputFormat::Text, quiet, self.verbose, !self.color_err);
+        BuildReporter::new(&ui)
+    }
+
+    fn stage(&self, stage: &StageReport) {
+        if stage.name == Stage::Build
+            && let Ok(mut build) = self.build.lock()
+            && let Some(progress) = build.take()
+        {
+            progress.finish();
+        }
         if self.quiet {
             return;
         }
         let mark = match stage.status {
-            "ok" => paint(self.color_err, "32", "✓"),
-            "failed" => paint(self.color_err, "31", "✗"),
-            _ => paint(self.color_err, "2", "-"),
+            StageStatus::Ok => paint(self.color_err, "32", "✓"),
+            StageStatus::Failed => paint(self.color_err, "31", "✗"),
+            StageStatus::Skipped => paint(self.color_err, "2", "-"),
         };
-        let time = if stage.status == "skipped" {
+        let time = if stage.status == StageStatus::Skipped {
             String::new()
         } else {
             format!(" ({} ms)", stage.duration_ms)
@@ -81,7 +112,7 @@ impl DeployUi {
         eprintln!("{mark} {}{time}: {first}", stage.name);
     }
 
-    pub fn progress(&self, event: &TrackEvent) {
+    fn progress(&self, event: &TrackEvent) {
         if !self.quiet {
             let mark = if event.done {
                 paint(self.color_err, "32", "✓")
@@ -92,32 +123,36 @@ impl DeployUi {
         }
     }
 
-    pub fn note(&self, message: &str) {
+    fn note(&self, message: &str) {
         if !self.quiet {
             eprintln!("{message}");
         }
     }
 
-    pub fn rolling_back(&self, to: u32) {
-        self.note(&paint(
-            self.color_err,
-            "33",
-            &format!("rolling back to revision {to}"),
-        ));
-    }
-
-    /// The plan of a deploy on stderr: the summary, and the diffs with `-v`.
-    pub fn plan(&self, plan: &Plan) {
-        if self.quiet {
+    /// The plan of a deploy on stderr: each change, and the diffs with `-v` (or always,
+    /// when `force`: before a question about it). The same plan is shown once.
+    fn plan(&self, plan: &Plan, force: bool) {
+        if self.quiet && !force {
             return;
         }
-        for o in plan
+        let changed: Vec<_> = plan
             .objects
             .iter()
             .filter(|o| o.change != Change::Unchanged)
-        {
+            .collect();
+        let lines: Vec<String> = changed
+            .iter()
+            .map(|o| format!("{} {}", change_word(o.change, false), o.object))
+            .collect();
+        if let Ok(mut shown) = self.shown_plan.lock() {
+            if *shown == lines && !force {
+                return;
+            }
+            shown.clone_from(&lines);
+        }
+        for o in changed {
             eprintln!("  {} {}", change_word(o.change, self.color_err), o.object);
-            if self.verbose > 0 {
+            if self.verbose > 0 || force {
                 eprint!("{}", colour_diff(&o.diff, self.color_err));
             }
         }
@@ -165,63 +200,92 @@ impl DeployUi {
         }
     }
 
-    fn ask(&self, environment: &str, question: String) -> Result<(), DeployError> {
+    /// The question, after what it is about.
+    fn question(&self, question: &Confirmation) -> String {
+        match question {
+            Confirmation::Deploy {
+                environment,
+                plan,
+                build,
+            } => {
+                self.plan(plan, true);
+                if *build {
+                    format!(
+                        "{environment} is protected. Build and push the image, then apply {} (the plan shows the definition's tag; the pushed digest is deployed)?",
+                        plan.summary()
+                    )
+                } else {
+                    format!("{environment} is protected. Apply {}?", plan.summary())
+                }
+            }
+            Confirmation::Rollback { environment, to } => {
+                format!("{environment} is protected. Roll back to revision {to}?")
+            }
+            Confirmation::Destroy {
+                environment,
+                namespace,
+                objects,
+            } => {
+                for o in objects {
+                    eprintln!("  {} {o}", change_word(Change::Delete, self.color_err));
+                }
+                format!(
+                    "Delete the {} objects wactl owns in {environment} (namespace {namespace})?",
+                    objects.len()
+                )
+            }
+        }
+    }
+}
+
+impl DeployObserver for DeployUi {
+    fn event(&self, event: &DeployEvent) {
+        if self.silent {
+            return;
+        }
+        match &event.kind {
+            EventKind::StageStarted(Stage::Build) => {
+                if let Ok(mut build) = self.build.lock() {
+                    *build = Some(self.build_progress());
+                }
+            }
+            EventKind::Build(e) => {
+                if let Ok(build) = self.build.lock()
+                    && let Some(progress) = build.as_ref()
+                {
+                    progress.event(e);
+                }
+            }
+            EventKind::StageFinished(stage) => self.stage(stage),
+            EventKind::Planned(plan) => self.plan(plan, false),
+            EventKind::Rollout(e) => self.progress(e),
+            EventKind::Note(message) => self.note(message),
+            EventKind::RollingBack { to } => self.note(&paint(
+                self.color_err,
+                "33",
+                &format!("rolling back to revision {to}"),
+            )),
+            EventKind::Finished(report) => self.report(report),
+            _ => {}
+        }
+    }
+
+    fn confirm(&self, question: &Confirmation) -> Decision {
         if self.assume_yes {
-            return Ok(());
+            return Decision::Approved;
         }
-        if !self.interactive || self.format == OutputFormat::Json {
-            return Err(DeployError::ConfirmationRequired {
-                environment: environment.to_owned(),
-            });
+        if !self.can_answer() {
+            return Decision::Unanswered;
         }
+        let prompt = self.question(question);
         let answer = dialoguer::Confirm::new()
-            .with_prompt(question)
+            .with_prompt(prompt)
             .default(false)
             .interact_on_opt(&dialoguer::console::Term::stderr());
         match answer {
-            Ok(Some(true)) => Ok(()),
-            _ => Err(DeployError::Declined {
-                environment: environment.to_owned(),
-            }),
+            Ok(Some(true)) => Decision::Approved,
+            _ => Decision::Declined,
         }
-    }
-
-    /// Asks before applying to a protected environment.
-    pub fn confirm(&self, env: &Environment, plan: &Plan) -> Result<(), DeployError> {
-        if !env.protected {
-            return Ok(());
-        }
-        self.ask(
-            &env.name,
-            format!("{} is protected. Apply {}?", env.name, plan.summary()),
-        )
-    }
-
-    pub fn confirm_rollback(&self, env: &Environment, to: u32) -> Result<(), DeployError> {
-        if !env.protected {
-            return Ok(());
-        }
-        self.ask(
-            &env.name,
-            format!("{} is protected. Roll back to revision {to}?", env.name),
-        )
-    }
-
-    /// Always asks: destroying is never routine.
-    pub fn confirm_destroy(
-        &self,
-        env: &Environment,
-        owned: &[ObjectRef],
-    ) -> Result<(), DeployError> {
-        self.ask(
-            &env.name,
-            format!(
-                "Delete the {} objects wactl owns in {} (namespace {})?",
-                owned.len(),
-                env.name,
-                env.cluster.namespace
-            ),
-        )
     }
 }
 
@@ -273,10 +337,16 @@ mod tests {
 
     #[test]
     fn no_terminal_never_prompts() {
+        let question = Confirmation::Destroy {
+            environment: "dev".into(),
+            namespace: "wa-dev".into(),
+            objects: vec![],
+        };
         let ui = DeployUi::silent(false);
-        let error = ui.ask("production", "?".into()).expect_err("refused");
-        assert_eq!(error.exit_code(), 2);
-        assert!(error.to_string().contains("--yes"));
-        assert!(DeployUi::silent(true).ask("production", "?".into()).is_ok());
+        assert!(!ui.can_answer());
+        assert_eq!(ui.confirm(&question), Decision::Unanswered);
+        let yes = DeployUi::silent(true);
+        assert!(yes.can_answer());
+        assert_eq!(yes.confirm(&question), Decision::Approved);
     }
 }

@@ -60,6 +60,13 @@ impl Ui {
         }
     }
 
+    /// Something worth knowing about the result, on stderr (`note: …`).
+    pub fn note(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("note: {message}");
+        }
+    }
+
     /// A JSON result on stdout, only with `--output json`.
     pub fn json(&self, value: &serde_json::Value) {
         if self.format == OutputFormat::Json {
@@ -89,11 +96,13 @@ impl Ui {
                 eprintln!("{line}");
             }
         }
-        // A failed deploy has already printed its JSON report, error codes included.
+        // A failed deploy has already printed its JSON report, error codes included; so
+        // has a command that failed with its result printed.
         let reported = error.chain().any(|cause| {
-            cause
-                .downcast_ref::<crate::deploy::DeployError>()
-                .is_some_and(|e| e.report().is_some())
+            cause.is::<ReportedFailure>()
+                || cause
+                    .downcast_ref::<crate::deploy::DeployError>()
+                    .is_some_and(|e| e.report().is_some())
         });
         if self.format == OutputFormat::Json && !reported {
             let code = if exit_code == 2 {
@@ -111,3 +120,9 @@ impl Ui {
         }
     }
 }
+
+/// A failure whose result the command has already printed on stdout (`wactl drift` finding
+/// drift): the error goes to stderr only, and `--output json` prints no second document.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReportedFailure(pub String);

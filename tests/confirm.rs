@@ -1,0 +1,154 @@
+//! A protected environment is asked before anything is written: against the control plane
+//! of `cargo xtask infra up`, a declined deploy leaves no image build, no namespace, no
+//! revision and no lock behind, and the question carries the plan itself.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use wactl::cluster::{Access, Change};
+use wactl::deploy::{
+    self, Confirmation, Decision, DeployError, DeployEvent, DeployObserver, DeployOptions,
+    EventKind, Stage, StageStatus,
+};
+
+/// Says no, and keeps what it saw.
+#[derive(Default)]
+struct Declines {
+    events: Mutex<Vec<String>>,
+    questions: Mutex<Vec<Confirmation>>,
+}
+
+impl DeployObserver for Declines {
+    fn event(&self, event: &DeployEvent) {
+        let seen = match &event.kind {
+            EventKind::StageStarted(stage) => format!("start {stage}"),
+            EventKind::StageFinished(stage) => format!("{} {:?}", stage.name, stage.status),
+            EventKind::Planned(_) => "planned".to_owned(),
+            EventKind::Build(_) => "build event".to_owned(),
+            _ => "other".to_owned(),
+        };
+        self.events.lock().expect("events").push(seen);
+    }
+
+    fn confirm(&self, question: &Confirmation) -> Decision {
+        self.questions
+            .lock()
+            .expect("questions")
+            .push(question.clone());
+        Decision::Declined
+    }
+}
+
+/// The project's environments plus a protected `p` in a namespace of its own.
+fn protected_environment(test: &str) -> (tempfile::TempDir, wactl::config::Environment) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(
+        root.join("environments/base.yaml"),
+        dir.path().join("base.yaml"),
+    )
+    .expect("copy base.yaml");
+    let kubeconfig = std::env::var("KUBECONFIG").expect(
+        "KUBECONFIG is not set: run `eval \"$(cargo xtask infra env)\"` after `cargo xtask infra up`",
+    );
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        format!(
+            "extends: base\nprotected: true\nimage:\n  registry: 127.0.0.1:5000\n  tag: v1\n\
+             cluster:\n  kubeconfig: {kubeconfig}\n  context: wactl-dev\n  namespace: wactl-confirm-{test}-{}\n\
+             github:\n  environment: p\n  deployments: false\n",
+            std::process::id()
+        ),
+    )
+    .expect("write p.yaml");
+    let env = wactl::config::load(dir.path(), "p").expect("p.yaml is valid");
+    (dir, env)
+}
+
+async fn namespace_exists(client: &kube::Client, name: &str) -> bool {
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.get_opt(name).await.expect("namespace lookup").is_some()
+}
+
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn a_declined_protected_deploy_is_asked_before_the_build_and_writes_nothing() {
+    let (_dir, env) = protected_environment("build");
+    let client = wactl::cluster::connect(&env, &Access::default())
+        .await
+        .expect("cluster reachable");
+    let options = DeployOptions {
+        // Never reached: the question comes first. A build here would fail loudly (no
+        // Dockerfile context), which the events below would show.
+        build: Some(wactl::build::BuildOptions::new(
+            std::env::temp_dir().join("wactl-no-such-context"),
+        )),
+        ..DeployOptions::default()
+    };
+    let observer = Declines::default();
+    let error = deploy::deploy(&client, &env, &options, &observer)
+        .await
+        .expect_err("declined");
+    assert!(matches!(error, DeployError::Declined { .. }), "{error}");
+    assert_eq!(wactl::cli::code_of(&error), 2);
+
+    let questions = std::mem::take(&mut *observer.questions.lock().expect("questions"));
+    let [Confirmation::Deploy { plan, build, .. }] = questions.as_slice() else {
+        panic!("one deploy question: {questions:?}");
+    };
+    assert!(*build, "asked before the build");
+    let creates = plan
+        .objects
+        .iter()
+        .filter(|o| o.change == Change::Create)
+        .count();
+    assert!(creates >= 5, "the question carries the plan: {plan:?}");
+    let events = std::mem::take(&mut *observer.events.lock().expect("events"));
+    assert_eq!(events, ["planned"], "nothing ran before the question");
+    assert!(
+        !namespace_exists(&client, &env.cluster.namespace).await,
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn a_declined_protected_deploy_of_a_given_image_is_asked_after_the_plan() {
+    let (_dir, env) = protected_environment("image");
+    let client = wactl::cluster::connect(&env, &Access::default())
+        .await
+        .expect("cluster reachable");
+    let options = DeployOptions {
+        image: Some("127.0.0.1:5000/world-address/address-service:v1".to_owned()),
+        skip_build: true,
+        ..DeployOptions::default()
+    };
+    let observer = Declines::default();
+    let error = deploy::deploy(&client, &env, &options, &observer)
+        .await
+        .expect_err("declined");
+    assert!(matches!(error, DeployError::Declined { .. }), "{error}");
+    let questions = std::mem::take(&mut *observer.questions.lock().expect("questions"));
+    assert!(
+        matches!(
+            questions.as_slice(),
+            [Confirmation::Deploy { build: false, .. }]
+        ),
+        "{questions:?}"
+    );
+    let events = std::mem::take(&mut *observer.events.lock().expect("events"));
+    let expected = [
+        format!("{} {:?}", Stage::Build, StageStatus::Skipped),
+        format!("start {}", Stage::Render),
+        format!("{} {:?}", Stage::Render, StageStatus::Ok),
+        format!("start {}", Stage::Plan),
+        format!("{} {:?}", Stage::Plan, StageStatus::Ok),
+        "planned".to_owned(),
+    ];
+    assert_eq!(events, expected);
+    assert!(
+        !namespace_exists(&client, &env.cluster.namespace).await,
+        "nothing was written"
+    );
+}
