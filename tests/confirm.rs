@@ -66,34 +66,42 @@ fn protected_environment(test: &str) -> (tempfile::TempDir, wactl::config::Envir
     (dir, env)
 }
 
-async fn namespace_exists(client: &kube::Client, name: &str) -> bool {
-    let api: Api<Namespace> = Api::all(client.clone());
-    api.get_opt(name).await.expect("namespace lookup").is_some()
-}
-
-#[tokio::test]
-#[ignore = "needs infra: cargo xtask infra up"]
-async fn a_declined_protected_deploy_is_asked_before_the_build_and_writes_nothing() {
-    let (_dir, env) = protected_environment("build");
+/// Deploys protected `p` with `options` to an observer that declines: what it saw, and
+/// whether the namespace exists afterwards.
+async fn declined(test: &str, options: DeployOptions) -> (Vec<Confirmation>, Vec<String>, bool) {
+    let (_dir, env) = protected_environment(test);
     let client = wactl::cluster::connect(&env, &Access::default())
         .await
         .expect("cluster reachable");
-    let options = DeployOptions {
-        // Never reached: the question comes first. A build here would fail loudly (no
-        // Dockerfile context), which the events below would show.
-        build: Some(wactl::build::BuildOptions::new(
-            std::env::temp_dir().join("wactl-no-such-context"),
-        )),
-        ..DeployOptions::default()
-    };
     let observer = Declines::default();
     let error = deploy::deploy(&client, &env, &options, &observer)
         .await
         .expect_err("declined");
     assert!(matches!(error, DeployError::Declined { .. }), "{error}");
     assert_eq!(wactl::cli::code_of(&error), 2);
-
+    let api: Api<Namespace> = Api::all(client.clone());
+    let exists = api
+        .get_opt(&env.cluster.namespace)
+        .await
+        .expect("namespace lookup")
+        .is_some();
     let questions = std::mem::take(&mut *observer.questions.lock().expect("questions"));
+    let events = std::mem::take(&mut *observer.events.lock().expect("events"));
+    (questions, events, exists)
+}
+
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn a_declined_protected_deploy_is_asked_before_the_build_and_writes_nothing() {
+    let options = DeployOptions {
+        // Never reached: the question comes first. A build here would fail loudly (no
+        // build context), which the events below would show.
+        build: Some(wactl::build::BuildOptions::new(
+            std::env::temp_dir().join("wactl-no-such-context"),
+        )),
+        ..DeployOptions::default()
+    };
+    let (questions, events, namespace_exists) = declined("build", options).await;
     let [Confirmation::Deploy { plan, build, .. }] = questions.as_slice() else {
         panic!("one deploy question: {questions:?}");
     };
@@ -104,32 +112,19 @@ async fn a_declined_protected_deploy_is_asked_before_the_build_and_writes_nothin
         .filter(|o| o.change == Change::Create)
         .count();
     assert!(creates >= 5, "the question carries the plan: {plan:?}");
-    let events = std::mem::take(&mut *observer.events.lock().expect("events"));
     assert_eq!(events, ["planned"], "nothing ran before the question");
-    assert!(
-        !namespace_exists(&client, &env.cluster.namespace).await,
-        "nothing was written"
-    );
+    assert!(!namespace_exists, "nothing was written");
 }
 
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn a_declined_protected_deploy_of_a_given_image_is_asked_after_the_plan() {
-    let (_dir, env) = protected_environment("image");
-    let client = wactl::cluster::connect(&env, &Access::default())
-        .await
-        .expect("cluster reachable");
     let options = DeployOptions {
         image: Some("127.0.0.1:5000/world-address/address-service:v1".to_owned()),
         skip_build: true,
         ..DeployOptions::default()
     };
-    let observer = Declines::default();
-    let error = deploy::deploy(&client, &env, &options, &observer)
-        .await
-        .expect_err("declined");
-    assert!(matches!(error, DeployError::Declined { .. }), "{error}");
-    let questions = std::mem::take(&mut *observer.questions.lock().expect("questions"));
+    let (questions, events, namespace_exists) = declined("image", options).await;
     assert!(
         matches!(
             questions.as_slice(),
@@ -137,7 +132,6 @@ async fn a_declined_protected_deploy_of_a_given_image_is_asked_after_the_plan() 
         ),
         "{questions:?}"
     );
-    let events = std::mem::take(&mut *observer.events.lock().expect("events"));
     let expected = [
         format!("{} {:?}", Stage::Build, StageStatus::Skipped),
         format!("start {}", Stage::Render),
@@ -147,8 +141,5 @@ async fn a_declined_protected_deploy_of_a_given_image_is_asked_after_the_plan() 
         "planned".to_owned(),
     ];
     assert_eq!(events, expected);
-    assert!(
-        !namespace_exists(&client, &env.cluster.namespace).await,
-        "nothing was written"
-    );
+    assert!(!namespace_exists, "nothing was written");
 }

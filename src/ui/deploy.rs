@@ -129,8 +129,8 @@ impl DeployUi {
         }
     }
 
-    /// The plan of a deploy on stderr: each change, and the diffs with `-v` (or always,
-    /// when `force`: before a question about it). The same plan is shown once.
+    /// The plan of a deploy on stderr: each change, and the diffs with `-v`. The same plan
+    /// is shown once; `force` shows it even with `-q` (before a question about it).
     fn plan(&self, plan: &Plan, force: bool) {
         if self.quiet && !force {
             return;
@@ -145,14 +145,14 @@ impl DeployUi {
             .map(|o| format!("{} {}", change_word(o.change, false), o.object))
             .collect();
         if let Ok(mut shown) = self.shown_plan.lock() {
-            if *shown == lines && !force {
+            if *shown == lines {
                 return;
             }
             shown.clone_from(&lines);
         }
         for o in changed {
             eprintln!("  {} {}", change_word(o.change, self.color_err), o.object);
-            if self.verbose > 0 || force {
+            if self.verbose > 0 {
                 eprint!("{}", colour_diff(&o.diff, self.color_err));
             }
         }
