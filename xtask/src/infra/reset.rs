@@ -27,16 +27,17 @@ pub fn reset() -> anyhow::Result<()> {
         remove_local_stacks()?;
     }
     super::down()?;
-    // The kubelet leaves tmpfs mounts (secrets, service account tokens) under its root.
-    for mount in mounts_under(state.root())? {
-        let _ = Command::new("umount").arg("--lazy").arg(&mount).status();
-    }
     let mut removed = Vec::new();
     for dir in [
         state.root().to_owned(),
         PathBuf::from(POSTGRES_OUTSIDE),
         PathBuf::from(CONTAINERD_RUN),
     ] {
+        // The kubelet leaves tmpfs mounts (secrets, service account tokens) under its root,
+        // and containerd its sandboxes' shm under its run directory.
+        for mount in mounts_under(&dir)? {
+            let _ = Command::new("umount").arg("--lazy").arg(&mount).status();
+        }
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
             removed.push(dir.display().to_string());
