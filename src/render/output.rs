@@ -184,10 +184,16 @@ fn write_atomically(path: &Path, content: &str) -> Result<(), RenderError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut file = tempfile::Builder::new()
-        .prefix(".wactl-")
-        .tempfile_in(parent)
-        .map_err(write_error(parent))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".wactl-");
+    // As `std::fs::write` would create it (0666 less the umask), not the temp file's 0600:
+    // containers running as other users read these files (compose mounts nginx.conf).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut file = builder.tempfile_in(parent).map_err(write_error(parent))?;
     file.write_all(content.as_bytes())
         .map_err(write_error(path))?;
     file.persist(path).map_err(|e| write_error(path)(e.error))?;
@@ -266,6 +272,22 @@ mod tests {
         assert_eq!(
             manifest.files.into_iter().collect::<Vec<_>>(),
             ["Dockerfile", "k8s/b.yaml"]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn rendered_files_get_the_mode_any_new_file_gets() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        tree(&[("nginx/nginx.conf", "events {}\n")])
+            .write(dir.path())
+            .unwrap();
+        std::fs::write(dir.path().join("reference"), "x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode(&dir.path().join("nginx/nginx.conf")),
+            mode(&dir.path().join("reference"))
         );
     }
 
