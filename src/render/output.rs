@@ -43,13 +43,24 @@ impl Rendered {
         ensure_directory(dir)?;
         let manifest_path = dir.join(MANIFEST);
         let previous = read_manifest(&manifest_path)?;
-        let foreign: Vec<String> = self
+        let mut foreign: Vec<String> = self
             .files
             .keys()
             .filter(|relative| !previous.contains(*relative))
             .filter(|relative| occupied(dir, relative))
             .cloned()
             .collect();
+        // A directory a wactl from before the manifest rendered into is adopted: its text
+        // files carry the header every rendered file starts with, and its JSON dashboard
+        // comes with them.
+        let earlier_render =
+            previous.is_empty() && foreign.iter().any(|f| has_render_header(&dir.join(f)));
+        if earlier_render {
+            foreign.retain(|f| {
+                let path = dir.join(f);
+                !(has_render_header(&path) || (f.ends_with(".json") && path.is_file()))
+            });
+        }
         if !foreign.is_empty() {
             return Err(RenderError::ForeignFiles {
                 dir: dir.to_owned(),
@@ -100,6 +111,17 @@ impl Rendered {
         }
         stream
     }
+}
+
+/// The first line of every text file wactl renders (see `render()`).
+const RENDER_HEADER: &[u8] = b"# Rendered by wactl from ";
+
+fn has_render_header(path: &Path) -> bool {
+    use std::io::Read;
+    let mut start = [0u8; 25];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut start))
+        .is_ok_and(|()| start == RENDER_HEADER)
 }
 
 /// JSON is YAML too; everything else is carried as comments in a stream.
@@ -308,6 +330,32 @@ mod tests {
         assert_eq!(read(&dir.path().join("Dockerfile")), "FROM mine");
         assert!(!dir.path().join("new").exists(), "nothing written");
         assert!(!dir.path().join(MANIFEST).exists());
+    }
+
+    #[test]
+    fn a_directory_rendered_before_the_manifest_is_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        std::fs::write(
+            out.join("Dockerfile"),
+            "# Rendered by wactl from dev.yaml.\nFROM x\n",
+        )
+        .unwrap();
+        std::fs::create_dir(out.join("grafana")).unwrap();
+        std::fs::write(out.join("grafana/d.json"), "{}").unwrap();
+        std::fs::write(out.join("notes.txt"), "mine").unwrap();
+        tree(&[("Dockerfile", "new"), ("grafana/d.json", "{\"a\":1}")])
+            .write(out)
+            .unwrap();
+        assert_eq!(read(&out.join("Dockerfile")), "new");
+        assert_eq!(read(&out.join("grafana/d.json")), "{\"a\":1}");
+        assert_eq!(read(&out.join("notes.txt")), "mine");
+
+        // Without a header-marked file, a JSON file in the way is the user's.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("d.json"), "{}").unwrap();
+        let err = tree(&[("d.json", "{}\n")]).write(dir.path()).unwrap_err();
+        assert!(matches!(err, RenderError::ForeignFiles { .. }), "{err}");
     }
 
     #[test]
