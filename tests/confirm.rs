@@ -2,10 +2,12 @@
 //! of `cargo xtask infra up`, a declined deploy leaves no image build, no namespace, no
 //! revision and no lock behind, and the question carries the plan itself.
 
+mod support;
+
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
-use std::path::PathBuf;
 use std::sync::Mutex;
+use support::TestEnv;
 use wactl::cluster::{Access, Change};
 use wactl::deploy::{
     self, Confirmation, Decision, DeployError, DeployEvent, DeployObserver, DeployOptions,
@@ -40,36 +42,23 @@ impl DeployObserver for Declines {
     }
 }
 
-/// The project's environments plus a protected `p` in a namespace of its own.
-fn protected_environment(test: &str) -> (tempfile::TempDir, wactl::config::Environment) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::copy(
-        root.join("environments/base.yaml"),
-        dir.path().join("base.yaml"),
-    )
-    .expect("copy base.yaml");
-    let kubeconfig = std::env::var("KUBECONFIG").expect(
-        "KUBECONFIG is not set: run `eval \"$(cargo xtask infra env)\"` after `cargo xtask infra up`",
+/// The project's environments plus a protected `t` in a namespace of its own (removed on
+/// drop).
+fn protected_environment(test: &str) -> (TestEnv, wactl::config::Environment) {
+    let t = TestEnv::extending(
+        &format!("confirm-{test}"),
+        "base",
+        "protected: true\nimage:\n  registry: 127.0.0.1:5000\n  tag: v1\n\
+         github:\n  environment: t\n  deployments: false\n",
     );
-    std::fs::write(
-        dir.path().join("p.yaml"),
-        format!(
-            "extends: base\nprotected: true\nimage:\n  registry: 127.0.0.1:5000\n  tag: v1\n\
-             cluster:\n  kubeconfig: {kubeconfig}\n  context: wactl-dev\n  namespace: wactl-confirm-{test}-{}\n\
-             github:\n  environment: p\n  deployments: false\n",
-            std::process::id()
-        ),
-    )
-    .expect("write p.yaml");
-    let env = wactl::config::load(dir.path(), "p").expect("p.yaml is valid");
-    (dir, env)
+    let env = t.load();
+    (t, env)
 }
 
-/// Deploys protected `p` with `options` to an observer that declines: what it saw, and
+/// Deploys protected `t` with `options` to an observer that declines: what it saw, and
 /// whether the namespace exists afterwards.
 async fn declined(test: &str, options: DeployOptions) -> (Vec<Confirmation>, Vec<String>, bool) {
-    let (_dir, env) = protected_environment(test);
+    let (_t, env) = protected_environment(test);
     let client = wactl::cluster::connect(&env, &Access::default())
         .await
         .expect("cluster reachable");
