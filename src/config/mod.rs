@@ -446,6 +446,9 @@ pub fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> O
         .map(|(_, c)| c)
 }
 
+/// Lists whose items merge by `name` along `extends` (`smoke.checks`, `clusters`).
+const NAMED_LISTS: &[&str] = &["checks", "clusters"];
+
 /// The merged definition and, for each merged field path, which file (and which path
 /// inside it) set it last.
 struct Merged {
@@ -493,7 +496,7 @@ impl Merged {
                     let (mp, fp) = (join(merged_path, &key), join(file_path, &key));
                     self.provenance.insert(mp.clone(), (file, fp.clone()));
                     match base.get_mut(&key) {
-                        Some(existing) if key == "checks" && existing.is_array() => {
+                        Some(existing) if NAMED_LISTS.contains(&key.as_str()) && existing.is_array() => {
                             self.merge_named(existing, value, &mp, &fp, file);
                         }
                         Some(existing) if existing.is_object() && value.is_object() => {

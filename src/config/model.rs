@@ -16,6 +16,10 @@ pub struct Environment {
     pub app: App,
     pub image: Image,
     pub cluster: Cluster,
+    /// The clusters of an environment that lives in several (empty: only `cluster`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<ClusterTarget>,
+    pub fleet: Fleet,
     pub replicas: u32,
     pub autoscaling: Option<Autoscaling>,
     pub resources: Resources,
@@ -46,6 +50,94 @@ impl Environment {
             Some((first, rest)) => format!("{first} (extends {})", rest.join(", ")),
             None => self.name.clone(),
         }
+    }
+}
+
+/// One cluster of an environment that lives in several, resolved: `cluster` already holds
+/// the defaults of the definition's `cluster:` with this entry's overrides.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterTarget {
+    pub name: String,
+    pub wave: u32,
+    pub cluster: Cluster,
+    pub replicas: u32,
+    /// The whole configuration in this cluster (`config` with this entry's keys over it).
+    pub config: BTreeMap<String, String>,
+    pub smoke_url: Option<String>,
+}
+
+/// What a deploy to several clusters does when one fails.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Fleet {
+    pub on_failure: OnFailure,
+}
+
+/// Spelled `stop` and `rollback-all` everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Roll back the failed cluster; keep the others; start no later wave.
+    #[default]
+    Stop,
+    /// Roll back every cluster this deploy changed.
+    RollbackAll,
+}
+
+/// Where one deploy of an environment goes: the environment as that cluster sees it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `None` for an environment with a single `cluster:`.
+    pub name: Option<String>,
+    pub wave: u32,
+    pub environment: Environment,
+}
+
+impl Environment {
+    /// Whether the environment names several clusters (`clusters:`).
+    pub fn is_fleet(&self) -> bool {
+        !self.clusters.is_empty()
+    }
+
+    /// The names of the clusters, in definition order.
+    pub fn cluster_names(&self) -> Vec<&str> {
+        self.clusters.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// One resolved environment per cluster, in wave order (definition order within a
+    /// wave): the single-cluster pipeline runs on each unchanged. Each has no `clusters`,
+    /// its own `cluster`, replicas, config and smoke URL, and the GitHub environment
+    /// `<environment>/<cluster>`.
+    pub fn targets(&self) -> Vec<Target> {
+        if self.clusters.is_empty() {
+            return vec![Target {
+                name: None,
+                wave: 1,
+                environment: self.clone(),
+            }];
+        }
+        let mut targets: Vec<Target> = self
+            .clusters
+            .iter()
+            .map(|c| {
+                let mut environment = self.clone();
+                environment.clusters = Vec::new();
+                environment.cluster = c.cluster.clone();
+                environment.replicas = c.replicas;
+                environment.config = c.config.clone();
+                if c.smoke_url.is_some() {
+                    environment.smoke.url = c.smoke_url.clone();
+                }
+                environment.github.environment = format!("{}/{}", self.github.environment, c.name);
+                Target {
+                    name: Some(c.name.clone()),
+                    wave: c.wave,
+                    environment,
+                }
+            })
+            .collect();
+        // A stable sort keeps definition order inside a wave.
+        targets.sort_by_key(|t| t.wave);
+        targets
     }
 }
 

@@ -402,6 +402,13 @@ pub fn resolve(
     let github = r.github(src.github.unwrap_or_default(), name);
     let local = r.local(src.local.unwrap_or_default(), name);
     let templates = src.templates.map(|dir| r.templates(&dir, base_dir));
+    let clusters = r.clusters(src.clusters, &cluster, replicas, &config, &smoke);
+    let fleet = Fleet {
+        on_failure: match src.fleet.and_then(|f| f.on_failure) {
+            Some(source::OnFailureSource::RollbackAll) => OnFailure::RollbackAll,
+            Some(source::OnFailureSource::Stop) | None => OnFailure::Stop,
+        },
+    };
 
     if !r.problems.is_empty() {
         return Err(r.problems);
@@ -412,6 +419,8 @@ pub fn resolve(
         app,
         image,
         cluster,
+        clusters,
+        fleet,
         replicas,
         autoscaling,
         resources,
@@ -492,6 +501,111 @@ impl Resolver<'_> {
             kubeconfig: src.kubeconfig.map(|k| expand_home(&k)),
             namespace,
         }
+    }
+
+    /// `clusters:`: each entry over the defaults of `cluster:`; names unique, waves from 1,
+    /// and no two entries deploying to the same namespace of the same cluster.
+    fn clusters(
+        &mut self,
+        src: Option<Vec<source::ClusterEntrySource>>,
+        defaults: &Cluster,
+        replicas: u32,
+        config: &BTreeMap<String, String>,
+        smoke: &Smoke,
+    ) -> Vec<ClusterTarget> {
+        let Some(entries) = src else {
+            return Vec::new();
+        };
+        if entries.is_empty() {
+            self.report_hint(
+                "clusters",
+                "`clusters` is empty",
+                "name at least one cluster, or remove `clusters` to use `cluster` alone",
+            );
+        }
+        let mut targets: Vec<ClusterTarget> = Vec::new();
+        for (i, entry) in entries.into_iter().enumerate() {
+            let field = format!("clusters[{i}]");
+            let Some(name) = entry.name else {
+                self.report_hint(
+                    &field,
+                    "a cluster needs a `name`",
+                    "add `name: eu-1` (a DNS-1123 label)",
+                );
+                continue;
+            };
+            self.check(&format!("{field}.name"), names::check_dns_label(&name));
+            if targets.iter().any(|t| t.name == name) {
+                self.report_hint(
+                    &format!("{field}.name"),
+                    format!("cluster `{name}` is named twice"),
+                    "each entry of `clusters` needs its own name",
+                );
+            }
+            let wave = entry.wave.unwrap_or(1);
+            if wave == 0 {
+                self.report_hint(
+                    &format!("{field}.wave"),
+                    "wave 0 does not exist",
+                    "waves count from 1 (the first wave deployed)",
+                );
+            }
+            let namespace = entry
+                .namespace
+                .unwrap_or_else(|| defaults.namespace.clone());
+            if let Err(message) = names::check_dns_label(&namespace) {
+                self.report(&format!("{field}.namespace"), message);
+            }
+            if let Some(url) = &entry.smoke_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                self.report(
+                    &format!("{field}.smokeUrl"),
+                    format!("`{url}` is not an http:// or https:// URL"),
+                );
+            }
+            let mut merged = config.clone();
+            for (key, value) in entry.config.unwrap_or_default() {
+                let at = format!("{field}.config.{key}");
+                self.check(&at, names::check_env_var(&key));
+                if let Some(e) = duration::check_service_setting(&key, &value) {
+                    self.report_hint(&at, e.to_string(), e.hint());
+                }
+                merged.insert(key, value);
+            }
+            let cluster = Cluster {
+                context: entry.context.or_else(|| defaults.context.clone()),
+                kubeconfig: entry
+                    .kubeconfig
+                    .map(|k| expand_home(&k))
+                    .or_else(|| defaults.kubeconfig.clone()),
+                namespace,
+            };
+            let same_place = targets.iter().find(|t| {
+                t.cluster.context == cluster.context
+                    && t.cluster.kubeconfig == cluster.kubeconfig
+                    && t.cluster.namespace == cluster.namespace
+            });
+            if let Some(other) = same_place {
+                self.report_hint(
+                    &field,
+                    format!(
+                        "cluster `{name}` deploys to the same context and namespace as `{}`",
+                        other.name
+                    ),
+                    "give each cluster its own `context` (or `kubeconfig`) or `namespace`",
+                );
+            }
+            targets.push(ClusterTarget {
+                name,
+                wave,
+                cluster,
+                replicas: entry.replicas.unwrap_or(replicas),
+                config: merged,
+                smoke_url: entry.smoke_url.or_else(|| smoke.url.clone()),
+            });
+        }
+        targets
     }
 
     fn autoscaling(

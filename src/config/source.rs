@@ -32,6 +32,20 @@ pub struct EnvironmentSource {
     /// The Kubernetes cluster and namespace this environment lives in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterSource>,
+    /// Several clusters (regions) for this one environment: each entry starts from
+    /// `cluster:` and overrides what it names. Deploys go wave by wave (lowest first); the
+    /// clusters of one wave are deployed in parallel. Entries merge along `extends` by `name`.
+    /// Without `clusters:` the environment lives in the one `cluster:`.
+    /// ```yaml
+    /// clusters:
+    ///   - { name: eu-1, context: production-eu-1, wave: 1 }
+    ///   - { name: us-1, context: production-us-1, wave: 2 }
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clusters: Option<Vec<ClusterEntrySource>>,
+    /// What a deploy to several clusters does when one cluster fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetSource>,
     /// Number of service pods when autoscaling is off.
     /// ```yaml
     /// replicas: 2
@@ -227,6 +241,94 @@ pub struct ClusterSource {
     /// ```
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+}
+
+/// One cluster of an environment that lives in several.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClusterEntrySource {
+    /// The cluster's name in this environment (DNS-1123 label): `--cluster NAME`, report
+    /// rows and the GitHub environment `<environment>/<name>`.
+    /// ```yaml
+    /// clusters:
+    ///   - name: eu-1
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Kubeconfig context of this cluster (default: `cluster.context`).
+    /// ```yaml
+    /// clusters:
+    ///   - { name: eu-1, context: production-eu-1 }
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Kubeconfig file of this cluster (`~` expands). Given here, it names this cluster and
+    /// wins over `KUBECONFIG`; `--kubeconfig` still wins. Default: `cluster.kubeconfig`.
+    /// ```yaml
+    /// clusters:
+    ///   - { name: eu-1, kubeconfig: ~/.kube/eu-1.yaml }
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    /// Namespace in this cluster (default: `cluster.namespace`).
+    /// ```yaml
+    /// clusters:
+    ///   - { name: eu-1, namespace: world-address-eu }
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The wave this cluster is deployed in (1 or more, default 1): wave 2 starts once every
+    /// cluster of wave 1 succeeded. A first wave of one cluster serves as the canary wave.
+    /// ```yaml
+    /// clusters:
+    ///   - { name: eu-1, wave: 1 }
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wave: Option<u32>,
+    /// Service pods in this cluster when autoscaling is off (default: `replicas`).
+    /// ```yaml
+    /// clusters:
+    ///   - { name: eu-1, replicas: 4 }
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// Configuration values for this cluster, merged key by key over `config`.
+    /// ```yaml
+    /// clusters:
+    ///   - { name: eu-1, config: { REGION: eu-1 } }
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<BTreeMap<String, String>>,
+    /// Base URL the smoke suite targets in this cluster (default: `smoke.url`).
+    /// ```yaml
+    /// clusters:
+    ///   - { name: eu-1, smokeUrl: https://eu-1.address.example }
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smoke_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FleetSource {
+    /// When a cluster fails (and is rolled back): `stop` keeps the clusters that already
+    /// succeeded at their new revision and starts no later wave (default); `rollback-all`
+    /// also rolls back every cluster that succeeded in this deploy.
+    /// ```yaml
+    /// fleet:
+    ///   onFailure: rollback-all
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailureSource>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailureSource {
+    /// Roll back the failed cluster only; start no later wave.
+    Stop,
+    /// Roll back the failed cluster and every cluster this deploy changed.
+    RollbackAll,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]

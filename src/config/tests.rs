@@ -329,3 +329,106 @@ fn trusted_ca_problems_name_the_field() {
         );
     }
 }
+
+#[test]
+fn clusters_start_from_cluster_and_merge_by_name_along_extends() {
+    let dir = dir_with(&[
+        (
+            "base.yaml",
+            "cluster: { namespace: wa, context: one }\nreplicas: 2\nconfig: { A: '1' }\n\
+             clusters:\n  - { name: eu-1 }\n  - { name: us-1, context: two, wave: 2 }\n",
+        ),
+        (
+            "prod.yaml",
+            "extends: base\nclusters:\n  - { name: us-1, namespace: wa-us, replicas: 5, config: { A: '2' } }\n  - { name: ap-1, context: three, wave: 2 }\n",
+        ),
+    ]);
+    let env = load(dir.path(), "prod").unwrap();
+    assert!(env.is_fleet());
+    assert_eq!(env.cluster_names(), ["eu-1", "us-1", "ap-1"]);
+    // The same name replaced its inherited entry: us-1 lost its context and wave.
+    let us = &env.clusters[1];
+    assert_eq!(
+        (us.cluster.context.as_deref(), us.wave, us.replicas),
+        (Some("one"), 1, 5)
+    );
+    assert_eq!(us.cluster.namespace, "wa-us");
+    assert_eq!(us.config.get("A").map(String::as_str), Some("2"));
+    let eu = &env.clusters[0];
+    assert_eq!(
+        (eu.cluster.namespace.as_str(), eu.replicas, eu.wave),
+        ("wa", 2, 1)
+    );
+    assert_eq!(eu.config.get("A").map(String::as_str), Some("1"));
+}
+
+#[test]
+fn targets_come_in_wave_order_each_with_its_own_cluster() {
+    let dir = dir_with(&[(
+        "p.yaml",
+        "cluster: { namespace: wa }\ngithub: { environment: production }\nsmoke: { url: 'http://x' }\n\
+         clusters:\n  - { name: late, context: c, wave: 3 }\n  - { name: a, context: a }\n\
+         \x20 - { name: b, context: b, wave: 2, smokeUrl: 'http://b' }\n  - { name: a2, context: a2 }\n",
+    )]);
+    let env = load(dir.path(), "p").unwrap();
+    let targets = env.targets();
+    let order: Vec<(Option<&str>, u32)> = targets
+        .iter()
+        .map(|t| (t.name.as_deref(), t.wave))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (Some("a"), 1),
+            (Some("a2"), 1),
+            (Some("b"), 2),
+            (Some("late"), 3)
+        ]
+    );
+    let b = &targets[2].environment;
+    assert!(b.clusters.is_empty());
+    assert_eq!(b.cluster.context.as_deref(), Some("b"));
+    assert_eq!(b.smoke.url.as_deref(), Some("http://b"));
+    assert_eq!(b.github.environment, "production/b");
+    assert_eq!(targets[0].environment.smoke.url.as_deref(), Some("http://x"));
+}
+
+#[test]
+fn a_single_cluster_environment_is_one_target_as_it_is() {
+    let dir = dir_with(&[("s.yaml", "cluster: { namespace: wa, context: one }\n")]);
+    let env = load(dir.path(), "s").unwrap();
+    assert!(!env.is_fleet());
+    let targets = env.targets();
+    assert_eq!(targets.len(), 1);
+    assert_eq!(targets[0].name, None);
+    assert_eq!(targets[0].environment.github.environment, "s");
+}
+
+#[test]
+fn cluster_list_problems_are_located() {
+    let dir = dir_with(&[(
+        "bad.yaml",
+        "cluster: { namespace: wa }\nclusters:\n  - { name: eu-1, context: a }\n  - { name: eu-1, context: b }\n  - { name: Bad_Name, context: c, wave: 0 }\n  - { context: d }\n  - { name: twin, context: a }\n",
+    )]);
+    let found = problems(&dir, "bad");
+    let located: Vec<(Option<&str>, Option<usize>)> = found
+        .iter()
+        .map(|p| (p.field.as_deref(), p.at.map(|a| a.line)))
+        .collect();
+    for (field, line) in [
+        ("clusters[1].name", 4),
+        ("clusters[2].name", 5),
+        ("clusters[2].wave", 5),
+        ("clusters[3]", 6),
+        ("clusters[4]", 7),
+    ] {
+        assert!(
+            located.contains(&(Some(field), Some(line))),
+            "{field} at line {line} in {located:?}"
+        );
+    }
+    assert_eq!(found.len(), 5, "{found:?}");
+    let empty = dir_with(&[("e.yaml", "clusters: []\n")]);
+    let found = problems(&empty, "e");
+    assert_eq!(found[0].field.as_deref(), Some("clusters"));
+}
