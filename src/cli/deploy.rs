@@ -4,7 +4,9 @@ use super::GlobalArgs;
 use crate::cluster::{Access, ApplyOptions};
 use crate::deploy::{self, Action, DeployError, DeployObserver, DeployOptions, Observers};
 use crate::ui::Ui;
+use crate::deploy::fleet;
 use crate::ui::deploy::DeployUi;
+use crate::ui::fleet::FleetUi;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,6 +34,8 @@ pub struct Args {
     /// Fail when GitHub cannot be told about the deploy (default: warn and carry on).
     #[arg(long)]
     pub require_github: bool,
+    #[command(flatten)]
+    pub clusters: super::clusters::ClusterArgs,
 }
 
 /// Flags every command that applies objects shares.
@@ -81,27 +85,15 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         crate::config::names::check_image_reference(image)
             .map_err(|message| DeployError::InvalidImage { message })?;
     }
+    let targets = args.clusters.targets(&env)?;
+    if env.is_fleet() {
+        return run_fleet(global, ui, args, &env, &targets);
+    }
     let terminal = DeployUi::new(ui, global.yes, global.no_color);
     // A protected environment without --yes and without a terminal is refused before any
     // cluster, registry or GitHub is contacted.
     deploy::check_confirmable(Action::Deploy, &env, terminal.can_answer())?;
-    let build = if args.skip_build {
-        None
-    } else {
-        let context = match &args.source {
-            Some(dir) => dir.clone(),
-            None => super::build::default_context_dir()?,
-        };
-        Some(crate::build::BuildOptions::new(context))
-    };
-    let options = DeployOptions {
-        image: args.image.clone(),
-        skip_build: args.skip_build,
-        build,
-        templates: args.templates.clone(),
-        rollback: !args.no_rollback,
-        ..args.apply.options()
-    };
+    let options = deploy_options(args)?;
     let step = crate::github::Actions::from_env().map(|a| crate::github::DeployStep::new(a, &env));
     let mut observers: Vec<&dyn DeployObserver> = vec![&terminal];
     if let Some(step) = &step {
@@ -146,4 +138,41 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         anyhow::Ok(result)
     })??;
     result.map(|_| ()).map_err(anyhow::Error::from)
+}
+
+/// The deploy options of the command line (the build's context located).
+fn deploy_options(args: &Args) -> anyhow::Result<DeployOptions> {
+    let build = if args.skip_build {
+        None
+    } else {
+        let context = match &args.source {
+            Some(dir) => dir.clone(),
+            None => super::build::default_context_dir()?,
+        };
+        Some(crate::build::BuildOptions::new(context))
+    };
+    Ok(DeployOptions {
+        image: args.image.clone(),
+        skip_build: args.skip_build,
+        build,
+        templates: args.templates.clone(),
+        rollback: !args.no_rollback,
+        ..args.apply.options()
+    })
+}
+
+/// An environment of several clusters: wave by wave, one live view, one report.
+fn run_fleet(
+    global: &GlobalArgs,
+    ui: &Ui,
+    args: &Args,
+    env: &crate::config::Environment,
+    targets: &[crate::config::model::Target],
+) -> anyhow::Result<()> {
+    let terminal = FleetUi::new(ui, global.yes, global.no_color);
+    deploy::check_confirmable(Action::Deploy, env, terminal.can_answer())?;
+    let options = deploy_options(args)?;
+    let access = access(global);
+    super::block_on(fleet::deploy(env, targets, &access, &options, &terminal))??;
+    Ok(())
 }

@@ -6,7 +6,8 @@
 use crate::build::BuildError;
 use crate::cluster::ClusterError;
 use crate::config::ConfigError;
-use crate::deploy::{DeployError, Signal};
+use crate::deploy::fleet::{FleetError, FleetReport};
+use crate::deploy::{DeployError, Outcome, Signal};
 use crate::github::GithubError;
 use crate::local::LocalError;
 use crate::render::RenderError;
@@ -41,6 +42,9 @@ pub fn code_of(error: &(dyn Error + 'static)) -> u8 {
 fn classify(cause: &(dyn Error + 'static)) -> Option<u8> {
     if let Some(e) = cause.downcast_ref::<DeployError>() {
         return Some(deploy(e));
+    }
+    if let Some(e) = cause.downcast_ref::<FleetError>() {
+        return fleet(e);
     }
     if let Some(e) = cause.downcast_ref::<ClusterError>() {
         return Some(cluster(e));
@@ -93,6 +97,26 @@ fn deploy(error: &DeployError) -> u8 {
             Signal::Interrupt => 130,
             Signal::Terminate => 143,
         },
+    }
+}
+
+fn fleet(error: &FleetError) -> Option<u8> {
+    match error {
+        FleetError::UnknownCluster { .. }
+        | FleetError::NotSeveralClusters { .. }
+        | FleetError::ContextForSeveral { .. } => Some(INVALID_INPUT),
+        FleetError::Build(e) => Some(deploy(e)),
+        FleetError::Failed { report } => Some(fleet_report(report)),
+    }
+}
+
+/// A signal first, then a failed rollback anywhere (3), else 1.
+fn fleet_report(report: &FleetReport) -> u8 {
+    match (report.signal(), report.outcome) {
+        (Some(Signal::Interrupt), _) => 130,
+        (Some(Signal::Terminate), _) => 143,
+        (None, Outcome::RollbackFailed) => ROLLBACK_FAILED,
+        _ => FAILED,
     }
 }
 

@@ -2,6 +2,7 @@
 //! sees clap; each verb lives in its own file.
 
 mod build;
+mod clusters;
 mod deploy;
 mod destroy;
 mod diff;

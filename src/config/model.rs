@@ -64,6 +64,8 @@ pub struct ClusterTarget {
     /// The whole configuration in this cluster (`config` with this entry's keys over it).
     pub config: BTreeMap<String, String>,
     pub smoke_url: Option<String>,
+    /// The entry named its own kubeconfig file: it wins over `KUBECONFIG` for this cluster.
+    pub own_kubeconfig: bool,
 }
 
 /// What a deploy to several clusters does when one fails.
@@ -89,6 +91,8 @@ pub struct Target {
     /// `None` for an environment with a single `cluster:`.
     pub name: Option<String>,
     pub wave: u32,
+    /// The cluster's own kubeconfig file, when its entry names one.
+    pub kubeconfig: Option<PathBuf>,
     pub environment: Environment,
 }
 
@@ -112,6 +116,7 @@ impl Environment {
             return vec![Target {
                 name: None,
                 wave: 1,
+                kubeconfig: None,
                 environment: self.clone(),
             }];
         }
@@ -131,6 +136,10 @@ impl Environment {
                 Target {
                     name: Some(c.name.clone()),
                     wave: c.wave,
+                    kubeconfig: c
+                        .own_kubeconfig
+                        .then(|| c.cluster.kubeconfig.clone())
+                        .flatten(),
                     environment,
                 }
             })

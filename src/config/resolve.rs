@@ -573,6 +573,7 @@ impl Resolver<'_> {
                 }
                 merged.insert(key, value);
             }
+            let own_kubeconfig = entry.kubeconfig.is_some();
             let cluster = Cluster {
                 context: entry.context.or_else(|| defaults.context.clone()),
                 kubeconfig: entry
@@ -603,6 +604,7 @@ impl Resolver<'_> {
                 replicas: entry.replicas.unwrap_or(replicas),
                 config: merged,
                 smoke_url: entry.smoke_url.or_else(|| smoke.url.clone()),
+                own_kubeconfig,
             });
         }
         targets

@@ -56,6 +56,11 @@ pub enum EventKind {
     /// The deploy's final report: after success, or after a failure once it got as far as
     /// applying (the same report `--output json` prints).
     Finished(Box<DeployReport>),
+    /// A wave of an environment's clusters starts (deploys to several clusters).
+    WaveStarted { wave: u32, clusters: Vec<String> },
+    /// The report of a deploy to several clusters, every cluster's outcome in it (the one
+    /// `--output json` prints for such an environment).
+    FleetFinished(Box<super::fleet::FleetReport>),
 }
 
 /// A question the pipeline asks before it writes.

@@ -7,6 +7,7 @@
 
 mod destroy;
 mod events;
+pub mod fleet;
 mod pipeline;
 mod report;
 mod rollback;

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod deploy;
+pub mod fleet;
 pub mod local;
 pub mod smoke;
 
@@ -46,6 +47,11 @@ impl Ui {
             color: colour(&std::io::stderr(), no_color),
             github_actions: in_github_actions(),
         }
+    }
+
+    /// Only errors on stderr (`-q`).
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
     }
 
     /// A finished step, on stderr (stdout stays for results).
@@ -102,6 +108,9 @@ impl Ui {
             cause.is::<ReportedFailure>()
                 || cause
                     .downcast_ref::<crate::deploy::DeployError>()
+                    .is_some_and(|e| e.report().is_some())
+                || cause
+                    .downcast_ref::<crate::deploy::fleet::FleetError>()
                     .is_some_and(|e| e.report().is_some())
         });
         if self.format == OutputFormat::Json && !reported {
