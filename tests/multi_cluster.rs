@@ -279,6 +279,20 @@ async fn a_locked_cluster_fails_alone_and_cluster_subsets_touch_only_themselves(
             .is_none(),
         "cluster one was left alone"
     );
+    // The other verbs take the same subsets, a heading per cluster.
+    let history = fleet.t.wactl(&["history", "t", "--cluster", "two"]);
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert_eq!(history.status.code(), Some(0), "{text}");
+    assert!(text.starts_with("cluster two:\n"), "{text}");
+    assert!(!text.contains("cluster one:"), "{text}");
+    let status = fleet.t.wactl(&["status", "t"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(0), "{text}");
+    let (one_at, two_at) = (text.find("cluster one:"), text.find("cluster two:"));
+    assert!(one_at.zip(two_at).is_some_and(|(a, b)| a < b), "{text}");
+    assert!(text.contains("never deployed"), "one is untouched: {text}");
+    let history = fleet.t.wactl(&["history", "t", "--cluster", "three"]);
+    assert_eq!(history.status.code(), Some(2));
     // An unknown name is a usage error that lists the names.
     let (code, report, stderr) = fleet.deploy(IMAGE_V1, &["--cluster", "three"]);
     assert_eq!(code, Some(2), "{report:#}\n{stderr}");
@@ -332,8 +346,7 @@ impl Proxy {
                 let upstream = upstream.clone();
                 let connection = tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
-                        let _ =
-                            tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
                 spawned.lock().expect("lock").push(connection);
@@ -398,11 +411,7 @@ async fn an_api_server_dying_mid_tracking_fails_its_cluster_and_not_the_other() 
         .to_owned();
     let proxy = Proxy::start(server).await;
     let (kubeconfig, _) = proxied_kubeconfig(fleet.t.dir.path(), proxy.port);
-    fleet.write(
-        "",
-        &format!(", kubeconfig: {}", kubeconfig.display()),
-        "",
-    );
+    fleet.write("", &format!(", kubeconfig: {}", kubeconfig.display()), "");
     let env = fleet.t.load();
     let targets = fleet::select(&env, &[]).expect("targets");
     assert_eq!(
@@ -427,7 +436,10 @@ async fn an_api_server_dying_mid_tracking_fails_its_cluster_and_not_the_other() 
     let report = error.report().expect("a report").clone();
     let one = &report.clusters[0];
     let two = &report.clusters[1];
-    assert_eq!((one.name.as_str(), one.outcome), ("one", ClusterOutcome::Succeeded));
+    assert_eq!(
+        (one.name.as_str(), one.outcome),
+        ("one", ClusterOutcome::Succeeded)
+    );
     assert_eq!(two.name, "two");
     assert!(
         matches!(
@@ -438,9 +450,18 @@ async fn an_api_server_dying_mid_tracking_fails_its_cluster_and_not_the_other() 
     );
     let reason = two.error.clone().unwrap_or_default();
     assert!(!reason.is_empty(), "two fails with its own reason");
+    assert!(
+        reason.contains("Connect") || reason.contains("did not finish"),
+        "the reason is the lost API server: {reason}"
+    );
     assert!(one.error.is_none(), "{one:?}");
     assert!(
-        observer.finished.lock().expect("lock").iter().any(|c| c == "one"),
+        observer
+            .finished
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|c| c == "one"),
         "one finished its deploy"
     );
     let client = first_client(&fleet.t).await;

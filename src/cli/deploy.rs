@@ -2,9 +2,9 @@
 
 use super::GlobalArgs;
 use crate::cluster::{Access, ApplyOptions};
+use crate::deploy::fleet;
 use crate::deploy::{self, Action, DeployError, DeployObserver, DeployOptions, Observers};
 use crate::ui::Ui;
-use crate::deploy::fleet;
 use crate::ui::deploy::DeployUi;
 use crate::ui::fleet::FleetUi;
 use std::path::PathBuf;

@@ -12,21 +12,35 @@ pub struct Args {
     /// Remove the environment's deploy lock first.
     #[arg(long)]
     pub force_unlock: bool,
+    #[command(flatten)]
+    pub clusters: super::clusters::ClusterArgs,
 }
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
-    let env = crate::config::load(&global.env_dir, &args.environment)?;
+    let (name, clusters) = (&args.environment, &args.clusters);
+    super::clusters::run_each(global, ui, name, clusters, "destroy", |env, access| {
+        run_in(global, ui, args, env, access)
+    })
+}
+
+/// `destroy` in one cluster.
+fn run_in(
+    global: &GlobalArgs,
+    ui: &Ui,
+    args: &Args,
+    env: &crate::config::Environment,
+    access: &crate::cluster::Access,
+) -> anyhow::Result<()> {
     let options = deploy::DeployOptions {
         force_unlock: args.force_unlock,
         ..Default::default()
     };
     let terminal = DeployUi::new(ui, global.yes, global.no_color);
     // Destroying always asks: without --yes and a terminal it is refused before the cluster.
-    deploy::check_confirmable(Action::Destroy, &env, terminal.can_answer())?;
-    let access = super::deploy::access(global);
+    deploy::check_confirmable(Action::Destroy, env, terminal.can_answer())?;
     let report = super::block_on(async {
-        let client = crate::cluster::connect(&env, &access).await?;
-        anyhow::Ok(deploy::destroy(&client, &env, &options, &terminal).await?)
+        let client = crate::cluster::connect(env, access).await?;
+        anyhow::Ok(deploy::destroy(&client, env, &options, &terminal).await?)
     })??;
     if ui.format == OutputFormat::Json {
         ui.json(&serde_json::to_value(&report)?);

@@ -36,10 +36,25 @@ pub struct Args {
     /// Fail when the pull request comment cannot be posted (default: warn).
     #[arg(long)]
     pub require_github: bool,
+    #[command(flatten)]
+    pub clusters: super::clusters::ClusterArgs,
 }
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
-    let env = crate::config::load(&global.env_dir, &args.environment)?;
+    let (name, clusters) = (&args.environment, &args.clusters);
+    super::clusters::run_each(global, ui, name, clusters, "diff", |env, access| {
+        run_in(global, ui, args, env, access)
+    })
+}
+
+/// `diff` in one cluster.
+fn run_in(
+    global: &GlobalArgs,
+    ui: &Ui,
+    args: &Args,
+    env: &crate::config::Environment,
+    access: &crate::cluster::Access,
+) -> anyhow::Result<()> {
     if let Some(image) = &args.image {
         crate::config::names::check_image_reference(image)
             .map_err(|message| DeployError::InvalidImage { message })?;
@@ -54,26 +69,25 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let apply = ApplyOptions {
         force_conflicts: args.force_conflicts,
     };
-    let access = super::deploy::access(global);
     super::block_on(async {
         // Built inside the runtime that uses it: its HTTP client spawns a worker there.
         let reporter = match args.comment_pr {
             Some(pr) => Some((
                 pr,
-                crate::github::Reporter::from_env(&env, args.require_github)?,
+                crate::github::Reporter::from_env(env, args.require_github)?,
             )),
             None => None,
         };
-        let client = crate::cluster::connect(&env, &access).await?;
+        let client = crate::cluster::connect(env, access).await?;
         let image = match &build {
-            Some(build) => Some(resolve_image(ui, &env, &args.templates, build).await?),
+            Some(build) => Some(resolve_image(ui, env, &args.templates, build).await?),
             None => args.image.clone(),
         };
         let render = RenderOptions {
             image,
             templates: args.templates.clone(),
         };
-        let plan = deploy::plan(&client, &env, &render, apply).await?;
+        let plan = deploy::plan(&client, env, &render, apply).await?;
         DeployUi::new(ui, global.yes, global.no_color).print_diff(&plan);
         if let Some((pr, reporter)) = reporter {
             let body = crate::github::plan_markdown(&env.name, &plan);

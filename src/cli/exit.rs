@@ -107,6 +107,7 @@ fn fleet(error: &FleetError) -> Option<u8> {
         | FleetError::ContextForSeveral { .. } => Some(INVALID_INPUT),
         FleetError::Build(e) => Some(deploy(e)),
         FleetError::Failed { report } => Some(fleet_report(report)),
+        FleetError::Clusters { failed, .. } => failed.iter().map(|(_, code)| *code).max(),
     }
 }
 

@@ -8,13 +8,25 @@ use crate::ui::{OutputFormat, Ui};
 pub struct Args {
     /// Environment whose recorded revisions to list.
     pub environment: String,
+    #[command(flatten)]
+    pub clusters: super::clusters::ClusterArgs,
 }
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
-    let env = crate::config::load(&global.env_dir, &args.environment)?;
-    let access = super::deploy::access(global);
+    let (name, clusters) = (&args.environment, &args.clusters);
+    super::clusters::run_each(global, ui, name, clusters, "history", |env, access| {
+        run_in(ui, env, access)
+    })
+}
+
+/// `history` in one cluster.
+fn run_in(
+    ui: &Ui,
+    env: &crate::config::Environment,
+    access: &crate::cluster::Access,
+) -> anyhow::Result<()> {
     let revisions = super::block_on(async {
-        let client = crate::cluster::connect(&env, &access).await?;
+        let client = crate::cluster::connect(env, access).await?;
         revision::list(&client, &env.cluster.namespace, &env.name).await
     })??;
     let lines: Vec<RevisionLine> = revisions.iter().map(RevisionLine::from).collect();

@@ -14,17 +14,31 @@ pub struct Args {
     pub to: Option<u32>,
     #[command(flatten)]
     pub apply: super::deploy::ApplyArgs,
+    #[command(flatten)]
+    pub clusters: super::clusters::ClusterArgs,
 }
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
-    let env = crate::config::load(&global.env_dir, &args.environment)?;
+    let (name, clusters) = (&args.environment, &args.clusters);
+    super::clusters::run_each(global, ui, name, clusters, "rollback", |env, access| {
+        run_in(global, ui, args, env, access)
+    })
+}
+
+/// `rollback` in one cluster.
+fn run_in(
+    global: &GlobalArgs,
+    ui: &Ui,
+    args: &Args,
+    env: &crate::config::Environment,
+    access: &crate::cluster::Access,
+) -> anyhow::Result<()> {
     let options = args.apply.options();
     let terminal = DeployUi::new(ui, global.yes, global.no_color);
-    deploy::check_confirmable(Action::Rollback, &env, terminal.can_answer())?;
-    let access = super::deploy::access(global);
+    deploy::check_confirmable(Action::Rollback, env, terminal.can_answer())?;
     super::block_on(async {
-        let client = crate::cluster::connect(&env, &access).await?;
-        anyhow::Ok(deploy::rollback(&client, &env, args.to, &options, &terminal).await?)
+        let client = crate::cluster::connect(env, access).await?;
+        anyhow::Ok(deploy::rollback(&client, env, args.to, &options, &terminal).await?)
     })??;
     Ok(())
 }

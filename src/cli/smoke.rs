@@ -15,10 +15,19 @@ pub struct Args {
     /// How long readiness is retried (default: the definition's `smoke.deadline`).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub deadline: Option<Duration>,
+    #[command(flatten)]
+    pub clusters: super::clusters::ClusterArgs,
 }
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
-    let env = crate::config::load(&global.env_dir, &args.environment)?;
+    let (name, clusters) = (&args.environment, &args.clusters);
+    super::clusters::run_each(global, ui, name, clusters, "smoke", |env, _access| {
+        run_in(ui, args, env)
+    })
+}
+
+/// `smoke` in one cluster.
+fn run_in(ui: &Ui, args: &Args, env: &crate::config::Environment) -> anyhow::Result<()> {
     let Some(url) = args.url.clone().or_else(|| env.smoke.url.clone()) else {
         return Err(SmokeError::InvalidUrl {
             url: String::new(),
@@ -30,11 +39,11 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         .into());
     };
     smoke::check_url(&url)?;
-    let mut options = SmokeOptions::for_environment(&env, &url);
+    let mut options = SmokeOptions::for_environment(env, &url);
     if let Some(deadline) = args.deadline {
         options.deadline = deadline;
     }
-    let report = super::block_on(smoke::run(&env, &url, &options))?;
+    let report = super::block_on(smoke::run(env, &url, &options))?;
     ui.smoke_report(&report);
     if report.passed {
         Ok(())

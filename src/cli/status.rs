@@ -8,14 +8,26 @@ use crate::ui::{OutputFormat, Ui};
 pub struct Args {
     /// Environment whose live state to show.
     pub environment: String,
+    #[command(flatten)]
+    pub clusters: super::clusters::ClusterArgs,
 }
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
-    let env = crate::config::load(&global.env_dir, &args.environment)?;
-    let access = super::deploy::access(global);
+    let (name, clusters) = (&args.environment, &args.clusters);
+    super::clusters::run_each(global, ui, name, clusters, "status", |env, access| {
+        run_in(ui, env, access)
+    })
+}
+
+/// `status` in one cluster.
+fn run_in(
+    ui: &Ui,
+    env: &crate::config::Environment,
+    access: &crate::cluster::Access,
+) -> anyhow::Result<()> {
     let status = super::block_on(async {
-        let client = crate::cluster::connect(&env, &access).await?;
-        let prometheus = crate::cluster::prometheus::PrometheusService::bundled(&env);
+        let client = crate::cluster::connect(env, access).await?;
+        let prometheus = crate::cluster::prometheus::PrometheusService::bundled(env);
         crate::cluster::live_status(
             &client,
             &env.cluster.namespace,

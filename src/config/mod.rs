@@ -496,7 +496,9 @@ impl Merged {
                     let (mp, fp) = (join(merged_path, &key), join(file_path, &key));
                     self.provenance.insert(mp.clone(), (file, fp.clone()));
                     match base.get_mut(&key) {
-                        Some(existing) if NAMED_LISTS.contains(&key.as_str()) && existing.is_array() => {
+                        Some(existing)
+                            if NAMED_LISTS.contains(&key.as_str()) && existing.is_array() =>
+                        {
                             self.merge_named(existing, value, &mp, &fp, file);
                         }
                         Some(existing) if existing.is_object() && value.is_object() => {

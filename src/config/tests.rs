@@ -390,7 +390,10 @@ fn targets_come_in_wave_order_each_with_its_own_cluster() {
     assert_eq!(b.cluster.context.as_deref(), Some("b"));
     assert_eq!(b.smoke.url.as_deref(), Some("http://b"));
     assert_eq!(b.github.environment, "production/b");
-    assert_eq!(targets[0].environment.smoke.url.as_deref(), Some("http://x"));
+    assert_eq!(
+        targets[0].environment.smoke.url.as_deref(),
+        Some("http://x")
+    );
 }
 
 #[test]

@@ -57,7 +57,10 @@ pub enum EventKind {
     /// applying (the same report `--output json` prints).
     Finished(Box<DeployReport>),
     /// A wave of an environment's clusters starts (deploys to several clusters).
-    WaveStarted { wave: u32, clusters: Vec<String> },
+    WaveStarted {
+        wave: u32,
+        clusters: Vec<String>,
+    },
     /// The report of a deploy to several clusters, every cluster's outcome in it (the one
     /// `--output json` prints for such an environment).
     FleetFinished(Box<super::fleet::FleetReport>),

@@ -8,12 +8,12 @@
 //! dies, fails with its own reason while the others of its wave go on.
 
 use super::{
-    DeployError, DeployEvent, DeployObserver, DeployOptions, DeployReport,
-    EventKind, Outcome, Signal, Stage, StageReport,
+    DeployError, DeployEvent, DeployObserver, DeployOptions, DeployReport, EventKind, Outcome,
+    Signal, Stage, StageReport,
 };
 use crate::cluster::{self, Access};
-use crate::config::model::{OnFailure, Target};
 use crate::config::Environment;
+use crate::config::model::{OnFailure, Target};
 use crate::render::{self, RenderOptions};
 use futures_util::future::join_all;
 use kube::Client;
@@ -41,6 +41,15 @@ pub enum FleetError {
     /// The image build before the first wave failed: no cluster was touched.
     #[error(transparent)]
     Build(Box<DeployError>),
+    /// A verb run cluster by cluster failed in some; each error is already reported (the
+    /// exit code is the highest of theirs).
+    #[error("{verb} failed in {} of {total} clusters: {}", failed.len(), failed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "))]
+    Clusters {
+        verb: &'static str,
+        total: usize,
+        /// Each failed cluster and its exit code.
+        failed: Vec<(String, u8)>,
+    },
     /// At least one cluster failed; the report says what happened in each (exit 1, or 3
     /// when a rollback failed too, or 130/143 when a signal stopped it).
     #[error("{}", report.error_text())]
@@ -54,6 +63,11 @@ impl FleetError {
             Self::Failed { report } => Some(report),
             _ => None,
         }
+    }
+
+    /// Whether what went wrong has been printed already (`--output json` adds nothing).
+    pub fn is_reported(&self) -> bool {
+        matches!(self, Self::Failed { .. } | Self::Clusters { .. })
     }
 }
 
@@ -369,7 +383,7 @@ pub async fn deploy(
         let undo = runs
             .iter_mut()
             .filter(|r| r.report.outcome == ClusterOutcome::Succeeded)
-            .filter(|r| !r.interrupted.is_some());
+            .filter(|r| r.interrupted.is_none());
         let undos = undo.map(|run| undo_cluster(run, &per_cluster, observer));
         join_all(undos).await;
     }
@@ -590,7 +604,11 @@ async fn deploy_cluster(
 }
 
 /// `rollback-all`: re-applies the successful revision before the one this deploy recorded.
-async fn undo_cluster(run: &mut ClusterRun, options: &DeployOptions, observer: &dyn DeployObserver) {
+async fn undo_cluster(
+    run: &mut ClusterRun,
+    options: &DeployOptions,
+    observer: &dyn DeployObserver,
+) {
     let (Some(target), Some(client)) = (&run.target, &run.client) else {
         return;
     };

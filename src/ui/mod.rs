@@ -111,7 +111,7 @@ impl Ui {
                     .is_some_and(|e| e.report().is_some())
                 || cause
                     .downcast_ref::<crate::deploy::fleet::FleetError>()
-                    .is_some_and(|e| e.report().is_some())
+                    .is_some_and(|e| e.is_reported())
         });
         if self.format == OutputFormat::Json && !reported {
             let code = if exit_code == 2 {
