@@ -347,3 +347,89 @@ async fn required_github_that_refuses_stops_the_deploy_before_the_cluster() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("::warning"), "{stderr}");
 }
+
+/// Removes a namespace from the second cluster (`infra up --second-cluster`) on drop.
+struct SecondNamespace(String);
+
+impl Drop for SecondNamespace {
+    fn drop(&mut self) {
+        let kubeconfig = std::env::var("WACTL_KUBECONFIG_2").unwrap_or_default();
+        let _ = Command::new("kubectl")
+            .args([
+                "--kubeconfig",
+                &kubeconfig,
+                "delete",
+                "namespace",
+                &self.0,
+                "--wait=false",
+            ])
+            .output();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn a_deploy_to_two_clusters_makes_a_deployment_and_a_summary_row_each() {
+    let step = Step::new("fleet");
+    let context_2 = std::env::var("WACTL_CONTEXT_2").unwrap_or_else(|_| "wactl-dev-2".into());
+    let _second = SecondNamespace(step.namespace.clone());
+    let definition = std::fs::read_to_string(step.file("g.yaml")).expect("g.yaml");
+    std::fs::write(
+        step.file("g.yaml"),
+        format!(
+            "{definition}clusters:\n  - {{ name: eu-1, context: wactl-dev }}\n  - {{ name: eu-2, context: {context_2}, wave: 2 }}\n"
+        ),
+    )
+    .expect("write g.yaml");
+    let server = github().await;
+    let output = step.deploy(&server, IMAGE_V1, &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let requests = received(&server).await;
+    let environments: Vec<String> = requests
+        .iter()
+        .filter(|r| r.url.path() == format!("{REPO}/deployments"))
+        .map(|r| {
+            body(r)["environment"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(environments, ["gh-fleet/eu-1", "gh-fleet/eu-2"]);
+    let states = statuses(&requests);
+    assert_eq!(
+        states.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        ["in_progress", "in_progress", "success", "success"],
+        "{states:?}"
+    );
+    let summary = std::fs::read_to_string(step.file("summary.md")).expect("a step summary");
+    assert!(
+        summary.contains("## wactl deploy `g`: succeeded in 2 clusters"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| eu-1 | 1 | succeeded | 1 | - |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| eu-2 | 2 | succeeded | 1 | - |"),
+        "{summary}"
+    );
+    let outputs = std::fs::read_to_string(step.file("output.txt")).expect("step outputs");
+    assert!(
+        outputs.lines().any(|l| l == "outcome=succeeded"),
+        "{outputs}"
+    );
+    assert!(
+        outputs
+            .lines()
+            .any(|l| l.starts_with("clusters=[{\"name\":\"eu-1\"")),
+        "{outputs}"
+    );
+    assert!(
+        stderr.contains("[eu-1] ") && stderr.contains("[eu-2] "),
+        "{stderr}"
+    );
+    assert_no_token(&step, &output, &requests);
+}

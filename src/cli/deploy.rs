@@ -173,6 +173,47 @@ fn run_fleet(
     deploy::check_confirmable(Action::Deploy, env, terminal.can_answer())?;
     let options = deploy_options(args)?;
     let access = access(global);
-    super::block_on(fleet::deploy(env, targets, &access, &options, &terminal))??;
-    Ok(())
+    let step = crate::github::Actions::from_env().map(crate::github::fleet::FleetStep::new);
+    let mut observers: Vec<&dyn DeployObserver> = vec![&terminal];
+    if let Some(step) = &step {
+        observers.push(step);
+    }
+    let observer = Observers(observers);
+    let result = super::block_on(async {
+        // One GitHub Deployment per cluster (`production/eu-1`), all "in progress" first.
+        let mut deployments = Vec::new();
+        for target in targets {
+            let reporter =
+                crate::github::Reporter::from_env(&target.environment, args.require_github)?;
+            let handle = match reporter.git_ref() {
+                Some(git_ref) => Some(
+                    reporter
+                        .start_deployment(git_ref, target.environment.smoke.url.as_deref())
+                        .await?,
+                ),
+                None => None,
+            };
+            deployments.push((target.name.clone().unwrap_or_default(), reporter, handle));
+        }
+        let result = fleet::deploy(env, targets, &access, &options, &observer).await;
+        let report = match &result {
+            Ok(report) => Some(report),
+            Err(error) => error.report(),
+        };
+        for (name, reporter, handle) in &deployments {
+            let Some(handle) = handle else { continue };
+            let row = report.and_then(|r| r.clusters.iter().find(|c| &c.name == name));
+            let (state, description) = match (row, &result) {
+                (Some(row), _) => crate::github::fleet::cluster_status(row),
+                (None, Err(error)) => (crate::github::State::Failure, error.to_string()),
+                (None, Ok(_)) => continue,
+            };
+            let posted = reporter.status(handle, state, &description).await;
+            if result.is_ok() {
+                posted?;
+            }
+        }
+        anyhow::Ok(result)
+    })??;
+    result.map(|_| ()).map_err(anyhow::Error::from)
 }

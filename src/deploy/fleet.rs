@@ -209,6 +209,17 @@ impl FleetReport {
         text
     }
 
+    /// The rows without the per-cluster deploy reports (step outputs, messages).
+    pub fn clusters_brief(&self) -> Vec<ClusterReport> {
+        self.clusters
+            .iter()
+            .map(|c| ClusterReport {
+                deploy: None,
+                ..c.clone()
+            })
+            .collect()
+    }
+
     /// The exit-code relevant ending: a signal, a failed rollback, or a plain failure.
     pub fn signal(&self) -> Option<Signal> {
         match self.interrupted_by {

@@ -22,6 +22,7 @@
 
 pub mod actions;
 mod api;
+pub mod fleet;
 mod step;
 pub mod summary;
 
