@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 pub struct EnvironmentSource {
     /// Another environment in the same directory whose values this one starts from.
     /// Objects merge field by field, maps (`config`, `secrets`, `buildArgs`) merge key by
-    /// key, lists of named items (`smoke.checks`) merge by `name`, and any other value
+    /// key, lists of named items (`smoke.checks`, `clusters`) merge by `name`, and any other value
     /// set here replaces the inherited one.
     /// ```yaml
     /// extends: base

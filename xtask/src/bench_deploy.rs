@@ -20,6 +20,9 @@ pub struct Args {
     /// Runs of each measurement (the median is reported).
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
+    /// Measure only the two-cluster deploys (needs `infra up --second-cluster`).
+    #[arg(long)]
+    pub two_clusters_only: bool,
 }
 
 const V1: &str = "127.0.0.1:5000/world-address/address-service:bench-v1";
@@ -147,16 +150,6 @@ impl Bench {
     }
 
     /// A chart reproducing the rendered Kubernetes objects in `rendered`, Namespace aside.
-    fn chart(&self, rendered: &Path, chart: &Path) -> anyhow::Result<usize> {
-        let objects: Vec<serde_json::Value> =
-            crate::bench_render::read_objects(&rendered.join("k8s"))?
-                .into_iter()
-                .filter(|o| o["kind"] != "Namespace")
-                .collect();
-        crate::bench_render::write_chart(chart, &objects)?;
-        Ok(objects.len())
-    }
-
     /// `helm upgrade --install --wait`; Err carries the time when Helm reports failure.
     fn helm_upgrade(
         &self,
@@ -267,6 +260,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let wactl = crate::bench::build_wactl("deploy")?;
     let helm = crate::bench::ensure_helm()?;
     let work = tempfile::tempdir()?;
+    let chart = |rendered: &Path, chart: &Path| -> anyhow::Result<usize> {
+        let objects: Vec<serde_json::Value> =
+            crate::bench_render::read_objects(&rendered.join("k8s"))?
+                .into_iter()
+                .filter(|o| o["kind"] != "Namespace")
+                .collect();
+        crate::bench_render::write_chart(chart, &objects)?;
+        Ok(objects.len())
+    };
+    if args.two_clusters_only {
+        return crate::bench_deploy_fleet::run(runs, wactl, helm, &kubeconfig, work.path(), chart);
+    }
     let env_dir = work.path().join("environments");
     std::fs::create_dir_all(&env_dir)?;
     std::fs::copy(
@@ -305,7 +310,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     bench.render("h", V1, &dirs[3], Some(&many))?;
     let mut counts = [0; 4];
     for i in 0..4 {
-        counts[i] = bench.chart(&dirs[i], &charts[i])?;
+        counts[i] = chart(&dirs[i], &charts[i])?;
     }
     let many_objects = crate::bench_render::read_objects(&dirs[3].join("k8s"))?.len();
     // kubectl applies the same trees, rendered for its own namespace.
@@ -427,5 +432,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         &body,
     )?;
     eprintln!("bench deploy: wrote the `deploy` section of docs/benchmarks.md");
-    Ok(())
+    crate::bench_deploy_fleet::run(
+        runs,
+        bench.wactl,
+        bench.helm,
+        &kubeconfig,
+        work.path(),
+        chart,
+    )
 }

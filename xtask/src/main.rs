@@ -4,6 +4,7 @@ mod actionlint;
 mod bench;
 mod bench_build;
 mod bench_deploy;
+mod bench_deploy_fleet;
 mod bench_render;
 mod bench_rolling;
 mod bench_service;
