@@ -363,11 +363,30 @@ pub async fn deploy(
         ..options.clone()
     };
 
+    // A signal between two waves (no pipeline listening) still stops the deploy there.
+    let signalled: std::sync::Arc<std::sync::Mutex<Option<Signal>>> = Default::default();
+    let listener = options.stop_on_signals.then(|| {
+        let signalled = signalled.clone();
+        tokio::spawn(async move {
+            let signal = super::signals::stop_signal(true).await;
+            if let Ok(mut slot) = signalled.lock() {
+                *slot = Some(signal);
+            }
+        })
+    });
     let mut runs: Vec<ClusterRun> = Vec::new();
     let mut stopped = false;
     for (wave, members) in waves(targets) {
-        if stopped {
-            runs.extend(members.iter().map(|t| ClusterRun::skipped(t, wave)));
+        let signal = signalled.lock().ok().and_then(|s| *s);
+        if stopped || signal.is_some() {
+            runs.extend(members.iter().map(|t| {
+                let mut run = ClusterRun::skipped(t, wave);
+                if let Some(signal) = signal {
+                    run.report.error = Some(format!("not started: stopped by {}", signal.name()));
+                    run.interrupted = Some(signal);
+                }
+                run
+            }));
             continue;
         }
         observer.event(&DeployEvent {
@@ -390,7 +409,8 @@ pub async fn deploy(
         runs.extend(ended);
     }
 
-    if stopped && env.fleet.on_failure == OnFailure::RollbackAll {
+    let signal = runs.iter().any(|r| r.interrupted.is_some());
+    if stopped && !signal && env.fleet.on_failure == OnFailure::RollbackAll {
         let undo = runs
             .iter_mut()
             .filter(|r| r.report.outcome == ClusterOutcome::Succeeded)
@@ -399,11 +419,17 @@ pub async fn deploy(
         join_all(undos).await;
     }
 
+    if let Some(listener) = listener {
+        listener.abort();
+    }
     let interrupted_by = runs.iter().find_map(|r| r.interrupted).map(Signal::name);
     let clusters: Vec<ClusterReport> = runs.into_iter().map(|r| r.report).collect();
     let report = FleetReport {
         environment: env.name.clone(),
-        outcome: FleetReport::outcome_of(&clusters),
+        outcome: match interrupted_by {
+            Some(_) => Outcome::Failed,
+            None => FleetReport::outcome_of(&clusters),
+        },
         image,
         on_failure: env.fleet.on_failure,
         build,
@@ -715,6 +741,48 @@ mod tests {
         ));
         let one = select(&env, &["eu-1".into()]).expect("one");
         assert_eq!(access_for(&env, &one, &access).expect("one").len(), 1);
+    }
+
+    /// Records each event's cluster and the environment each question names.
+    #[derive(Default)]
+    struct Seen(std::sync::Mutex<Vec<String>>);
+
+    impl DeployObserver for Seen {
+        fn event(&self, event: &DeployEvent) {
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push(format!("event {:?}", event.cluster));
+            }
+        }
+
+        fn confirm(&self, question: &super::super::Confirmation) -> super::super::Decision {
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push(format!("asked {}", question.environment()));
+            }
+            super::super::Decision::Declined
+        }
+    }
+
+    #[test]
+    fn a_cluster_observer_tags_events_and_names_the_cluster_in_questions() {
+        let seen = Seen::default();
+        let tagged = ClusterObserver {
+            cluster: "eu-1",
+            inner: &seen,
+        };
+        tagged.event(&DeployEvent {
+            environment: "production".into(),
+            cluster: None,
+            kind: EventKind::Note("hello".into()),
+        });
+        let answer = tagged.confirm(&super::super::Confirmation::Rollback {
+            environment: "production".into(),
+            to: 3,
+        });
+        assert_eq!(answer, super::super::Decision::Declined);
+        assert_eq!(
+            *seen.0.lock().expect("lock"),
+            ["event Some(\"eu-1\")", "asked production (cluster eu-1)"]
+        );
     }
 
     fn row(name: &str, outcome: ClusterOutcome) -> ClusterReport {
