@@ -30,7 +30,7 @@ pub use api::{DeploymentHandle, PrComment, Reporter, Settings, State};
 pub use step::DeployStep;
 pub use summary::{
     DeploySummary, ObjectAction, Outcome, PlannedObject, RolloutRow, SmokeRow, StageTiming,
-    from_report, plan_comment, plan_markdown, planned_objects,
+    from_report, plan_comment, plan_markdown, planned_objects, saved_plan_markdown,
 };
 
 use std::fmt;
