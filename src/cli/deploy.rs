@@ -149,6 +149,14 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         };
         if let Some(handle) = &handle {
             let (state, description) = match &result {
+                // The environment page names this commit as live even when nothing changed.
+                Ok(report) if report.outcome == deploy::Outcome::Unchanged => (
+                    crate::github::State::Success,
+                    format!(
+                        "nothing to change: the environment already matches this commit (revision {})",
+                        report.revision.unwrap_or_default()
+                    ),
+                ),
                 Ok(report) => (
                     crate::github::State::Success,
                     format!(
