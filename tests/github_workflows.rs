@@ -52,6 +52,22 @@ fn deploy_workflow_dispatches_staging_or_production() {
     assert_eq!(job["permissions"]["deployments"], "write");
     assert_eq!(job["permissions"]["contents"], "read");
     assert!(job["permissions"].get("pull-requests").is_none());
+    // It reads the reviewed plan from the pull request's run, and applies it on a push.
+    assert_eq!(job["permissions"]["actions"], "read");
+    let fetch = job["steps"]
+        .as_array()
+        .expect("deploy steps")
+        .iter()
+        .find(|step| step["name"] == "Reviewed plan")
+        .expect("the Reviewed plan step");
+    assert_eq!(fetch["if"], "github.event_name == 'push'");
+    assert!(
+        fetch["run"]
+            .as_str()
+            .expect("run")
+            .contains("--name wactl-plan-staging"),
+        "{fetch}"
+    );
     assert!(
         job["concurrency"]["group"]
             .as_str()
@@ -79,15 +95,55 @@ fn deploy_workflow_dispatches_staging_or_production() {
         "{diff}"
     );
     assert!(
+        diff["run"]
+            .as_str()
+            .expect("run")
+            .contains("--save-plan \"$RUNNER_TEMP/plan-staging.json\""),
+        "{diff}"
+    );
+    let upload = plan["steps"]
+        .as_array()
+        .expect("plan steps")
+        .iter()
+        .find(|step| {
+            step["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/upload-artifact@"))
+        })
+        .expect("the plan is kept as an artifact");
+    assert_eq!(upload["with"]["name"], "wactl-plan-staging");
+    assert!(
         scripts(&deploy)
             .iter()
-            .any(|s| s.contains("wactl \"${args[@]}\""))
+            .any(|s| s.contains("wactl \"${args[@]}\"")
+                && s.contains("--plan \"$RUNNER_TEMP/plan/plan-staging.json\""))
     );
 }
 
 #[test]
+fn drift_runs_on_a_schedule_and_only_reads() {
+    let drift = workflow("drift.yml");
+    assert!(
+        drift["on"]["schedule"][0]["cron"].is_string(),
+        "{:#}",
+        drift["on"]
+    );
+    let job = &drift["jobs"]["drift"];
+    assert_eq!(job["permissions"], serde_json::json!({ "contents": "read" }));
+    assert_eq!(
+        job["strategy"]["matrix"]["environment"],
+        serde_json::json!(["staging", "production"])
+    );
+    let runs: Vec<String> = scripts(&drift)
+        .into_iter()
+        .filter(|s| s.contains("wactl drift \"$WACTL_ENVIRONMENT\""))
+        .collect();
+    assert_eq!(runs.len(), 1, "{:?}", scripts(&drift));
+}
+
+#[test]
 fn workflows_call_wactl_not_kubectl_or_docker() {
-    for name in ["ci.yml", "deploy.yml"] {
+    for name in ["ci.yml", "deploy.yml", "drift.yml"] {
         for script in scripts(&workflow(name)) {
             for word in script.split_whitespace() {
                 let program = word.rsplit('/').next().unwrap_or(word);
