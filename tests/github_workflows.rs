@@ -121,6 +121,52 @@ fn deploy_workflow_dispatches_staging_or_production() {
 }
 
 #[test]
+fn previews_go_up_on_push_down_on_close_and_are_collected_on_a_schedule() {
+    let preview = workflow("preview.yml");
+    assert_eq!(
+        preview["on"]["pull_request"]["types"],
+        serde_json::json!(["opened", "synchronize", "reopened", "closed"])
+    );
+    assert!(preview["on"]["schedule"][0]["cron"].is_string());
+    let jobs = &preview["jobs"];
+    let expected = [
+        (
+            "up",
+            "github.event.action != 'closed'",
+            "wactl preview up \"$PR_NUMBER\" --from staging",
+        ),
+        (
+            "down",
+            "github.event.action == 'closed'",
+            "wactl preview down \"$PR_NUMBER\" --from staging",
+        ),
+        (
+            "gc",
+            "github.event_name == 'schedule'",
+            "wactl preview gc --from staging",
+        ),
+    ];
+    for (name, condition, command) in expected {
+        let job = &jobs[name];
+        assert!(
+            job["if"].as_str().is_some_and(|c| c.contains(condition)),
+            "{name}: {}",
+            job["if"]
+        );
+        let runs: Vec<&str> = job["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .filter_map(|s| s["run"].as_str())
+            .filter(|r| r.contains(command))
+            .collect();
+        assert_eq!(runs.len(), 1, "{name} runs `{command}` once");
+        assert_eq!(job["permissions"]["deployments"], "write", "{name}");
+    }
+    assert_eq!(jobs.as_object().expect("jobs").len(), expected.len());
+}
+
+#[test]
 fn drift_runs_on_a_schedule_and_only_reads() {
     let drift = workflow("drift.yml");
     assert!(
@@ -129,7 +175,10 @@ fn drift_runs_on_a_schedule_and_only_reads() {
         drift["on"]
     );
     let job = &drift["jobs"]["drift"];
-    assert_eq!(job["permissions"], serde_json::json!({ "contents": "read" }));
+    assert_eq!(
+        job["permissions"],
+        serde_json::json!({ "contents": "read" })
+    );
     assert_eq!(
         job["strategy"]["matrix"]["environment"],
         serde_json::json!(["staging", "production"])
@@ -143,7 +192,7 @@ fn drift_runs_on_a_schedule_and_only_reads() {
 
 #[test]
 fn workflows_call_wactl_not_kubectl_or_docker() {
-    for name in ["ci.yml", "deploy.yml", "drift.yml"] {
+    for name in ["ci.yml", "deploy.yml", "drift.yml", "preview.yml"] {
         for script in scripts(&workflow(name)) {
             for word in script.split_whitespace() {
                 let program = word.rsplit('/').next().unwrap_or(word);

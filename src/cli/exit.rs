@@ -52,6 +52,13 @@ fn classify(cause: &(dyn Error + 'static)) -> Option<u8> {
             FAILED
         });
     }
+    if let Some(e) = cause.downcast_ref::<crate::deploy::preview::PreviewError>() {
+        return Some(if e.is_invalid_input() {
+            INVALID_INPUT
+        } else {
+            FAILED
+        });
+    }
     if let Some(e) = cause.downcast_ref::<BuildError>() {
         return Some(build(e));
     }

@@ -9,6 +9,7 @@ mod destroy;
 mod events;
 mod pipeline;
 pub mod plan_file;
+pub mod preview;
 mod report;
 mod rollback;
 mod signals;
