@@ -130,6 +130,25 @@ async fn a_reviewed_plan_is_applied_exactly_and_refused_when_anything_changed() 
         text(&out)
     );
 
+    // The sources make another image than the plan's (it names a tag, v2): refused.
+    let out = t.wactl(&[
+        "deploy",
+        "t",
+        "--yes",
+        "--plan",
+        first.to_str().expect("utf-8 path"),
+        "--check-image",
+        "--source",
+        support::root().to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("not the plan's {IMAGE_V2}")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(live_image(&client, &t.namespace).await, IMAGE_V1);
+
     // kubectl scale and a changed Secret after the review: refused, named, nothing applied.
     run_kubectl(&t, &["scale", "deployment/address-service", "--replicas=3"]);
     run_kubectl(&t, &["label", "secret/plan-db", "rotated=yes"]);

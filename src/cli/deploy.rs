@@ -23,8 +23,12 @@ pub struct Args {
     pub image: Option<String>,
     /// Apply exactly the plan `wactl diff ENV --save-plan FILE` saved, refusing when
     /// anything it was made from has changed since.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["image", "source"])]
+    #[arg(long, value_name = "FILE", conflicts_with = "image")]
     pub plan: Option<PathBuf>,
+    /// With --plan: refuse the plan unless the sources (--source, or the checkout here)
+    /// make the image it applies (resolved as `wactl diff` does, without building).
+    #[arg(long, requires = "plan")]
+    pub check_image: bool,
     /// The oldest plan --plan applies, e.g. `2h`.
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration, default_value = "24h", requires = "plan")]
     pub plan_max_age: Duration,
@@ -102,6 +106,18 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         }
         None => None,
     };
+    if saved.is_some() && args.source.is_some() && !args.check_image {
+        return Err(super::UsageError::SourceWithoutCheck.into());
+    }
+    if let Some((path, saved)) = saved.as_ref().filter(|_| args.check_image) {
+        let sources = crate::build::BuildOptions::new(match &args.source {
+            Some(dir) => dir.clone(),
+            None => super::build::default_context_dir()?,
+        });
+        let templates = args.templates.clone().or_else(|| saved.templates.clone());
+        let found = super::block_on(super::diff::resolve_image(ui, &env, &templates, &sources))??;
+        deploy::plan_file::check_image(saved, &found, path)?;
+    }
     let build = if args.skip_build || saved.is_some() {
         None
     } else {

@@ -115,7 +115,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
 
 /// The image `wactl deploy` would apply, found without building (see
 /// [`crate::build::resolve_without_building`]); a note says when a deploy would build.
-async fn resolve_image(
+pub(super) async fn resolve_image(
     ui: &Ui,
     env: &crate::config::Environment,
     templates: &Option<PathBuf>,

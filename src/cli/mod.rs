@@ -159,4 +159,9 @@ pub enum UsageError {
         known: String,
         hint: Option<String>,
     },
+    /// `deploy --plan` builds nothing: its sources only serve `--check-image`.
+    #[error(
+        "--source with --plan is read only by --check-image; add --check-image or drop --source"
+    )]
+    SourceWithoutCheck,
 }

@@ -105,6 +105,14 @@ pub enum PlanFileError {
         changes: Vec<String>,
     },
     #[error(
+        "plan {path}: the image the sources make now is {found}, not the plan's {planned}; make and review a new plan"
+    )]
+    ImageChanged {
+        path: PathBuf,
+        planned: String,
+        found: String,
+    },
+    #[error(
         "plan {path}: {environment} was deployed since the plan was made (last revision {planned} then, {found} now); make and review a new plan"
     )]
     Redeployed {
@@ -416,6 +424,19 @@ impl SavedPlan {
         }));
         Plan { objects }
     }
+}
+
+/// Refuses the plan when the image the sources make now (`found`, as `wactl diff`
+/// resolves it) is not the one the plan applies.
+pub fn check_image(saved: &SavedPlan, found: &str, path: &Path) -> Result<(), PlanFileError> {
+    if found == saved.image {
+        return Ok(());
+    }
+    Err(PlanFileError::ImageChanged {
+        path: path.to_owned(),
+        planned: saved.image.clone(),
+        found: found.to_owned(),
+    })
 }
 
 /// "Deployment address-service in namespace ns" (or "Namespace ns").
@@ -777,6 +798,20 @@ mod tests {
         let mut objects = rendered();
         objects[0].object["stringData"]["password"] = json!("hunter3");
         assert!(saved().objects_to_apply(&objects, path()).is_err());
+    }
+
+    #[test]
+    fn another_image_from_the_sources_is_refused() {
+        let plan = saved();
+        check_image(&plan, "r/a:v1", path()).expect("the same image");
+        let error = check_image(&plan, "r/a@sha256:0123", path()).expect_err("another");
+        assert!(!error.is_invalid_input());
+        assert!(
+            error
+                .to_string()
+                .contains("now is r/a@sha256:0123, not the plan's r/a:v1"),
+            "{error}"
+        );
     }
 
     #[test]
