@@ -234,6 +234,9 @@ async fn previews_go_up_come_down_expire_and_never_touch_other_namespaces() {
         comment.contains("State: **up**") && comment.contains("Expires"),
         "{comment}"
     );
+    // Inside Actions the preview's deploy writes the step summary, as a deploy does.
+    let summary = std::fs::read_to_string(t.dir.path().join("summary.md")).expect("a summary");
+    assert!(summary.contains("## wactl deploy `t-pr-7`"), "{summary}");
 
     // A push: the same preview, redeployed.
     let out = wactl(

@@ -117,6 +117,13 @@ fn up(global: &GlobalArgs, ui: &Ui, args: &UpArgs) -> anyhow::Result<()> {
         ..args.apply.options()
     };
     let terminal = DeployUi::new(ui, true, global.no_color);
+    // Inside Actions the preview's deploy writes the step summary, outputs and annotations.
+    let step = crate::github::Actions::from_env().map(|a| crate::github::DeployStep::new(a, &env));
+    let mut observers: Vec<&dyn deploy::DeployObserver> = vec![&terminal];
+    if let Some(step) = &step {
+        observers.push(step);
+    }
+    let observer = deploy::Observers(observers);
     let access = super::deploy::access(global);
     let url = preview::url(&env);
     let result = super::block_on(async {
@@ -127,7 +134,7 @@ fn up(global: &GlobalArgs, ui: &Ui, args: &UpArgs) -> anyhow::Result<()> {
             Some(git_ref) => Some(reporter.start_deployment(git_ref, url.as_deref()).await?),
             None => None,
         };
-        let result = deploy::deploy(&client, &env, &options, &terminal).await;
+        let result = deploy::deploy(&client, &env, &options, &observer).await;
         if let Some(handle) = &handle {
             let (state, description) = match &result {
                 Ok(report) => (
