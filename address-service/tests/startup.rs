@@ -460,3 +460,140 @@ fn a_wrong_host_name_is_refused_at_start_up_with_the_reason() {
         "{text}"
     );
 }
+
+/// Runs `openssl` with `args` in `dir`; panics with its output when it fails.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A fresh CA (`ca.crt`) and a server certificate for 127.0.0.1 signed by it that was valid
+/// for one day in January 2026 and has expired since (`server.crt`, `server.key`).
+/// `openssl ca` is used because `x509 -req` cannot set a start date in the past.
+fn expired_server_certificate(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("issued")).expect("dir");
+    std::fs::write(dir.join("index.txt"), "").expect("index");
+    std::fs::write(dir.join("serial"), "01\n").expect("serial");
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = expired\n[expired]\ndatabase = index.txt\nnew_certs_dir = issued\n\
+         serial = serial\ndefault_md = sha256\npolicy = any\ncopy_extensions = copy\n\
+         [any]\ncommonName = supplied\n",
+    )
+    .expect("ca.cnf");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &["-days", "2", "-subj", "/CN=expired-test-ca"],
+            &["-keyout", "ca.key", "-out", "ca.crt"],
+        ]
+        .concat(),
+    );
+    openssl(
+        dir,
+        &[
+            &["req"],
+            &ec[..],
+            &["-subj", "/CN=127.0.0.1"],
+            &["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+            &["-keyout", "server.key", "-out", "server.csr"],
+        ]
+        .concat(),
+    );
+    openssl(
+        dir,
+        &[
+            "ca",
+            "-config",
+            "ca.cnf",
+            "-batch",
+            "-notext",
+            "-startdate",
+            "20260101000000Z",
+            "-enddate",
+            "20260102000000Z",
+            "-keyfile",
+            "ca.key",
+            "-cert",
+            "ca.crt",
+            "-in",
+            "server.csr",
+            "-out",
+            "server.crt",
+        ],
+    );
+}
+
+#[test]
+#[ignore = "needs infra: cargo xtask infra up"]
+fn an_expired_certificate_is_refused_at_start_up_with_the_reason() {
+    // A real Redis (Debian's redis-server, as infra runs it) serving TLS with a certificate
+    // whose chain is good but whose end date has passed.
+    let dir = scratch("expired");
+    let _ = std::fs::remove_dir_all(&dir);
+    expired_server_certificate(&dir);
+    let port = free_port();
+    let mut redis = Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+        .arg("--tls-cert-file")
+        .arg(dir.join("server.crt"))
+        .arg("--tls-key-file")
+        .arg(dir.join("server.key"))
+        .arg("--tls-ca-cert-file")
+        .arg(dir.join("ca.crt"))
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let mut service = Service::start(&[
+        ("REDIS_URL", &format!("rediss://127.0.0.1:{port}")),
+        ("SSL_CERT_FILE", &dir.join("ca.crt").display().to_string()),
+    ]);
+    let code = service.exit_code(Duration::from_secs(15));
+    let text = service.log().join("\n");
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("REDIS_URL: the server's TLS certificate was refused: expired"),
+        "{text}"
+    );
+}

@@ -49,6 +49,20 @@ fn classify(cause: &(dyn Error + 'static)) -> Option<u8> {
     if let Some(e) = cause.downcast_ref::<ClusterError>() {
         return Some(cluster(e));
     }
+    if let Some(e) = cause.downcast_ref::<crate::deploy::plan_file::PlanFileError>() {
+        return Some(if e.is_invalid_input() {
+            INVALID_INPUT
+        } else {
+            FAILED
+        });
+    }
+    if let Some(e) = cause.downcast_ref::<crate::deploy::preview::PreviewError>() {
+        return Some(if e.is_invalid_input() {
+            INVALID_INPUT
+        } else {
+            FAILED
+        });
+    }
     if let Some(e) = cause.downcast_ref::<BuildError>() {
         return Some(build(e));
     }
@@ -90,6 +104,13 @@ fn deploy(error: &DeployError) -> u8 {
         DeployError::Cluster(e) => cluster(e),
         DeployError::Build(e) => build(e),
         DeployError::Render(e) => render(e),
+        DeployError::Plan(e) => {
+            if e.is_invalid_input() {
+                INVALID_INPUT
+            } else {
+                FAILED
+            }
+        }
         DeployError::NothingToRollBack { .. } | DeployError::Failed { .. } => FAILED,
         DeployError::RollbackFailed { .. } => ROLLBACK_FAILED,
         // 128 + the signal's number, as a shell reports a process the signal killed.
@@ -104,7 +125,8 @@ fn fleet(error: &FleetError) -> Option<u8> {
     match error {
         FleetError::UnknownCluster { .. }
         | FleetError::NotSeveralClusters { .. }
-        | FleetError::ContextForSeveral { .. } => Some(INVALID_INPUT),
+        | FleetError::ContextForSeveral { .. }
+        | FleetError::PlanForSeveral { .. } => Some(INVALID_INPUT),
         FleetError::Build(e) => Some(deploy(e)),
         FleetError::Failed { report } => Some(fleet_report(report)),
         FleetError::Clusters { failed, .. } => failed.iter().map(|(_, code)| *code).max(),

@@ -38,6 +38,11 @@ pub enum FleetError {
         "--context cannot choose a context for the {count} clusters of {environment}: pick one with --cluster NAME, or set each cluster's `context` in the definition"
     )]
     ContextForSeveral { environment: String, count: usize },
+    /// `deploy --plan FILE` holds one cluster's plan (exit 2).
+    #[error(
+        "{environment} names several clusters, and a saved plan holds one cluster's plan: deploy without --plan"
+    )]
+    PlanForSeveral { environment: String },
     /// The image build before the first wave failed: no cluster was touched.
     #[error(transparent)]
     Build(Box<DeployError>),
