@@ -67,7 +67,17 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         let client = crate::cluster::connect(&env, &access).await?;
         let image = match &build {
             Some(build) => Some(resolve_image(ui, &env, &args.templates, build).await?),
-            None => args.image.clone(),
+            // Resolved as `deploy --image` resolves it, so both show the same digest.
+            None => match &args.image {
+                Some(given) => {
+                    let (image, note) = deploy::resolve_given_image(given).await?;
+                    if let Some(note) = note {
+                        ui.note(&note);
+                    }
+                    Some(image)
+                }
+                None => None,
+            },
         };
         let render = RenderOptions {
             image,

@@ -82,6 +82,7 @@ fn deploy(error: &DeployError) -> u8 {
         | DeployError::Declined { .. }
         | DeployError::BuildUnavailable
         | DeployError::InvalidImage { .. }
+        | DeployError::ImageNotInRegistry { .. }
         | DeployError::NoSuchRevision { .. } => INVALID_INPUT,
         DeployError::Cluster(e) => cluster(e),
         DeployError::Build(e) => build(e),

@@ -47,15 +47,22 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
 
 /// The revisions as a table; ages are counted from `now`.
 fn table(lines: &[RevisionLine], colour: bool, now: jiff::Timestamp) -> Table {
-    let mut table = Table::new(&[
+    let mut columns = vec![
         ("rev", Align::Right),
         ("status", Align::Left),
         ("started", Align::Left),
         ("age", Align::Left),
         ("by", Align::Left),
         ("image", Align::Left),
-        ("note", Align::Left),
-    ]);
+    ];
+    // A note column only when a revision has one.
+    if lines
+        .iter()
+        .any(|l| l.rollback_of.is_some() || l.message.is_some())
+    {
+        columns.push(("note", Align::Left));
+    }
+    let mut table = Table::new(&columns);
     for l in lines {
         let note = match (l.rollback_of, &l.message) {
             (Some(of), _) => format!("rollback to {of}"),

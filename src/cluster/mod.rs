@@ -24,7 +24,9 @@ pub use lock::{
 pub use object::{ObjectRef, apply_group};
 pub use owned::foreign_object;
 pub use revision::{RecordedObject, Revision, RevisionStatus};
-pub use status::{AlertReport, LiveStatus, PodSummary, RevisionLine, WorkloadSummary, live_status};
+pub use status::{
+    AlertReport, LiveStatus, ObjectState, PodSummary, RevisionLine, WorkloadSummary, live_status,
+};
 pub use track::{FailureReason, RolloutFailure, TrackEvent, track};
 
 use std::path::PathBuf;
