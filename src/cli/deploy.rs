@@ -77,6 +77,7 @@ pub fn access(global: &GlobalArgs) -> Access {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let env = crate::config::load(&global.env_dir, &args.environment)?;
+    super::require_cluster(global, &env, "deploy")?;
     if let Some(image) = &args.image {
         crate::config::names::check_image_reference(image)
             .map_err(|message| DeployError::InvalidImage { message })?;

@@ -16,6 +16,7 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let env = crate::config::load(&global.env_dir, &args.environment)?;
+    super::require_cluster(global, &env, "destroy")?;
     let options = deploy::DeployOptions {
         force_unlock: args.force_unlock,
         ..Default::default()

@@ -40,6 +40,7 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let env = crate::config::load(&global.env_dir, &args.environment)?;
+    super::require_cluster(global, &env, "diff")?;
     if let Some(image) = &args.image {
         crate::config::names::check_image_reference(image)
             .map_err(|message| DeployError::InvalidImage { message })?;
@@ -70,7 +71,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
             // Resolved as `deploy --image` resolves it, so both show the same digest.
             None => match &args.image {
                 Some(given) => {
-                    let (image, note) = deploy::resolve_given_image(given).await?;
+                    let (image, note) = deploy::resolve_given_image(given).await;
                     if let Some(note) = note {
                         ui.note(&note);
                     }

@@ -82,7 +82,6 @@ fn deploy(error: &DeployError) -> u8 {
         | DeployError::Declined { .. }
         | DeployError::BuildUnavailable
         | DeployError::InvalidImage { .. }
-        | DeployError::ImageNotInRegistry { .. }
         | DeployError::NoSuchRevision { .. } => INVALID_INPUT,
         DeployError::Cluster(e) => cluster(e),
         DeployError::Build(e) => build(e),
@@ -99,7 +98,9 @@ fn deploy(error: &DeployError) -> u8 {
 
 fn cluster(error: &ClusterError) -> u8 {
     match error {
-        ClusterError::Kubeconfig { .. } | ClusterError::UnknownContext { .. } => INVALID_INPUT,
+        ClusterError::Kubeconfig { .. }
+        | ClusterError::UnknownContext { .. }
+        | ClusterError::UnknownWorkload { .. } => INVALID_INPUT,
         _ => FAILED,
     }
 }

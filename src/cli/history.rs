@@ -21,6 +21,7 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let env = crate::config::load(&global.env_dir, &args.environment)?;
+    super::require_cluster(global, &env, "history")?;
     let access = super::deploy::access(global);
     let revisions = super::block_on(async {
         let client = crate::cluster::connect(&env, &access).await?;

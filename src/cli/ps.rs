@@ -12,6 +12,7 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let env = crate::config::load(&global.env_dir, &args.environment)?;
+    super::require_docker(&env, "ps")?;
     let containers = super::block_on(async {
         let docker = crate::build::connect().await?;
         anyhow::Ok(crate::local::ps(&docker, &env.local.project).await?)

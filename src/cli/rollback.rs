@@ -18,6 +18,7 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let env = crate::config::load(&global.env_dir, &args.environment)?;
+    super::require_cluster(global, &env, "rollback")?;
     let options = args.apply.options();
     let terminal = DeployUi::new(ui, global.yes, global.no_color);
     deploy::check_confirmable(Action::Rollback, &env, terminal.can_answer())?;

@@ -8,6 +8,7 @@ mod connect;
 pub mod diff;
 pub mod drift;
 mod lock;
+pub mod logs;
 mod object;
 mod owned;
 pub mod prometheus;
@@ -97,6 +98,13 @@ pub enum ClusterError {
     },
     #[error("{what} did not finish within {seconds} s")]
     Timeout { what: String, seconds: u64 },
+    /// A workload name (`wactl logs --env ENV SERVICE`) that the namespace does not have.
+    #[error("namespace {namespace} has no Deployment or StatefulSet {name} (workloads: {known})")]
+    UnknownWorkload {
+        namespace: String,
+        name: String,
+        known: String,
+    },
 }
 
 /// Renders an API error as the server's message, not Rust's debug output.

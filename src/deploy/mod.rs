@@ -51,11 +51,6 @@ pub enum DeployError {
     },
     #[error("--image: {message}")]
     InvalidImage { message: String },
-    /// `--image` names a tag its registry does not have (exit 2), found before any apply.
-    #[error(
-        "--image {reference}: {registry} has no such image or tag; push it first, or pass a reference that exists (`wactl build ENV --push` prints one)"
-    )]
-    ImageNotInRegistry { reference: String, registry: String },
     /// The person asked said no (exit 2: a decision, not a failure).
     #[error("{} of {environment} cancelled: not confirmed", action.noun())]
     Declined { action: Action, environment: String },
@@ -234,25 +229,31 @@ fn login_user() -> String {
 }
 
 /// The reference to deploy for `deploy --image REF` (and to diff for `diff --image`): the
-/// registry is asked first, so a tag it does not have fails before anything is applied and
-/// the revision records the digest it resolved (`REF@sha256:…`). A reference already
-/// pinned by digest is used as given. The note says when the registry could not be asked.
-pub async fn resolve_given_image(given: &str) -> Result<(String, Option<String>), DeployError> {
+/// registry is asked first, so the revision records the digest it resolved
+/// (`REF@sha256:…`), and a tag it does not have is said before anything is applied. A
+/// reference already pinned by digest is used as given. The note says what the registry
+/// answered when it was not a digest.
+///
+/// A missing tag is a warning, not a refusal: nodes may have the image already (kwok's
+/// simulated nodes never pull, a real node may have it preloaded).
+pub async fn resolve_given_image(given: &str) -> (String, Option<String>) {
     if given.contains('@') {
-        return Ok((given.to_owned(), None));
+        return (given.to_owned(), None);
     }
     match crate::build::look_up(given, None).await {
-        crate::build::RegistryImage::Found { digest } => Ok((format!("{given}@{digest}"), None)),
-        crate::build::RegistryImage::Missing { registry } => Err(DeployError::ImageNotInRegistry {
-            reference: given.to_owned(),
-            registry,
-        }),
-        crate::build::RegistryImage::Unchecked { reason } => Ok((
+        crate::build::RegistryImage::Found { digest } => (format!("{given}@{digest}"), None),
+        crate::build::RegistryImage::Missing { registry } => (
             given.to_owned(),
             Some(format!(
-                "could not check that the registry has {given} ({reason}); deploying the tag unchecked"
+                "{registry} has no image {given}: pods will not start unless their nodes already have it (push it first, or pass a reference that exists)"
             )),
-        )),
+        ),
+        crate::build::RegistryImage::Unchecked { reason } => (
+            given.to_owned(),
+            Some(format!(
+                "could not check that the registry has {given} ({reason}); using the tag unpinned"
+            )),
+        ),
     }
 }
 
