@@ -9,6 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  wactl deploy dev                         build, push, apply, track, smoke, record
+  wactl deploy staging --skip-build --image 127.0.0.1:5000/world-address/address-service:v2
+  wactl deploy production --yes            a protected environment without a terminal")]
 pub struct Args {
     /// Environment to deploy.
     pub environment: String,

@@ -10,6 +10,11 @@ use anyhow::Context;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  wactl diff staging                       what `wactl deploy staging` would change
+  wactl diff staging --skip-build          compare the definition's tag (no build context)
+  wactl diff staging --image REF --output json")]
 pub struct Args {
     /// Environment to compare with its cluster.
     pub environment: String,

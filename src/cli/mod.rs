@@ -29,7 +29,14 @@ use std::path::PathBuf;
 #[command(
     name = "wactl",
     version,
-    about = "Deploys the World Address service from one typed definition per environment"
+    about = "Deploys the World Address service from one typed definition per environment",
+    after_help = "\
+Examples:
+  wactl validate --list              the environments, their kind, cluster and namespace
+  wactl up                           the whole stack on the local Docker Engine
+  wactl deploy dev                   build, push, apply, track, smoke and record
+  wactl status dev                   what runs; `wactl history dev` what ran
+  wactl <COMMAND> --help             each command's options and examples"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -76,6 +83,11 @@ pub enum Command {
     /// Check environment definitions (all of them when none is named).
     Validate(validate::Args),
     /// Print the JSON Schema of environment files.
+    #[command(after_help = "\
+Examples:
+  wactl schema > docs/environment.schema.json
+  # then, in an environment file, for completion and checks in the editor:
+  # yaml-language-server: $schema=../docs/environment.schema.json")]
     Schema,
     /// Write every artifact of an environment.
     Render(render::Args),

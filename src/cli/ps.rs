@@ -4,6 +4,10 @@ use super::GlobalArgs;
 use crate::ui::Ui;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  wactl ps                         the local stack's containers, their state and ports
+  wactl ps local --output json")]
 pub struct Args {
     /// Environment whose local stack to list.
     #[arg(default_value = "local")]
