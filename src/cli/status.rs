@@ -263,6 +263,13 @@ mod tests {
             assert_eq!(l.find("kwok-node-0"), Some(node), "{l}");
         }
         assert_eq!(lines.last().map(String::as_str), Some("alerts: none"));
+        // JSON: each object as an object, not an `[object, bool]` pair.
+        let json = serde_json::to_value(&status).expect("json");
+        assert_eq!(json["objects"][1]["present"], false, "{json:#}");
+        assert_eq!(
+            json["objects"][1]["object"]["kind"], "PodDisruptionBudget",
+            "{json:#}"
+        );
         let verbose = super::lines(&status, false, true).join("\n");
         assert_eq!(verbose.matches(&image).count(), 2, "{verbose}");
     }
