@@ -283,9 +283,20 @@ async fn a_diff_step_comments_the_plan_on_the_pull_request() {
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 9 })))
         .mount(&server)
         .await;
+    let plan_file = step.file("plan-g.json");
+    let plan_arg = plan_file.to_str().expect("utf-8 path");
     let output = step.wactl(
         &server,
-        &["diff", "g", "--image", IMAGE_V2, "--comment-pr", "7"],
+        &[
+            "diff",
+            "g",
+            "--image",
+            IMAGE_V2,
+            "--comment-pr",
+            "7",
+            "--save-plan",
+            plan_arg,
+        ],
     );
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
@@ -307,6 +318,79 @@ async fn a_diff_step_comments_the_plan_on_the_pull_request() {
     assert!(comment.contains("<!-- wactl:diff:g -->"), "{comment}");
     assert!(comment.contains("Deployment"), "{comment}");
     assert!(comment.contains("update"), "{comment}");
+    // The comment names the saved plan by its hash: what the deploy workflow applies.
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).expect("the plan file"))
+            .expect("plan JSON");
+    let hash = saved["hash"].as_str().expect("a hash");
+    assert!(hash.starts_with("sha256:"), "{hash}");
+    assert!(
+        comment.contains(&format!("Saved plan `{hash}`")),
+        "{comment}"
+    );
+    assert_no_token(&step, &output, &requests);
+
+    // The deploy job applies that plan, and GitHub hears of the deploy as of any other.
+    server.reset().await;
+    mount_deployments(&server).await;
+    let output = step.wactl(&server, &["deploy", "g", "--plan", plan_arg]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(hash),
+        "the deploy names the plan it applies: {stderr}"
+    );
+    let requests = received(&server).await;
+    let states = statuses(&requests);
+    assert_eq!(
+        states.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        ["in_progress", "success"],
+        "{states:?}"
+    );
+    let outputs = std::fs::read_to_string(step.file("output.txt")).expect("step outputs");
+    assert!(
+        outputs.lines().any(|l| l == format!("image={IMAGE_V2}")),
+        "{outputs}"
+    );
+    assert_no_token(&step, &output, &requests);
+}
+
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn an_unchanged_deploy_still_marks_its_commit_deployed() {
+    let step = Step::new("same");
+    let server = github().await;
+    let output = step.deploy(&server, IMAGE_V1, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+
+    server.reset().await;
+    mount_deployments(&server).await;
+    let output = step.deploy(&server, IMAGE_V1, &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let outputs = std::fs::read_to_string(step.file("output.txt")).expect("step outputs");
+    assert!(
+        outputs.lines().any(|l| l == "outcome=unchanged"),
+        "nothing was applied: {outputs}"
+    );
+    let requests = received(&server).await;
+    let created: Vec<Value> = requests
+        .iter()
+        .filter(|r| r.url.path() == format!("{REPO}/deployments"))
+        .map(body)
+        .collect();
+    assert_eq!(created.len(), 1, "a Deployment for the commit: {created:?}");
+    assert_eq!(created[0]["ref"], SHA);
+    let states = statuses(&requests);
+    assert_eq!(
+        states.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        ["in_progress", "success"],
+        "{states:?}"
+    );
+    assert!(
+        states[1].1.contains("nothing to change") && states[1].1.contains("revision 1"),
+        "{states:?}"
+    );
     assert_no_token(&step, &output, &requests);
 }
 

@@ -52,6 +52,22 @@ fn deploy_workflow_dispatches_staging_or_production() {
     assert_eq!(job["permissions"]["deployments"], "write");
     assert_eq!(job["permissions"]["contents"], "read");
     assert!(job["permissions"].get("pull-requests").is_none());
+    // It reads the reviewed plan from the pull request's run, and applies it on a push.
+    assert_eq!(job["permissions"]["actions"], "read");
+    let fetch = job["steps"]
+        .as_array()
+        .expect("deploy steps")
+        .iter()
+        .find(|step| step["name"] == "Reviewed plan")
+        .expect("the Reviewed plan step");
+    assert_eq!(fetch["if"], "github.event_name == 'push'");
+    assert!(
+        fetch["run"]
+            .as_str()
+            .expect("run")
+            .contains("--name wactl-plan-staging"),
+        "{fetch}"
+    );
     assert!(
         job["concurrency"]["group"]
             .as_str()
@@ -79,15 +95,104 @@ fn deploy_workflow_dispatches_staging_or_production() {
         "{diff}"
     );
     assert!(
+        diff["run"]
+            .as_str()
+            .expect("run")
+            .contains("--save-plan \"$RUNNER_TEMP/plan-staging.json\""),
+        "{diff}"
+    );
+    let upload = plan["steps"]
+        .as_array()
+        .expect("plan steps")
+        .iter()
+        .find(|step| {
+            step["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/upload-artifact@"))
+        })
+        .expect("the plan is kept as an artifact");
+    assert_eq!(upload["with"]["name"], "wactl-plan-staging");
+    assert!(
         scripts(&deploy)
             .iter()
-            .any(|s| s.contains("wactl \"${args[@]}\""))
+            .any(|s| s.contains("wactl \"${args[@]}\"")
+                && s.contains("--plan \"$RUNNER_TEMP/plan/plan-staging.json\""))
     );
 }
 
 #[test]
+fn previews_go_up_on_push_down_on_close_and_are_collected_on_a_schedule() {
+    let preview = workflow("preview.yml");
+    assert_eq!(
+        preview["on"]["pull_request"]["types"],
+        serde_json::json!(["opened", "synchronize", "reopened", "closed"])
+    );
+    assert!(preview["on"]["schedule"][0]["cron"].is_string());
+    let jobs = &preview["jobs"];
+    let expected = [
+        (
+            "up",
+            "github.event.action != 'closed'",
+            "wactl preview up \"$PR_NUMBER\" --from staging",
+        ),
+        (
+            "down",
+            "github.event.action == 'closed'",
+            "wactl preview down \"$PR_NUMBER\" --from staging",
+        ),
+        (
+            "gc",
+            "github.event_name == 'schedule'",
+            "wactl preview gc --from staging",
+        ),
+    ];
+    for (name, condition, command) in expected {
+        let job = &jobs[name];
+        assert!(
+            job["if"].as_str().is_some_and(|c| c.contains(condition)),
+            "{name}: {}",
+            job["if"]
+        );
+        let runs: Vec<&str> = job["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .filter_map(|s| s["run"].as_str())
+            .filter(|r| r.contains(command))
+            .collect();
+        assert_eq!(runs.len(), 1, "{name} runs `{command}` once");
+        assert_eq!(job["permissions"]["deployments"], "write", "{name}");
+    }
+    assert_eq!(jobs.as_object().expect("jobs").len(), expected.len());
+}
+
+#[test]
+fn drift_runs_on_a_schedule_and_only_reads() {
+    let drift = workflow("drift.yml");
+    assert!(
+        drift["on"]["schedule"][0]["cron"].is_string(),
+        "{:#}",
+        drift["on"]
+    );
+    let job = &drift["jobs"]["drift"];
+    assert_eq!(
+        job["permissions"],
+        serde_json::json!({ "contents": "read" })
+    );
+    assert_eq!(
+        job["strategy"]["matrix"]["environment"],
+        serde_json::json!(["staging", "production"])
+    );
+    let runs: Vec<String> = scripts(&drift)
+        .into_iter()
+        .filter(|s| s.contains("wactl drift \"$WACTL_ENVIRONMENT\""))
+        .collect();
+    assert_eq!(runs.len(), 1, "{:?}", scripts(&drift));
+}
+
+#[test]
 fn workflows_call_wactl_not_kubectl_or_docker() {
-    for name in ["ci.yml", "deploy.yml"] {
+    for name in ["ci.yml", "deploy.yml", "drift.yml", "preview.yml"] {
         for script in scripts(&workflow(name)) {
             for word in script.split_whitespace() {
                 let program = word.rsplit('/').next().unwrap_or(word);

@@ -26,6 +26,17 @@ pub struct Args {
     /// Image reference to deploy (with --skip-build).
     #[arg(long, requires = "skip_build")]
     pub image: Option<String>,
+    /// Apply exactly the plan `wactl diff ENV --save-plan FILE` saved, refusing when
+    /// anything it was made from has changed since.
+    #[arg(long, value_name = "FILE", conflicts_with = "image")]
+    pub plan: Option<PathBuf>,
+    /// With --plan: refuse the plan unless the sources (--source, or the checkout here)
+    /// make the image it applies (resolved as `wactl diff` does, without building).
+    #[arg(long, requires = "plan")]
+    pub check_image: bool,
+    /// The oldest plan --plan applies, e.g. `2h`.
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration, default_value = "24h", requires = "plan")]
+    pub plan_max_age: Duration,
     /// Directory of template overrides (relative paths as in `templates/`).
     #[arg(long)]
     pub templates: Option<PathBuf>,
@@ -91,7 +102,29 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     // A protected environment without --yes and without a terminal is refused before any
     // cluster, registry or GitHub is contacted.
     deploy::check_confirmable(Action::Deploy, &env, terminal.can_answer())?;
-    let build = if args.skip_build {
+    // A saved plan is read and checked before anything is contacted: a bad file is exit 2.
+    let saved = match &args.plan {
+        Some(path) => {
+            let saved = deploy::plan_file::SavedPlan::read(path)?;
+            saved.check_environment(&env, path)?;
+            saved.check_age(k8s_openapi::jiff::Timestamp::now(), args.plan_max_age, path)?;
+            Some((path.clone(), std::sync::Arc::new(saved)))
+        }
+        None => None,
+    };
+    if saved.is_some() && args.source.is_some() && !args.check_image {
+        return Err(super::UsageError::SourceWithoutCheck.into());
+    }
+    if let Some((path, saved)) = saved.as_ref().filter(|_| args.check_image) {
+        let sources = crate::build::BuildOptions::new(match &args.source {
+            Some(dir) => dir.clone(),
+            None => super::build::default_context_dir()?,
+        });
+        let templates = args.templates.clone().or_else(|| saved.templates.clone());
+        let found = super::block_on(super::diff::resolve_image(ui, &env, &templates, &sources))??;
+        deploy::plan_file::check_image(saved, &found, path)?;
+    }
+    let build = if args.skip_build || saved.is_some() {
         None
     } else {
         let context = match &args.source {
@@ -100,14 +133,19 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         };
         Some(crate::build::BuildOptions::new(context))
     };
-    let options = DeployOptions {
+    let mut options = DeployOptions {
         image: args.image.clone(),
-        skip_build: args.skip_build,
+        skip_build: args.skip_build || saved.is_some(),
         build,
+        plan: saved,
         templates: args.templates.clone(),
         rollback: !args.no_rollback,
         ..args.apply.options()
     };
+    if let Some((_, saved)) = &options.plan {
+        // The plan was reviewed as made: taking over others' fields if it did.
+        options.apply.force_conflicts |= saved.force_conflicts;
+    }
     let step = crate::github::Actions::from_env().map(|a| crate::github::DeployStep::new(a, &env));
     let mut observers: Vec<&dyn DeployObserver> = vec![&terminal];
     if let Some(step) = &step {
@@ -133,6 +171,14 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         };
         if let Some(handle) = &handle {
             let (state, description) = match &result {
+                // The environment page names this commit as live even when nothing changed.
+                Ok(report) if report.outcome == deploy::Outcome::Unchanged => (
+                    crate::github::State::Success,
+                    format!(
+                        "nothing to change: the environment already matches this commit (revision {})",
+                        report.revision.unwrap_or_default()
+                    ),
+                ),
                 Ok(report) => (
                     crate::github::State::Success,
                     format!(

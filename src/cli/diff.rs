@@ -41,6 +41,9 @@ pub struct Args {
     /// Fail when the pull request comment cannot be posted (default: warn).
     #[arg(long)]
     pub require_github: bool,
+    /// Save the plan to FILE for `wactl deploy ENV --plan FILE` (no Secret values in it).
+    #[arg(long, value_name = "FILE")]
+    pub save_plan: Option<PathBuf>,
 }
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
@@ -89,10 +92,37 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
             image,
             templates: args.templates.clone(),
         };
-        let plan = deploy::plan(&client, &env, &render, apply).await?;
+        let (plan, saved) = match &args.save_plan {
+            Some(_) => {
+                let options = deploy::plan_file::SaveOptions {
+                    render,
+                    apply,
+                    context: access
+                        .context
+                        .clone()
+                        .or_else(|| env.cluster.context.clone()),
+                };
+                let (plan, saved) = deploy::plan_file::save(&client, &env, &options).await?;
+                (plan, Some(saved))
+            }
+            None => (deploy::plan(&client, &env, &render, apply).await?, None),
+        };
         DeployUi::new(ui, global.yes, global.no_color).print_diff(&plan);
+        if let (Some(path), Some(saved)) = (&args.save_plan, &saved) {
+            saved.write(path)?;
+            ui.note(&format!(
+                "plan saved to {} ({}); apply exactly it with `wactl deploy {} --plan {}`",
+                path.display(),
+                saved.hash(),
+                env.name,
+                path.display()
+            ));
+        }
         if let Some((pr, reporter)) = reporter {
-            let body = crate::github::plan_markdown(&env.name, &plan);
+            let mut body = crate::github::plan_markdown(&env.name, &plan);
+            if let Some(saved) = &saved {
+                body.push_str(&crate::github::saved_plan_markdown(saved));
+            }
             reporter.upsert_pr_comment(pr, &body).await?;
         }
         anyhow::Ok(())
@@ -101,7 +131,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
 
 /// The image `wactl deploy` would apply, found without building (see
 /// [`crate::build::resolve_without_building`]); a note says when a deploy would build.
-async fn resolve_image(
+pub(super) async fn resolve_image(
     ui: &Ui,
     env: &crate::config::Environment,
     templates: &Option<PathBuf>,

@@ -45,6 +45,20 @@ fn classify(cause: &(dyn Error + 'static)) -> Option<u8> {
     if let Some(e) = cause.downcast_ref::<ClusterError>() {
         return Some(cluster(e));
     }
+    if let Some(e) = cause.downcast_ref::<crate::deploy::plan_file::PlanFileError>() {
+        return Some(if e.is_invalid_input() {
+            INVALID_INPUT
+        } else {
+            FAILED
+        });
+    }
+    if let Some(e) = cause.downcast_ref::<crate::deploy::preview::PreviewError>() {
+        return Some(if e.is_invalid_input() {
+            INVALID_INPUT
+        } else {
+            FAILED
+        });
+    }
     if let Some(e) = cause.downcast_ref::<BuildError>() {
         return Some(build(e));
     }
@@ -86,6 +100,13 @@ fn deploy(error: &DeployError) -> u8 {
         DeployError::Cluster(e) => cluster(e),
         DeployError::Build(e) => build(e),
         DeployError::Render(e) => render(e),
+        DeployError::Plan(e) => {
+            if e.is_invalid_input() {
+                INVALID_INPUT
+            } else {
+                FAILED
+            }
+        }
         DeployError::NothingToRollBack { .. } | DeployError::Failed { .. } => FAILED,
         DeployError::RollbackFailed { .. } => ROLLBACK_FAILED,
         // 128 + the signal's number, as a shell reports a process the signal killed.

@@ -10,6 +10,7 @@ mod drift;
 mod exit;
 mod history;
 mod logs;
+mod preview;
 mod ps;
 mod render;
 mod rollback;
@@ -108,6 +109,8 @@ Examples:
     /// Live objects against the last successful revision, each change attributed to who
     /// made it (exit 1 when anything drifted).
     Drift(drift::Args),
+    /// Per-pull-request preview environments: up, down, and gc of expired or closed ones.
+    Preview(preview::Args),
     /// Live state: objects, workloads, pods, images, revision.
     Status(status::Args),
     /// Recorded revisions.
@@ -140,6 +143,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Diff(args) => diff::run(&cli.global, &ui, &args),
         Command::Deploy(args) => deploy::run(&cli.global, &ui, &args),
         Command::Drift(args) => drift::run(&cli.global, &ui, &args),
+        Command::Preview(args) => preview::run(&cli.global, &ui, &args),
         Command::Status(args) => status::run(&cli.global, &ui, &args),
         Command::History(args) => history::run(&cli.global, &ui, &args),
         Command::Rollback(args) => rollback::run(&cli.global, &ui, &args),
@@ -242,4 +246,9 @@ pub enum UsageError {
         known: String,
         hint: Option<String>,
     },
+    /// `deploy --plan` builds nothing: its sources only serve `--check-image`.
+    #[error(
+        "--source with --plan is read only by --check-image; add --check-image or drop --source"
+    )]
+    SourceWithoutCheck,
 }

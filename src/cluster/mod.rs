@@ -13,6 +13,7 @@ mod object;
 mod owned;
 pub mod prometheus;
 pub mod revision;
+pub mod saved_plan;
 mod status;
 pub mod track;
 

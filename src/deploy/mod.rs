@@ -8,6 +8,8 @@
 mod destroy;
 mod events;
 mod pipeline;
+pub mod plan_file;
+pub mod preview;
 mod report;
 mod rollback;
 mod signals;
@@ -38,6 +40,9 @@ pub enum DeployError {
     Cluster(Box<ClusterError>),
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// A saved plan that is unreadable (exit 2) or no longer true (exit 1).
+    #[error(transparent)]
+    Plan(Box<plan_file::PlanFileError>),
     /// A confirmation is needed and nobody can give it (exit 2).
     #[error(
         "{} {environment} needs confirmation{}, but there is no terminal to ask on; rerun with --yes",
@@ -96,6 +101,12 @@ impl From<ClusterError> for DeployError {
     }
 }
 
+impl From<plan_file::PlanFileError> for DeployError {
+    fn from(error: plan_file::PlanFileError) -> Self {
+        Self::Plan(Box::new(error))
+    }
+}
+
 impl DeployError {
     /// The report of a deploy that got as far as applying, for `--output json`.
     pub fn report(&self) -> Option<&DeployReport> {
@@ -130,6 +141,9 @@ pub struct DeployOptions {
     /// Stop cleanly on SIGINT and SIGTERM (the CLI; a library caller keeps its own
     /// handlers): mark the revision interrupted, release the lock.
     pub stop_on_signals: bool,
+    /// Apply exactly this reviewed plan (`deploy --plan FILE`) instead of building and
+    /// rendering: the file it was read from, and the plan.
+    pub plan: Option<(PathBuf, std::sync::Arc<plan_file::SavedPlan>)>,
 }
 
 impl Default for DeployOptions {
@@ -146,6 +160,7 @@ impl Default for DeployOptions {
             lock_renew_every: None,
             timeout: None,
             stop_on_signals: false,
+            plan: None,
         }
     }
 }

@@ -149,6 +149,9 @@ async fn run_deploy(
     stages: &mut Stages<'_>,
     held: &mut Option<DeployLock>,
 ) -> Result<(), DeployError> {
+    if let Some((path, saved)) = &options.plan {
+        return run_saved_plan(client, env, options, stages, held, path, saved).await;
+    }
     let confirmed_before_build = env.protected && !options.skip_build;
     let image = if options.skip_build {
         let image = match &options.image {
@@ -200,6 +203,91 @@ async fn run_deploy(
     let guard = lock(client, env, &objects, options).await?;
     stages.lease = Some(guard.watch());
     *held = Some(guard);
+    deploy_locked(client, env, options, stages, objects, image).await
+}
+
+/// `deploy --plan`: applies exactly the saved plan's objects, after checking that the
+/// definition renders them still, and (before and again under the lock) that nothing the
+/// plan read in the cluster has changed since.
+async fn run_saved_plan(
+    client: &Client,
+    env: &Environment,
+    options: &DeployOptions,
+    stages: &mut Stages<'_>,
+    held: &mut Option<DeployLock>,
+    path: &std::path::Path,
+    saved: &super::plan_file::SavedPlan,
+) -> Result<(), DeployError> {
+    use super::plan_file;
+    let image = saved.image.clone();
+    stages.skipped(
+        Stage::Build,
+        &format!("--plan {}: deploying {image}", path.display()),
+    );
+    stages.report.image = image.clone();
+
+    let started = stages.start(Stage::Render);
+    let rendered = plan_file::render_for(env, saved, options.templates.clone())?;
+    let objects = match saved.objects_to_apply(&rendered, path) {
+        Ok(objects) => objects,
+        Err(error) => {
+            stages.done(Stage::Render, started, false, error.to_string());
+            return Err(error.into());
+        }
+    };
+    stages.report.digests = revision::images(&objects);
+    stages.done(
+        Stage::Render,
+        started,
+        true,
+        format!(
+            "{} objects from plan {} (hash {})",
+            objects.len(),
+            path.display(),
+            saved.hash()
+        ),
+    );
+
+    let started = stages.start(Stage::Plan);
+    let checked = async {
+        plan_file::verify_live(client, saved, path, false).await?;
+        let revisions = revision::list(client, &env.cluster.namespace, &env.name).await?;
+        let plan = plan_objects(client, &objects, &revisions, options.apply).await?;
+        plan_file::check_same_changes(saved, &plan, path)?;
+        Ok::<_, DeployError>((plan, revisions))
+    }
+    .await;
+    let (plan, revisions) = match checked {
+        Ok(found) => found,
+        Err(error) => {
+            stages.done(Stage::Plan, started, false, error.to_string());
+            return Err(error);
+        }
+    };
+    stages.done(
+        Stage::Plan,
+        started,
+        true,
+        format!(
+            "{} (as reviewed, made {})",
+            plan.summary(),
+            saved.created_at
+        ),
+    );
+    stages.report.plan = Some(PlanCounts::of(&plan));
+    if plan.is_noop() {
+        stages.report.outcome = Outcome::Unchanged;
+        stages.report.revision = revisions.last().map(|r| r.number);
+        return Ok(());
+    }
+    stages.emit(EventKind::Planned(plan.clone()));
+    confirm_plan(env, stages, plan, false)?;
+
+    let guard = lock(client, env, &objects, options).await?;
+    stages.lease = Some(guard.watch());
+    *held = Some(guard);
+    // Again under the lock: nobody deploys in between now, but someone may have before.
+    plan_file::verify_live(client, saved, path, true).await?;
     deploy_locked(client, env, options, stages, objects, image).await
 }
 

@@ -134,6 +134,8 @@ pub struct Reporter {
     git_ref: Option<String>,
     actions: bool,
     warnings: Mutex<Vec<String>>,
+    /// Deployments to a preview environment, which goes away (`transient_environment`).
+    transient: bool,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -166,6 +168,7 @@ impl Reporter {
             git_ref: settings.git_ref.clone(),
             actions: settings.actions,
             warnings: Mutex::new(Vec::new()),
+            transient: false,
         };
         match Client::new(env, &settings) {
             Ok(client) => reporter.client = Some(client),
@@ -189,6 +192,7 @@ impl Reporter {
             git_ref: None,
             actions: false,
             warnings: Mutex::new(Vec::new()),
+            transient: false,
         }
     }
 
@@ -227,8 +231,8 @@ impl Reporter {
             "description": truncate(&format!("wactl deploy {}", self.environment), DESCRIPTION_LIMIT),
             "auto_merge": false,
             "required_contexts": [],
-            "production_environment": self.production,
-            "transient_environment": false,
+            "production_environment": self.production && !self.transient,
+            "transient_environment": self.transient,
             "task": "deploy",
             "payload": { "wactl_environment": self.environment },
         });
@@ -300,6 +304,73 @@ impl Reporter {
         Ok(())
     }
 
+    /// Marks this reporter's Deployments as made to an environment that goes away (a
+    /// pull request's preview).
+    pub fn transient(mut self) -> Self {
+        self.transient = true;
+        self
+    }
+
+    /// Marks every Deployment to this environment inactive (the preview is gone); how many.
+    pub async fn deactivate_deployments(&self) -> Result<usize, GithubError> {
+        let Some(client) = &self.client else {
+            return Ok(0);
+        };
+        let listed = client
+            .call(
+                Step::ListDeployments,
+                Method::Get,
+                format!(
+                    "/repos/{}/{}/deployments?environment={}&per_page=100",
+                    client.owner,
+                    client.repo,
+                    query_value(&self.github_environment)
+                ),
+                None,
+            )
+            .await
+            .map(|(_, value)| {
+                value
+                    .as_array()
+                    .map(|items| items.iter().filter_map(|d| d["id"].as_u64()).collect())
+                    .unwrap_or_default()
+            });
+        let ids: Vec<u64> = self.settle(listed)?.unwrap_or_default();
+        for &id in &ids {
+            let handle = DeploymentHandle {
+                id: Some(id),
+                environment_url: None,
+            };
+            self.status(&handle, State::Inactive, "preview removed")
+                .await?;
+        }
+        Ok(ids.len())
+    }
+
+    /// Whether pull request `pr` is closed (merged or not); `None` when GitHub is not
+    /// reachable or not configured.
+    pub async fn pull_request_closed(&self, pr: u64) -> Result<Option<bool>, GithubError> {
+        let Some(client) = &self.client else {
+            return Ok(None);
+        };
+        let read = client
+            .call(
+                Step::GetPullRequest,
+                Method::Get,
+                format!("/repos/{}/{}/pulls/{pr}", client.owner, client.repo),
+                None,
+            )
+            .await
+            .and_then(|(_, value)| match value["state"].as_str() {
+                Some(state) => Ok(state == "closed"),
+                None => Err(GithubError::Unexpected {
+                    step: Step::GetPullRequest,
+                    message: "the answer has no state".into(),
+                }),
+            });
+        self.settle(read)
+    }
+
     /// Posts `markdown` on pull request `pr` under this environment's marker, updating
     /// the comment an earlier run left instead of adding another.
     pub async fn upsert_pr_comment(
@@ -311,6 +382,20 @@ impl Reporter {
             return Ok(None);
         };
         let marker = comment_marker(&self.environment);
+        let result = client.upsert_comment(pr, &marker, markdown).await;
+        self.settle(result)
+    }
+
+    /// Posts `markdown` on pull request `pr` under the preview comment's marker.
+    pub async fn upsert_preview_comment(
+        &self,
+        pr: u64,
+        markdown: &str,
+    ) -> Result<Option<PrComment>, GithubError> {
+        let Some(client) = &self.client else {
+            return Ok(None);
+        };
+        let marker = super::preview::preview_marker(&self.environment);
         let result = client.upsert_comment(pr, &marker, markdown).await;
         self.settle(result)
     }
@@ -345,6 +430,18 @@ impl Reporter {
             warnings.push(message.to_owned());
         }
     }
+}
+
+/// A query parameter's value, percent-encoded (environment names are mostly safe already).
+fn query_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy)]

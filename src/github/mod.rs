@@ -22,6 +22,7 @@
 
 pub mod actions;
 mod api;
+pub mod preview;
 mod step;
 pub mod summary;
 
@@ -30,7 +31,7 @@ pub use api::{DeploymentHandle, PrComment, Reporter, Settings, State};
 pub use step::DeployStep;
 pub use summary::{
     DeploySummary, ObjectAction, Outcome, PlannedObject, RolloutRow, SmokeRow, StageTiming,
-    from_report, plan_comment, plan_markdown, planned_objects,
+    from_report, plan_comment, plan_markdown, planned_objects, saved_plan_markdown,
 };
 
 use std::fmt;
@@ -79,6 +80,8 @@ pub enum Step {
     ListComments,
     UpdateComment,
     CreateComment,
+    ListDeployments,
+    GetPullRequest,
 }
 
 impl fmt::Display for Step {
@@ -89,6 +92,8 @@ impl fmt::Display for Step {
             Step::ListComments => "listing the pull request's comments",
             Step::UpdateComment => "updating the pull-request comment",
             Step::CreateComment => "creating the pull-request comment",
+            Step::ListDeployments => "listing the environment's GitHub deployments",
+            Step::GetPullRequest => "reading the pull request",
         })
     }
 }

@@ -382,6 +382,21 @@ pub fn plan_comment(environment: &str, objects: &[PlannedObject], diff: Option<&
     md
 }
 
+/// The lines a PR plan comment gets when the plan was saved: its hash (what the deploy
+/// workflow applies, and checks), when and by which wactl it was made, and the image.
+pub fn saved_plan_markdown(saved: &crate::deploy::plan_file::SavedPlan) -> String {
+    format!(
+        "\nSaved plan `{}`: made {} by wactl {} for image `{}`. Deploying applies exactly this \
+         plan (`wactl deploy {} --plan`) and refuses it when anything it was made from has \
+         changed since.\n",
+        code(&saved.hash()),
+        code(&saved.created_at),
+        code(&saved.wactl_version),
+        code(&saved.image),
+        code(&saved.environment),
+    )
+}
+
 /// The deploy engine's report as a summary: stages (skipped ones left out), image, digest,
 /// revision, outcome and failure; `url` is the definition's smoke URL. A summary recorded
 /// from the events ([`DeploySummary::record`]) has the rollout and smoke rows too.
