@@ -13,7 +13,8 @@ use std::time::Duration;
 Examples:
   wactl deploy dev                         build, push, apply, track, smoke, record
   wactl deploy staging --skip-build --image 127.0.0.1:5000/world-address/address-service:v2
-  wactl deploy production --yes            a protected environment without a terminal")]
+  wactl deploy production --yes            a protected environment without a terminal
+  wactl deploy staging --plan plan.json    apply exactly the plan `wactl diff --save-plan` saved")]
 pub struct Args {
     /// Environment to deploy.
     pub environment: String,

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 Examples:
   wactl diff staging                       what `wactl deploy staging` would change
   wactl diff staging --skip-build          compare the definition's tag (no build context)
+  wactl diff staging --save-plan plan.json for `wactl deploy staging --plan plan.json`
   wactl diff staging --image REF --output json")]
 pub struct Args {
     /// Environment to compare with its cluster.
