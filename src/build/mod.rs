@@ -334,6 +334,68 @@ pub async fn resolve_without_building(
     )
 }
 
+/// What the registry says about an image reference given on the command line
+/// (`deploy --image`), before anything uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryImage {
+    /// The registry has it: its manifest digest (`sha256:…`).
+    Found { digest: String },
+    /// The registry answered that it has no such image or tag.
+    Missing { registry: String },
+    /// The registry (or the engine that asks it) could not be asked: why.
+    Unchecked { reason: String },
+}
+
+/// Asks the registry of `reference` (through the Docker Engine's distribution API, with the
+/// credentials of `docker_config`) whether it has that image, and its digest.
+pub async fn look_up(reference: &str, docker_config: Option<&std::path::Path>) -> RegistryImage {
+    let registry = registry_of(reference);
+    let docker = match connect().await {
+        Ok(docker) => docker,
+        Err(e) => {
+            return RegistryImage::Unchecked {
+                reason: e.to_string(),
+            };
+        }
+    };
+    let credentials = credentials::for_registry(docker_config, &registry)
+        .await
+        .ok()
+        .flatten();
+    let looked_up = tokio::time::timeout(
+        ENGINE_CALL_TIMEOUT,
+        docker.inspect_registry_image(reference, credentials),
+    )
+    .await;
+    match looked_up {
+        Ok(Ok(inspect)) => match inspect.descriptor.digest {
+            Some(digest) => RegistryImage::Found { digest },
+            None => RegistryImage::Unchecked {
+                reason: format!("{registry} gave no digest for {reference}"),
+            },
+        },
+        Ok(Err(e)) if is_not_found(&e) => RegistryImage::Missing { registry },
+        Ok(Err(e)) => RegistryImage::Unchecked {
+            reason: format!("could not ask {registry}: {}", engine_message(&e)),
+        },
+        Err(_) => RegistryImage::Unchecked {
+            reason: format!(
+                "{registry} did not answer within {}s",
+                ENGINE_CALL_TIMEOUT.as_secs()
+            ),
+        },
+    }
+}
+
+/// The registry host of an image reference: its first path part when that looks like a
+/// host (has a `.` or `:`, or is `localhost`), else Docker Hub.
+pub fn registry_of(reference: &str) -> String {
+    match reference.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first.to_owned(),
+        _ => "docker.io".to_owned(),
+    }
+}
+
 /// The image a deploy would apply, as [`resolve_without_building`] found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResolvedImage {
@@ -1013,6 +1075,24 @@ impl<'a> StepState<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_registry_of_a_reference_is_its_host_part() {
+        let cases = [
+            (
+                "127.0.0.1:5000/world-address/address-service:v1",
+                "127.0.0.1:5000",
+            ),
+            ("ghcr.io/world-address/address-service:v1", "ghcr.io"),
+            ("localhost/app:1", "localhost"),
+            ("world-address/address-service:v1", "docker.io"),
+            ("nginx:1.27", "docker.io"),
+        ];
+        for (reference, registry) in cases {
+            assert_eq!(registry_of(reference), registry, "{reference}");
+        }
+        assert_eq!(cases.len(), 5);
+    }
 
     #[test]
     fn a_lost_engine_is_named_with_the_cause() {

@@ -10,6 +10,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  wactl build dev                  build the image from the current checkout
+  wactl build dev --push           build and push it to the definition's registry
+  wactl build dev --source ../wa   build another checkout")]
 pub struct Args {
     /// Environment whose image to build.
     pub environment: String,

@@ -38,6 +38,12 @@ pub fn run_each(
     let env = crate::config::load(&global.env_dir, name)?;
     let targets = clusters.targets(&env)?;
     let accesses = fleet::access_for(&env, &targets, &super::deploy::access(global))?;
+    // `smoke` also runs against the local Docker stack; the other verbs need a cluster.
+    if verb != "smoke" {
+        for target in &targets {
+            super::require_cluster(global, &target.environment, verb)?;
+        }
+    }
     if !env.is_fleet() {
         let (Some(target), Some(access)) = (targets.first(), accesses.first()) else {
             return Ok(());

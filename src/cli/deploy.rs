@@ -11,6 +11,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  wactl deploy dev                         build, push, apply, track, smoke, record
+  wactl deploy staging --skip-build --image 127.0.0.1:5000/world-address/address-service:v2
+  wactl deploy production --yes            a protected environment without a terminal
+  wactl deploy staging --plan plan.json    apply exactly the plan `wactl diff --save-plan` saved")]
 pub struct Args {
     /// Environment to deploy.
     pub environment: String,
@@ -92,6 +98,7 @@ pub fn access(global: &GlobalArgs) -> Access {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let env = crate::config::load(&global.env_dir, &args.environment)?;
+    super::require_cluster(global, &env, "deploy")?;
     if let Some(image) = &args.image {
         crate::config::names::check_image_reference(image)
             .map_err(|message| DeployError::InvalidImage { message })?;

@@ -6,6 +6,10 @@ use crate::ui::deploy::DeployUi;
 use crate::ui::{OutputFormat, Ui};
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  wactl destroy dev                        asks, then deletes what wactl owns in dev
+  wactl destroy dev --yes                  without asking (scripts, CI)")]
 pub struct Args {
     /// Environment whose objects to delete.
     pub environment: String,

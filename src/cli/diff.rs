@@ -10,6 +10,12 @@ use anyhow::Context;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  wactl diff staging                       what `wactl deploy staging` would change
+  wactl diff staging --skip-build          compare the definition's tag (no build context)
+  wactl diff staging --save-plan plan.json for `wactl deploy staging --plan plan.json`
+  wactl diff staging --image REF --output json")]
 pub struct Args {
     /// Environment to compare with its cluster.
     pub environment: String,
@@ -84,7 +90,17 @@ fn run_in(
         let client = crate::cluster::connect(env, access).await?;
         let image = match &build {
             Some(build) => Some(resolve_image(ui, env, &args.templates, build).await?),
-            None => args.image.clone(),
+            // Resolved as `deploy --image` resolves it, so both show the same digest.
+            None => match &args.image {
+                Some(given) => {
+                    let (image, note) = deploy::resolve_given_image(given).await;
+                    if let Some(note) = note {
+                        ui.note(&note);
+                    }
+                    Some(image)
+                }
+                None => None,
+            },
         };
         let render = RenderOptions {
             image,

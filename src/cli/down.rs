@@ -4,6 +4,10 @@ use super::GlobalArgs;
 use crate::ui::Ui;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  wactl down                       stop and remove the local stack
+  wactl down --volumes             also delete its database's data")]
 pub struct Args {
     /// Environment whose local stack to stop.
     #[arg(default_value = "local")]

@@ -43,6 +43,7 @@ pub struct NeverDeployed {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let env = crate::config::load(&global.env_dir, &args.environment)?;
+    super::require_cluster(global, &env, "drift")?;
     let access = super::deploy::access(global);
     let namespace = env.cluster.namespace.clone();
     let (baseline, drifted) = super::block_on(async {

@@ -145,7 +145,9 @@ fn fleet_report(report: &FleetReport) -> u8 {
 
 fn cluster(error: &ClusterError) -> u8 {
     match error {
-        ClusterError::Kubeconfig { .. } | ClusterError::UnknownContext { .. } => INVALID_INPUT,
+        ClusterError::Kubeconfig { .. }
+        | ClusterError::UnknownContext { .. }
+        | ClusterError::UnknownWorkload { .. } => INVALID_INPUT,
         _ => FAILED,
     }
 }

@@ -31,7 +31,14 @@ use std::path::PathBuf;
 #[command(
     name = "wactl",
     version,
-    about = "Deploys the World Address service from one typed definition per environment"
+    about = "Deploys the World Address service from one typed definition per environment",
+    after_help = "\
+Examples:
+  wactl validate --list              the environments, their kind, cluster and namespace
+  wactl up                           the whole stack on the local Docker Engine
+  wactl deploy dev                   build, push, apply, track, smoke and record
+  wactl status dev                   what runs; `wactl history dev` what ran
+  wactl <COMMAND> --help             each command's options and examples"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -78,6 +85,11 @@ pub enum Command {
     /// Check environment definitions (all of them when none is named).
     Validate(validate::Args),
     /// Print the JSON Schema of environment files.
+    #[command(after_help = "\
+Examples:
+  wactl schema > docs/environment.schema.json
+  # then, in an environment file, for completion and checks in the editor:
+  # yaml-language-server: $schema=../docs/environment.schema.json")]
     Schema,
     /// Write every artifact of an environment.
     Render(render::Args),
@@ -150,9 +162,84 @@ pub fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> 
     Ok(runtime.block_on(future))
 }
 
+/// Where an environment runs, from what its definition names: a cluster (`cluster.context`
+/// or `cluster.kubeconfig`), else only the local stack on the Docker Engine (`wactl up`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvironmentKind {
+    Docker,
+    Cluster,
+}
+
+impl EnvironmentKind {
+    pub fn of(env: &crate::config::Environment) -> Self {
+        if env.is_fleet() || env.cluster.context.is_some() || env.cluster.kubeconfig.is_some() {
+            Self::Cluster
+        } else {
+            Self::Docker
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Docker => "docker",
+            Self::Cluster => "cluster",
+        }
+    }
+}
+
+/// Refuses a cluster verb on an environment that names no cluster (it would act on whatever
+/// cluster `KUBECONFIG` happens to name), unless the command line names one.
+pub fn require_cluster(
+    global: &GlobalArgs,
+    env: &crate::config::Environment,
+    verb: &str,
+) -> Result<(), UsageError> {
+    let named = global.context.is_some() || global.kubeconfig.is_some();
+    if named || EnvironmentKind::of(env) == EnvironmentKind::Cluster {
+        return Ok(());
+    }
+    Err(UsageError::DockerOnly {
+        environment: env.name.clone(),
+        verb: verb.to_owned(),
+    })
+}
+
+/// Refuses a local-stack verb on an environment that deploys to a cluster.
+pub fn require_docker(env: &crate::config::Environment, verb: &str) -> Result<(), UsageError> {
+    if EnvironmentKind::of(env) == EnvironmentKind::Docker {
+        return Ok(());
+    }
+    Err(UsageError::ClusterOnly {
+        environment: env.name.clone(),
+        verb: verb.to_owned(),
+        context: env
+            .cluster
+            .context
+            .clone()
+            .unwrap_or_else(|| "of its kubeconfig".to_owned()),
+        namespace: env.cluster.namespace.clone(),
+    })
+}
+
 /// Command lines that name something that does not exist (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
+    /// A cluster verb on an environment that only runs on the Docker Engine.
+    #[error(
+        "{environment} runs only on the Docker Engine (its definition names no cluster context or kubeconfig), so `wactl {verb}` has no cluster to use: see its local stack with `wactl ps {environment}` and `wactl logs --env {environment}`, or name a cluster with --context"
+    )]
+    DockerOnly { environment: String, verb: String },
+    /// A local-stack verb on an environment that deploys to a cluster.
+    #[error(
+        "{environment} deploys to a cluster (context {context}, namespace {namespace}) and has no local stack, so `wactl {verb}` has nothing to show: use `wactl status {environment}` for its pods and `wactl logs --env {environment}` for their logs"
+    )]
+    ClusterOnly {
+        environment: String,
+        verb: String,
+        context: String,
+        namespace: String,
+    },
     #[error("{environment}: no service {service} in the local stack (services: {known}){}", hint.as_ref().map(|h| format!("; did you mean {h}?")).unwrap_or_default())]
     UnknownService {
         environment: String,

@@ -6,6 +6,10 @@ use crate::ui::Ui;
 use crate::ui::deploy::DeployUi;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  wactl rollback staging                   re-apply the successful revision before the live one
+  wactl rollback staging --to 23           re-apply revision 23 (see `wactl history staging`)")]
 pub struct Args {
     /// Environment to roll back.
     pub environment: String,

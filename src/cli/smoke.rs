@@ -6,6 +6,10 @@ use crate::ui::Ui;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  wactl smoke staging                      the smoke suite against the definition's smoke.url
+  wactl smoke local --url http://127.0.0.1:18081")]
 pub struct Args {
     /// Environment whose suite to run.
     pub environment: String,

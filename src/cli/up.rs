@@ -7,6 +7,10 @@ use crate::ui::Ui;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  wactl up                         build, start and smoke-test the local stack
+  wactl up --no-build --no-smoke   start it from the image the definition names")]
 pub struct Args {
     /// Environment to run locally.
     #[arg(default_value = "local")]

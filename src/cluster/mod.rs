@@ -8,6 +8,7 @@ mod connect;
 pub mod diff;
 pub mod drift;
 mod lock;
+pub mod logs;
 mod object;
 mod owned;
 pub mod prometheus;
@@ -25,7 +26,9 @@ pub use lock::{
 pub use object::{ObjectRef, apply_group};
 pub use owned::foreign_object;
 pub use revision::{RecordedObject, Revision, RevisionStatus};
-pub use status::{AlertReport, LiveStatus, PodSummary, RevisionLine, WorkloadSummary, live_status};
+pub use status::{
+    AlertReport, LiveStatus, ObjectState, PodSummary, RevisionLine, WorkloadSummary, live_status,
+};
 pub use track::{FailureReason, RolloutFailure, TrackEvent, track};
 
 use std::path::PathBuf;
@@ -96,6 +99,13 @@ pub enum ClusterError {
     },
     #[error("{what} did not finish within {seconds} s")]
     Timeout { what: String, seconds: u64 },
+    /// A workload name (`wactl logs --env ENV SERVICE`) that the namespace does not have.
+    #[error("namespace {namespace} has no Deployment or StatefulSet {name} (workloads: {known})")]
+    UnknownWorkload {
+        namespace: String,
+        name: String,
+        known: String,
+    },
 }
 
 /// Renders an API error as the server's message, not Rust's debug output.

@@ -62,7 +62,10 @@ pub struct Revision {
     #[serde(default)]
     pub digests: BTreeMap<String, String>,
     pub git_commit: Option<String>,
+    /// Who deployed, as users name them: `GITHUB_ACTOR` in GitHub Actions, else the git
+    /// user of the checkout (`Name <email>`), else `$USER@host` (see `deploy::identity`).
     pub user: String,
+    /// The machine the deploy ran on.
     pub host: String,
     /// RFC 3339.
     pub started_at: String,

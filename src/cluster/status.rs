@@ -37,11 +37,18 @@ pub struct LiveStatus {
     /// The revision whose objects are live (the newest that succeeded).
     pub current: Option<RevisionLine>,
     /// Every object of the current revision and whether it exists.
-    pub objects: Vec<(ObjectRef, bool)>,
+    pub objects: Vec<ObjectState>,
     pub workloads: Vec<WorkloadSummary>,
     pub pods: Vec<PodSummary>,
     /// The bundled Prometheus' alerts; `None` when the environment has no bundled Prometheus.
     pub alerts: Option<AlertReport>,
+}
+
+/// One object of the current revision and whether it exists in the cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectState {
+    pub object: ObjectRef,
+    pub present: bool,
 }
 
 /// What the bundled Prometheus says, or why it could not be asked.
@@ -126,7 +133,10 @@ pub async fn live_status(
                     message: api_message(&e),
                 })?
                 .is_some();
-            objects.push((o.clone(), exists));
+            objects.push(ObjectState {
+                object: o.clone(),
+                present: exists,
+            });
         }
     }
     let owned = ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));

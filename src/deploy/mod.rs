@@ -166,16 +166,111 @@ impl Default for DeployOptions {
     }
 }
 
-/// Who deploys, for revisions and the lock: `user@host`.
+/// Who deploys, for revisions and the lock: `(deployer, host)`. The deployer is named as
+/// users expect: `GITHUB_ACTOR` in GitHub Actions, else the git user of the checkout
+/// (`Name <email>`), else `$USER@host`.
 pub fn identity() -> (String, String) {
-    let user = std::env::var("GITHUB_ACTOR")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".to_owned());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown".to_owned());
-    (user, host)
+    let actor = std::env::var("GITHUB_ACTOR").ok();
+    let git = |key: &str| {
+        let out = std::process::Command::new("git")
+            .args(["config", "--get", key])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    // Asked only when needed: in Actions the actor is who deployed, whatever git says.
+    let deployer = match actor.filter(|a| !a.trim().is_empty()) {
+        Some(actor) => actor,
+        None => deployer(
+            None,
+            git("user.name"),
+            git("user.email"),
+            &login_user(),
+            &host,
+        ),
+    };
+    (deployer, host)
+}
+
+/// The deployer from what is known: the GitHub actor, else the git user (`Name <email>`,
+/// or whichever of the two is set), else `user@host`.
+fn deployer(
+    actor: Option<String>,
+    git_name: Option<String>,
+    git_email: Option<String>,
+    user: &str,
+    host: &str,
+) -> String {
+    let set = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    if let Some(actor) = set(actor) {
+        return actor;
+    }
+    match (set(git_name), set(git_email)) {
+        (Some(name), Some(email)) => format!("{name} <{email}>"),
+        (Some(one), None) | (None, Some(one)) => one,
+        (None, None) => format!("{user}@{host}"),
+    }
+}
+
+/// The login name: `USER`, else `LOGNAME`, else the passwd entry of this process' user
+/// (containers and CI shells often set neither variable), else `uid N`.
+fn login_user() -> String {
+    use std::os::unix::fs::MetadataExt;
+    for key in ["USER", "LOGNAME"] {
+        if let Ok(user) = std::env::var(key)
+            && !user.is_empty()
+        {
+            return user;
+        }
+    }
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "unknown".to_owned();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.get(2) == Some(&uid.to_string().as_str())).then(|| fields[0].to_owned())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// The reference to deploy for `deploy --image REF` (and to diff for `diff --image`): the
+/// registry is asked first, so the revision records the digest it resolved
+/// (`REF@sha256:…`), and a tag it does not have is said before anything is applied. A
+/// reference already pinned by digest is used as given. The note says what the registry
+/// answered when it was not a digest.
+///
+/// A missing tag is a warning, not a refusal: nodes may have the image already (kwok's
+/// simulated nodes never pull, a real node may have it preloaded).
+pub async fn resolve_given_image(given: &str) -> (String, Option<String>) {
+    if given.contains('@') {
+        return (given.to_owned(), None);
+    }
+    match crate::build::look_up(given, None).await {
+        crate::build::RegistryImage::Found { digest } => (format!("{given}@{digest}"), None),
+        crate::build::RegistryImage::Missing { registry } => (
+            given.to_owned(),
+            Some(format!(
+                "{registry} has no image {given}: pods will not start unless their nodes already have it (push it first, or pass a reference that exists)"
+            )),
+        ),
+        crate::build::RegistryImage::Unchecked { reason } => (
+            given.to_owned(),
+            Some(format!(
+                "could not check that the registry has {given} ({reason}); using the tag unpinned"
+            )),
+        ),
+    }
 }
 
 /// The commit being deployed: `GITHUB_SHA`, else `git rev-parse HEAD` here.
@@ -200,7 +295,7 @@ fn now() -> String {
 fn lock_options(options: &DeployOptions) -> LockOptions {
     let (user, host) = identity();
     LockOptions {
-        holder: format!("{user}@{host} (pid {})", std::process::id()),
+        holder: format!("{user} on {host} (pid {})", std::process::id()),
         duration: options.lock_duration,
         force_unlock: options.force_unlock,
         renew_every: options.lock_renew_every,
@@ -626,4 +721,40 @@ async fn roll_out(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deployer_is_named_as_users_expect() {
+        let s = |v: &str| Some(v.to_owned());
+        let cases = [
+            // In GitHub Actions the actor, whatever git says.
+            (s("octocat"), s("Jane"), s("jane@example.com"), "octocat"),
+            (
+                s(""),
+                s("Jane Doe"),
+                s("jane@example.com"),
+                "Jane Doe <jane@example.com>",
+            ),
+            (None, s("Jane Doe"), None, "Jane Doe"),
+            (None, None, s("jane@example.com"), "jane@example.com"),
+            (None, s(" "), None, "alice@vm"),
+            (None, None, None, "alice@vm"),
+        ];
+        for (actor, name, email, expected) in cases.clone() {
+            assert_eq!(deployer(actor, name, email, "alice", "vm"), expected);
+        }
+        assert_eq!(cases.len(), 6);
+    }
+
+    #[test]
+    fn a_login_name_is_found_without_user_variables() {
+        // Whatever the environment, never empty and never "unknown" on Linux.
+        let user = login_user();
+        assert!(!user.is_empty());
+        assert_ne!(user, "unknown");
+    }
 }

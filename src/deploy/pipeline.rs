@@ -83,17 +83,12 @@ async fn build(
         }
     };
     let reference = built.pinned().unwrap_or_else(|| built.reference.clone());
-    let reused = if built.skipped {
-        " (same inputs: reused)"
-    } else {
-        ""
+    let detail = match (built.skipped, built.pushed) {
+        (true, false) => format!("reused {reference} (same inputs; nothing built or pushed)"),
+        (true, true) => format!("pushed {reference} (same inputs: reused the local build)"),
+        _ => format!("pushed {reference}"),
     };
-    stages.done(
-        Stage::Build,
-        started,
-        true,
-        format!("pushed {reference}{reused}"),
-    );
+    stages.done(Stage::Build, started, true, detail);
     Ok(reference)
 }
 
@@ -159,7 +154,16 @@ async fn run_deploy(
     }
     let confirmed_before_build = env.protected && !options.skip_build;
     let image = if options.skip_build {
-        let image = options.image.clone().unwrap_or_else(|| env.image.tagged());
+        let image = match &options.image {
+            Some(given) => {
+                let (image, note) = super::resolve_given_image(given).await;
+                if let Some(note) = note {
+                    stages.emit(EventKind::Note(format!("warning: {note}")));
+                }
+                image
+            }
+            None => env.image.tagged(),
+        };
         stages.skipped(Stage::Build, &format!("--skip-build: deploying {image}"));
         image
     } else {

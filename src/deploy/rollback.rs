@@ -2,9 +2,9 @@
 
 use super::signals::{finish, until_signal};
 use super::{
-    Confirmation, DeployError, DeployObserver, DeployOptions, DeployReport, ErrorReport,
-    FailureCode, Outcome, Stages, confirm, lock, record_success, roll_out, start_revision,
-    stop_lock_lost,
+    Confirmation, DeployError, DeployObserver, DeployOptions, DeployReport, ErrorReport, EventKind,
+    FailureCode, Outcome, PlanCounts, Stage, Stages, confirm, lock, plan_objects, record_success,
+    roll_out, start_revision, stop_lock_lost,
 };
 use crate::cluster::DeployLock;
 use crate::cluster::revision::{self, Revision, RevisionStatus};
@@ -25,6 +25,22 @@ pub async fn rollback(
     let mut stages = Stages::new(env, observer);
     stages.report.image = target.image.clone();
     stages.report.digests = target.digests.clone();
+    // What changes, before anything is asked or written: the revision live now → the
+    // target, and the plan of re-applying the target's objects.
+    let live = revisions
+        .iter()
+        .rev()
+        .find(|r| r.status == RevisionStatus::Succeeded)
+        .map_or_else(|| "none".to_owned(), |r| r.number.to_string());
+    stages.emit(EventKind::Note(format!(
+        "rollback {}: revision {live} → {} ({})",
+        env.name, target.number, target.image
+    )));
+    let started = stages.start(Stage::Plan);
+    let plan = plan_objects(client, &target.objects, &revisions, options.apply).await?;
+    stages.done(Stage::Plan, started, true, plan.summary());
+    stages.report.plan = Some(PlanCounts::of(&plan));
+    stages.emit(EventKind::Planned(plan));
     confirm(
         observer,
         env,

@@ -192,6 +192,11 @@ impl DeployUi {
             Outcome::Unchanged => {
                 println!("{}: nothing to change ({revision})", report.environment)
             }
+            // Only `wactl rollback` succeeds with a revision it rolled back to.
+            Outcome::Succeeded if let Some(to) = report.rolled_back_to => println!(
+                "{}: rolled back to revision {to} (recorded as {revision})",
+                report.environment
+            ),
             Outcome::Succeeded => println!(
                 "{}: deployed {} as {revision}",
                 report.environment, report.image

@@ -6,6 +6,8 @@ pub mod deploy;
 pub mod fleet;
 pub mod local;
 pub mod smoke;
+pub mod table;
+pub mod time;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -28,12 +30,32 @@ pub fn colour(stream: &impl anstream::stream::RawStream, no_color: bool) -> bool
         && anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
 }
 
+/// An image reference with its digest cut to 12 hex digits, as a listing shows it (the full
+/// reference stays in `--output json`): `repo@sha256:0123456789ab`.
+pub fn short_image(reference: &str) -> String {
+    match reference.split_once("@sha256:") {
+        Some((name, hex)) if hex.len() > 12 => format!("{name}@sha256:{}", &hex[..12]),
+        _ => reference.to_owned(),
+    }
+}
+
+/// Paints `text` with the SGR `code` when `on`.
+pub fn paint(on: bool, code: &str, text: &str) -> String {
+    if on {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Ui {
     pub format: OutputFormat,
     quiet: bool,
     pub verbose: u8,
     color: bool,
+    /// Whether results on stdout are coloured (a terminal, no `--no-color`).
+    pub color_out: bool,
     /// Running inside GitHub Actions: errors also become workflow annotations.
     github_actions: bool,
 }
@@ -45,6 +67,7 @@ impl Ui {
             quiet,
             verbose,
             color: colour(&std::io::stderr(), no_color),
+            color_out: colour(&std::io::stdout(), no_color),
             github_actions: in_github_actions(),
         }
     }
@@ -135,3 +158,19 @@ impl Ui {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ReportedFailure(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_shows_a_short_digest() {
+        let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            short_image(&format!("127.0.0.1:5000/wa/address-service@{digest}")),
+            "127.0.0.1:5000/wa/address-service@sha256:0123456789ab"
+        );
+        assert_eq!(short_image("a:v1"), "a:v1");
+        assert_eq!(short_image("a@sha256:abc"), "a@sha256:abc");
+    }
+}
