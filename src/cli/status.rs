@@ -16,6 +16,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let status = super::block_on(async {
         let client = crate::cluster::connect(&env, &access).await?;
         let prometheus = crate::cluster::prometheus::PrometheusService::bundled(&env);
+        let canary = crate::deploy::canary::in_progress(&client, &env).await;
         crate::cluster::live_status(
             &client,
             &env.cluster.namespace,
@@ -23,10 +24,18 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
             prometheus.as_ref(),
         )
         .await
+        .map(|status| (status, canary))
     })??;
+    let (status, canary) = status;
+    let canary = canary.map(|d| canary_line(&env, &d));
     if ui.format == OutputFormat::Json {
-        ui.json(&serde_json::to_value(&status)?);
+        let mut json = serde_json::to_value(&status)?;
+        json["canary"] = canary.map_or(serde_json::Value::Null, serde_json::Value::from);
+        ui.json(&json);
         return Ok(());
+    }
+    if let Some(canary) = &canary {
+        println!("{canary}");
     }
     println!(
         "environment {} (namespace {})",
@@ -91,4 +100,21 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A canary Deployment that is live: a deploy is running its steps, or a killed one left it.
+fn canary_line(
+    env: &crate::config::Environment,
+    d: &k8s_openapi::api::apps::v1::Deployment,
+) -> String {
+    let ready = d
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    format!(
+        "canary {} in progress: {ready}/{desired} pods ready (a deploy is running its steps, or a stopped one left it: the next deploy removes it)",
+        crate::deploy::canary::canary_name(env)
+    )
 }

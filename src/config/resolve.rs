@@ -1315,16 +1315,19 @@ fn resolve_canary(
     })
 }
 
-/// The canary's default metrics, from the numbers the alert rules fire on. A request fails
-/// when it gets a 5xx, 401, 403 or 429: a release that turns on authentication or tightens
+/// The canary's default metrics, from the numbers the alert rules fire on, over the API's
+/// requests. A request fails when it gets a 5xx, 401, 403 or 429: a release that turns on authentication or tightens
 /// a limit by mistake fails requests the stable version serves.
 pub fn default_metrics() -> Vec<Metric> {
-    let selector = r#"job="address-service",track="$track""#;
+    // The API's routes only: scrapes and probes answer 200 whatever the release does. No
+    // successful request at all is a rate of 0 (`or vector(0)`), not "no data"; no request
+    // at all stays "no data".
+    let selector = r#"job="address-service",track="$track",route=~"/v1/.*""#;
     vec![
         Metric {
             name: "success-rate".to_owned(),
             query: format!(
-                r#"sum(rate(http_requests_total{{{selector},status!~"5..|401|403|429"}}[$window])) / sum(rate(http_requests_total{{{selector}}}[$window]))"#
+                r#"(sum(rate(http_requests_total{{{selector},status!~"5..|401|403|429"}}[$window])) or vector(0)) / sum(rate(http_requests_total{{{selector}}}[$window]))"#
             ),
             bound: Bound::Min(1.0 - slo::ERROR_RATIO),
         },

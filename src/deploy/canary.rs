@@ -11,6 +11,8 @@ use crate::config::Environment;
 use crate::config::model::{Bound, Canary, Metric};
 use crate::render::TRACK_LABEL;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
 use kube::{Api, Client};
 use serde::Serialize;
 use serde_json::Value;
@@ -342,13 +344,30 @@ pub async fn in_progress(client: &Client, env: &Environment) -> Option<Deploymen
     live_deployment(client, env, &canary_name(env)).await
 }
 
-/// Deletes the canary's Deployment and ConfigMap; the names of what was deleted.
+/// Deletes the canary's Deployment and ConfigMap and waits (bounded by the pods' grace
+/// period) until its pods are gone, so that the next canary's window holds no series of
+/// theirs; the names of what was deleted.
 pub async fn remove(
     client: &Client,
     env: &Environment,
 ) -> Result<Vec<String>, cluster::ClusterError> {
     let resolver = Resolver::new(client.clone());
     let deleted = cluster::delete_owned(&resolver, &canary_refs(env)).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &env.cluster.namespace);
+    let selector = format!(
+        "app.kubernetes.io/name={},app.kubernetes.io/instance={},{TRACK_LABEL}=canary",
+        env.app.name, env.name
+    );
+    let limit = Duration::from_secs(u64::from(env.rollout.termination_grace_period_seconds) + 15);
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        match pods.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) if list.items.is_empty() => break,
+            Ok(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            // Deleted already; whether its pods are gone is only a matter of time.
+            Err(_) => break,
+        }
+    }
     Ok(deleted.iter().map(ToString::to_string).collect())
 }
 
@@ -436,6 +455,7 @@ async fn steps(
             ))
         })?;
         stages.ensure_held()?;
+        let applied = Instant::now();
         cluster::apply_all(&resolver, &canary_objects, Default::default())
             .await
             .map_err(|e| failure(format!("step {number}: applying the canary failed: {e}")))?;
@@ -463,7 +483,7 @@ async fn steps(
         };
         let started = Instant::now();
         // Prometheus must scrape the new pods before their numbers mean anything.
-        if let Err(reason) = scraped(client, &service, replicas, scrape_grace).await {
+        if let Err(reason) = scraped(client, env, &service, scrape_grace).await {
             let m = Measurement {
                 step: number,
                 elapsed_seconds: started.elapsed().as_secs(),
@@ -475,8 +495,15 @@ async fn steps(
                 return Err(stopped(stages, report, stop, analysis.baseline));
             }
         }
-        let analysed = Instant::now();
+        // The first window holds the canary's pods only once they run for a whole window
+        // (an earlier canary's series may still be in it otherwise).
+        let window = Duration::from_secs(analysis.window_seconds);
         let interval = Duration::from_secs(analysis.interval_seconds);
+        if number == 1 {
+            let settle = window.saturating_sub(applied.elapsed() + interval);
+            tokio::time::sleep(settle).await;
+        }
+        let analysed = Instant::now();
         let length = Duration::from_secs(step.analyze_seconds);
         while analysed.elapsed() + interval <= length + Duration::from_millis(500) {
             tokio::time::sleep(interval).await;
@@ -563,28 +590,52 @@ fn stopped(
     failure(message)
 }
 
-/// Waits until Prometheus scrapes `replicas` canary pods successfully; the last reason
-/// when it does not within `grace`.
+/// The addresses of the canary's running pods (as Prometheus names its targets' hosts).
+async fn canary_pod_addresses(client: &Client, env: &Environment) -> Vec<String> {
+    let selector = format!(
+        "app.kubernetes.io/name={},app.kubernetes.io/instance={},{TRACK_LABEL}=canary",
+        env.app.name, env.name
+    );
+    Api::<Pod>::namespaced(client.clone(), &env.cluster.namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.status?.pod_ip)
+        .collect()
+}
+
+/// Waits until Prometheus scrapes every running canary pod successfully (by address: a
+/// target of an earlier canary does not count); the last reason when it does not within
+/// `grace`.
 async fn scraped(
     client: &Client,
+    env: &Environment,
     service: &PrometheusService,
-    replicas: u32,
     grace: Duration,
 ) -> Result<(), String> {
     let started = Instant::now();
     let mut last;
     loop {
+        let pods = canary_pod_addresses(client, env).await;
         match prometheus::targets(client, service).await {
             Ok(targets) => {
-                let up = targets
+                let up: Vec<&str> = targets
                     .iter()
                     .filter(|t| t.labels.get("track").is_some_and(|t| t == "canary"))
                     .filter(|t| t.health == "up")
-                    .count();
-                if up >= replicas as usize {
+                    .filter_map(|t| t.labels.get("instance")?.split(':').next())
+                    .collect();
+                let scraped = pods.iter().filter(|p| up.contains(&p.as_str())).count();
+                if !pods.is_empty() && scraped == pods.len() {
                     return Ok(());
                 }
-                last = format!("Prometheus scrapes {up} of the {replicas} canary pods");
+                last = format!(
+                    "Prometheus scrapes {scraped} of the {} canary pods",
+                    pods.len()
+                );
             }
             Err(e) => last = e.to_string(),
         }
