@@ -9,9 +9,9 @@
 
 mod support;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::DeleteParams;
 use kube::{Api, Client};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -322,15 +322,13 @@ async fn canary_stops_a_bad_release_promotes_a_good_one_and_fails_closed_without
     assert!(good_sent > 100, "{good_sent}");
     assert_eq!(good_failed, 0, "a good release fails no request");
 
-    // 4. Prometheus unreachable: inconclusive, fail closed, nothing promoted.
-    Api::<StatefulSet>::namespaced(client.clone(), &namespace)
-        .patch(
-            "address-service-prometheus",
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({ "spec": { "replicas": 0 } })),
-        )
+    // 4. Prometheus unreachable (its Service gone, so the API server's proxy finds no
+    // endpoint): inconclusive, fail closed, nothing promoted. (Not scaled to 0: the
+    // replicas field would then belong to another field manager and the plan stops there.)
+    Api::<Service>::namespaced(client.clone(), &namespace)
+        .delete("address-service-prometheus", &DeleteParams::default())
         .await
-        .expect("scale Prometheus to 0");
+        .expect("delete Prometheus' Service");
     let generation = stable_generation(&client, &namespace).await;
     t.write(&definition("  REQUEST_TIMEOUT: 12s\n"));
     let (out, blind, _) = deploy(&t);

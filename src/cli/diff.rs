@@ -75,6 +75,13 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         };
         let plan = deploy::plan(&client, &env, &render, apply).await?;
         DeployUi::new(ui, global.yes, global.no_color).print_diff(&plan);
+        if let Some(canary) = deploy::canary::in_progress(&client, &env).await {
+            let pods = canary.spec.and_then(|s| s.replicas).unwrap_or(0);
+            ui.note(&format!(
+                "a canary is in progress: Deployment {} ({pods} pods) is not part of this plan; its deploy promotes or removes it (a stopped one: the next deploy removes it)",
+                deploy::canary::canary_name(&env)
+            ));
+        }
         if let Some((pr, reporter)) = reporter {
             let body = crate::github::plan_markdown(&env.name, &plan);
             reporter.upsert_pr_comment(pr, &body).await?;
