@@ -166,6 +166,51 @@ fn deploy(t: &TestEnv) -> (Output, Value, Duration) {
     (out, report, took)
 }
 
+/// `wactl deploy` as a child process, to be stopped by a signal.
+fn spawn_deploy(t: &TestEnv, extra: &[&str]) -> std::process::Child {
+    t.command(&[
+        "deploy",
+        ENVIRONMENT,
+        "--yes",
+        "--skip-build",
+        "--image",
+        IMAGE,
+    ])
+    .args(extra)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("start wactl")
+}
+
+fn signal(child: &std::process::Child, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "kill {signal} {}", child.id());
+}
+
+/// Waits (up to 120 s) until a canary Deployment has a ready pod.
+async fn wait_for_canary(client: &Client, namespace: &str) {
+    let api = Api::<Deployment>::namespaced(client.clone(), namespace);
+    let mut tries = 0;
+    while tries < 120 {
+        tries += 1;
+        let ready = api
+            .get_opt("address-service-canary")
+            .await
+            .expect("get")
+            .and_then(|d| d.status?.ready_replicas)
+            .unwrap_or(0);
+        if ready > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("no ready canary after {tries} tries");
+}
+
 async fn stable_config(
     client: &Client,
     namespace: &str,
@@ -322,7 +367,57 @@ async fn canary_stops_a_bad_release_promotes_a_good_one_and_fails_closed_without
     assert!(good_sent > 100, "{good_sent}");
     assert_eq!(good_failed, 0, "a good release fails no request");
 
-    // 4. Prometheus unreachable (its Service gone, so the API server's proxy finds no
+    // 4. SIGINT during a step: the canary goes with the deploy, the revision is interrupted.
+    t.write(&definition("  REQUEST_TIMEOUT: 13s\n"));
+    let generation = stable_generation(&client, &namespace).await;
+    let child = spawn_deploy(&t, &[]);
+    wait_for_canary(&client, &namespace).await;
+    signal(&child, "-INT");
+    let out = child.wait_with_output().expect("deploy ends");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        !canary_exists(&client, &namespace).await,
+        "removed on SIGINT"
+    );
+    assert_eq!(stable_generation(&client, &namespace).await, generation);
+
+    // 5. SIGKILL during a step leaves the canary: `status` says so, the next deploy removes
+    // it (taking over the killed deploy's lock) before running its own.
+    let mut child = spawn_deploy(&t, &[]);
+    wait_for_canary(&client, &namespace).await;
+    signal(&child, "-KILL");
+    let _ = child.wait();
+    assert!(
+        canary_exists(&client, &namespace).await,
+        "a killed deploy leaves it"
+    );
+    let status = t.wactl(&["status", ENVIRONMENT]);
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        status.contains("canary address-service-canary in progress"),
+        "{status}"
+    );
+    t.write(&definition("  REQUEST_TIMEOUT: 14s\n"));
+    let out = t
+        .command(&[
+            "deploy",
+            ENVIRONMENT,
+            "--yes",
+            "--skip-build",
+            "--image",
+            IMAGE,
+            "--force-unlock",
+        ])
+        .output()
+        .expect("run wactl");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("removed a leftover canary"), "{stderr}");
+    assert!(!canary_exists(&client, &namespace).await);
+
+    // 6. Prometheus unreachable (its Service gone, so the API server's proxy finds no
     // endpoint): inconclusive, fail closed, nothing promoted. (Not scaled to 0: the
     // replicas field would then belong to another field manager and the plan stops there.)
     Api::<Service>::namespaced(client.clone(), &namespace)
@@ -344,7 +439,7 @@ async fn canary_stops_a_bad_release_promotes_a_good_one_and_fails_closed_without
             .await
             .get("REQUEST_TIMEOUT")
             .map(String::as_str),
-        Some("11s"),
+        Some("14s"),
         "nothing promoted"
     );
     assert!(!canary_exists(&client, &namespace).await);

@@ -351,8 +351,7 @@ pub async fn remove(
     client: &Client,
     env: &Environment,
 ) -> Result<Vec<String>, cluster::ClusterError> {
-    let resolver = Resolver::new(client.clone());
-    let deleted = cluster::delete_owned(&resolver, &canary_refs(env)).await?;
+    let deleted = delete(client, env).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &env.cluster.namespace);
     let selector = format!(
         "app.kubernetes.io/name={},app.kubernetes.io/instance={},{TRACK_LABEL}=canary",
@@ -368,6 +367,17 @@ pub async fn remove(
             Err(_) => break,
         }
     }
+    Ok(deleted)
+}
+
+/// Deletes the canary's Deployment and ConfigMap without waiting for its pods (after a
+/// signal, where the clean-up has seconds); the names of what was deleted.
+pub async fn delete(
+    client: &Client,
+    env: &Environment,
+) -> Result<Vec<String>, cluster::ClusterError> {
+    let resolver = Resolver::new(client.clone());
+    let deleted = cluster::delete_owned(&resolver, &canary_refs(env)).await?;
     Ok(deleted.iter().map(ToString::to_string).collect())
 }
 

@@ -138,7 +138,7 @@ async fn stop(
             .await?;
             if env.rollout.canary.is_some() {
                 // Nothing half-promoted: a canary in a step goes with the deploy.
-                super::canary::remove(client, env).await?;
+                super::canary::delete(client, env).await?;
             }
         }
         // Also when the lock was being taken as the signal came: the lease is ours by name.

@@ -332,6 +332,8 @@ fn scenarios(
     ]);
     checked(unset, "kubectl set env (undo)")?;
     status()?;
+    // The replaced pods keep answering (401) through their preStop sleep and drain.
+    std::thread::sleep(Duration::from_secs(20));
 
     write("canary", "  REQUEST_TIMEOUT: 11s\n")?;
     windows.push(load.measure(
@@ -353,8 +355,10 @@ fn intro(rate: u32) -> String {
          the good one changes `REQUEST_TIMEOUT`. Canary: steps 25% (1 pod) and 50% (3 pods), \
          interval 10 s, `failureLimit: 1`. Failed = connection errors, timeouts and non-2xx \
          answers sent while the command ran; \"first failure → end\" is the time from the \
-         first failed request to the command's end (the abort, for wactl). One machine, 2 \
-         CPUs shared with other work."
+         first failed request to the command's end (the abort, for wactl). `kubectl` never \
+         aborts: its count stops when `rollout status` returns, and from then on every \
+         request fails until someone notices. wactl rolling counts its smoke failure and \
+         rollback. One machine, 2 CPUs shared with other work."
     )
 }
 
