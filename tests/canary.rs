@@ -241,6 +241,111 @@ async fn canary_exists(client: &Client, namespace: &str) -> bool {
         .is_some()
 }
 
+/// `extra` on top of `parent`, rendered (no cluster needed).
+fn rendered(parent: &str, extra: &str) -> wactl::render::Rendered {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(support::root().join("environments")).expect("environments") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        format!("extends: {parent}\n{extra}"),
+    )
+    .expect("write");
+    let env = wactl::config::load(dir.path(), "c").unwrap_or_else(|e| panic!("{e}"));
+    wactl::render::render(&env, &Default::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn object<'a>(r: &'a wactl::render::Rendered, kind: &str, name: &str) -> &'a Value {
+    &r.manifests
+        .iter()
+        .find(|m| m.kind == kind && m.name == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+        .object
+}
+
+#[test]
+fn the_two_tracks_are_rendered_consistently_for_both_discoveries() {
+    let canary = "rollout: { strategy: canary }\n";
+    let dns = rendered("dev-monitor", canary);
+    let deployment = object(&dns, "Deployment", "address-service");
+    assert_eq!(
+        deployment["spec"]["template"]["metadata"]["labels"]["wactl.dev/track"],
+        "stable"
+    );
+    assert!(
+        deployment["spec"]["selector"]["matchLabels"]
+            .get("wactl.dev/track")
+            .is_none(),
+        "the selector is immutable: it stays as it was"
+    );
+    assert_eq!(
+        object(&dns, "Service", "address-service-pods")["spec"]["selector"]["wactl.dev/track"],
+        "stable"
+    );
+    assert_eq!(
+        object(&dns, "Service", "address-service-canary-pods")["spec"]["selector"]["wactl.dev/track"],
+        "canary"
+    );
+    assert!(
+        object(&dns, "Service", "address-service")["spec"]["selector"]
+            .get("wactl.dev/track")
+            .is_none(),
+        "the Service sends requests to both tracks"
+    );
+    let config: Value = serde_saphyr::from_str(&dns.files["prometheus/prometheus-kubernetes.yml"])
+        .expect("prometheus.yml");
+    let jobs = config["scrape_configs"].as_array().expect("jobs");
+    let names: Vec<&str> = jobs.iter().filter_map(|j| j["job_name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["address-service", "address-service-canary", "prometheus"]
+    );
+    assert_eq!(
+        jobs[1]["relabel_configs"],
+        serde_json::json!([
+            { "target_label": "job", "replacement": "address-service" },
+            { "target_label": "track", "replacement": "canary" }
+        ])
+    );
+    assert_eq!(
+        jobs[0]["relabel_configs"],
+        serde_json::json!([{ "target_label": "track", "replacement": "stable" }])
+    );
+
+    let kubernetes = rendered("staging", canary);
+    let config: Value =
+        serde_saphyr::from_str(&kubernetes.files["prometheus/prometheus-kubernetes.yml"])
+            .expect("prometheus.yml");
+    let relabel = config["scrape_configs"][0]["relabel_configs"]
+        .as_array()
+        .expect("relabel");
+    assert!(
+        relabel.iter().any(|r| r["source_labels"][0]
+            == "__meta_kubernetes_pod_label_wactl_dev_track"
+            && r["target_label"] == "track"),
+        "{relabel:?}"
+    );
+
+    // A rolling environment renders exactly as before: no track anywhere.
+    let rolling = rendered("dev-monitor", "");
+    assert!(!rolling.manifests.iter().any(|m| m.name.contains("canary")));
+    assert!(
+        !serde_json::to_string(
+            &rolling
+                .manifests
+                .iter()
+                .map(|m| &m.object)
+                .collect::<Vec<_>>()
+        )
+        .expect("json")
+        .contains("wactl.dev/track")
+    );
+}
+
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn canary_stops_a_bad_release_promotes_a_good_one_and_fails_closed_without_prometheus() {
