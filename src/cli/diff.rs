@@ -132,6 +132,13 @@ fn run_in(
                 path.display()
             ));
         }
+        if let Some(canary) = deploy::canary::in_progress(&client, env).await {
+            let pods = canary.spec.and_then(|s| s.replicas).unwrap_or(0);
+            ui.note(&format!(
+                "a canary is in progress: Deployment {} ({pods} pods) is not part of this plan; its deploy promotes or removes it (a stopped one: the next deploy removes it)",
+                deploy::canary::canary_name(env)
+            ));
+        }
         if let Some((pr, reporter)) = reporter {
             let mut body = crate::github::plan_markdown(&env.name, &plan);
             if let Some(saved) = &saved {

@@ -34,6 +34,7 @@ fn run_in(
     let status = super::block_on(async {
         let client = crate::cluster::connect(env, access).await?;
         let prometheus = crate::cluster::prometheus::PrometheusService::bundled(env);
+        let canary = crate::deploy::canary::in_progress(&client, env).await;
         crate::cluster::live_status(
             &client,
             &env.cluster.namespace,
@@ -41,10 +42,18 @@ fn run_in(
             prometheus.as_ref(),
         )
         .await
+        .map(|status| (status, canary))
     })??;
+    let (status, canary) = status;
+    let canary = canary.map(|d| canary_line(env, &d));
     if ui.format == OutputFormat::Json {
-        ui.json(&serde_json::to_value(&status)?);
+        let mut json = serde_json::to_value(&status)?;
+        json["canary"] = canary.map_or(serde_json::Value::Null, serde_json::Value::from);
+        ui.json(&json);
         return Ok(());
+    }
+    if let Some(canary) = &canary {
+        println!("{canary}");
     }
     let mut out = std::io::stdout().lock();
     for line in lines(&status, ui.color_out, ui.verbose > 0) {
@@ -192,6 +201,23 @@ fn lines(status: &LiveStatus, colour: bool, verbose: bool) -> Vec<String> {
         }
     }
     lines
+}
+
+/// A canary Deployment that is live: a deploy is running its steps, or a killed one left it.
+fn canary_line(
+    env: &crate::config::Environment,
+    d: &k8s_openapi::api::apps::v1::Deployment,
+) -> String {
+    let ready = d
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    format!(
+        "canary {} in progress: {ready}/{desired} pods ready (a deploy is running its steps, or a stopped one left it: the next deploy removes it)",
+        crate::deploy::canary::canary_name(env)
+    )
 }
 
 #[cfg(test)]

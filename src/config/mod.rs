@@ -13,7 +13,7 @@ pub mod source;
 
 pub use error::{ConfigError, Problem};
 pub use model::Environment;
-pub use resolve::{LOCAL_SERVICES, MAX_RATE_LIMIT_BURST};
+pub use resolve::{LOCAL_SERVICES, MAX_RATE_LIMIT_BURST, default_metrics};
 pub use source::EnvironmentSource;
 
 use locate::{FieldPositions, Position};

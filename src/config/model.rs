@@ -288,6 +288,58 @@ pub struct Rollout {
     pub progress_deadline_seconds: u32,
     pub termination_grace_period_seconds: u32,
     pub pre_stop_seconds: u32,
+    /// `strategy: canary`: the steps and their analysis; `None`: a rolling update.
+    pub canary: Option<Canary>,
+}
+
+/// A canary rollout: a second Deployment of the new version takes each step's share of
+/// the pods while its metrics are compared with the stable pods'.
+#[derive(Debug, Clone, Serialize)]
+pub struct Canary {
+    pub steps: Vec<CanaryStep>,
+    pub analysis: Analysis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CanaryStep {
+    /// Percent of the pods running the new version, 1-99.
+    pub weight: u32,
+    pub analyze_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub interval_seconds: u64,
+    /// The `$window` of the queries: the interval, at least four scrape intervals.
+    pub window_seconds: u64,
+    pub failure_limit: u32,
+    pub inconclusive_limit: u32,
+    pub baseline: bool,
+    pub metrics: Vec<Metric>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metric {
+    pub name: String,
+    /// PromQL with `$track` and `$window` still in it.
+    pub query: String,
+    pub bound: Bound,
+}
+
+/// Which side of a threshold passes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bound {
+    Min(f64),
+    Max(f64),
+}
+
+/// What the alert rules fire on; the canary's default metrics derive from the same numbers.
+pub mod slo {
+    /// `AddressServiceHighErrorRatio`: more than this share of requests answered with 5xx.
+    pub const ERROR_RATIO: f64 = 0.05;
+    /// `AddressServiceHighLatency`: p95 above this many seconds.
+    pub const P95_SECONDS: f64 = 0.25;
 }
 
 #[derive(Debug, Clone, Serialize)]

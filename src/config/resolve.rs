@@ -335,6 +335,9 @@ mod defaults {
         memory: "64Mi",
     };
 
+    /// Canary steps when none are given: (weight percent, analysed seconds).
+    pub const CANARY_STEPS: &[(u32, u64)] = &[(25, 60), (50, 60)];
+    pub const ANALYSIS_INTERVAL: Duration = Duration::from_secs(10);
     pub const SMOKE_DEADLINE: Duration = Duration::from_secs(120);
     pub const SMOKE_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
     pub const CHECK_METHOD: &str = "GET";
@@ -383,10 +386,17 @@ pub fn resolve(
         );
     }
     let probes = r.probes(src.probes.unwrap_or_default());
-    let rollout = r.rollout(src.rollout.unwrap_or_default());
+    let mut rollout_src = src.rollout.unwrap_or_default();
+    let canary_src = (
+        rollout_src.strategy.take(),
+        rollout_src.steps.take(),
+        rollout_src.analysis.take(),
+    );
+    let mut rollout = r.rollout(rollout_src);
     let ingress = r.ingress(src.ingress.unwrap_or_default(), &app.name);
     let components = r.components(src.components.unwrap_or_default());
     let monitoring = resolve_monitoring(&mut r, src.monitoring.unwrap_or_default(), &components);
+    rollout.canary = resolve_canary(&mut r, canary_src, &monitoring, &components);
     let config = src.config.unwrap_or_default();
     for (key, value) in &config {
         r.check(&format!("config.{key}"), names::check_env_var(key));
@@ -735,6 +745,7 @@ impl Resolver<'_> {
                 .termination_grace_period_seconds
                 .unwrap_or(defaults::TERMINATION_GRACE_PERIOD_SECONDS),
             pre_stop_seconds: src.pre_stop_seconds.unwrap_or(defaults::PRE_STOP_SECONDS),
+            canary: None,
         };
         let is_zero = |v: &serde_json::Value| {
             v == &serde_json::Value::from(0) || v == &serde_json::Value::from("0%")
@@ -1212,6 +1223,238 @@ fn resolve_monitoring(
         },
         labels,
     }
+}
+
+/// The canary part of `rollout` (`strategy`, `steps`, `analysis`); `None` for `rolling`.
+fn resolve_canary(
+    r: &mut Resolver<'_>,
+    (strategy, steps, analysis): (
+        Option<source::RolloutStrategy>,
+        Option<Vec<source::CanaryStepSource>>,
+        Option<source::AnalysisSource>,
+    ),
+    monitoring: &Monitoring,
+    components: &Components,
+) -> Option<Canary> {
+    if strategy != Some(source::RolloutStrategy::Canary) {
+        for (given, field) in [
+            (steps.is_some(), "rollout.steps"),
+            (analysis.is_some(), "rollout.analysis"),
+        ] {
+            if given {
+                r.report_hint(
+                    field,
+                    format!("`{}` only applies to `strategy: canary`", &field[8..]),
+                    "set `rollout.strategy: canary`, or remove it",
+                );
+            }
+        }
+        return None;
+    }
+    if monitoring.mode != MonitoringMode::Bundled {
+        r.report_hint(
+            "rollout.strategy",
+            "a canary is judged by the bundled Prometheus, and `monitoring.mode` is not `bundled`",
+            "set `monitoring.mode: bundled` (with `components.prometheus.enabled: true`)",
+        );
+    }
+    let steps: Vec<CanaryStep> = match steps {
+        None => defaults::CANARY_STEPS
+            .iter()
+            .map(|&(weight, analyze_seconds)| CanaryStep {
+                weight,
+                analyze_seconds,
+            })
+            .collect(),
+        Some(steps) if steps.is_empty() => {
+            r.report_hint(
+                "rollout.steps",
+                "a canary needs at least one step",
+                "add a step such as `- { weight: 25, analyze: 60s }`",
+            );
+            Vec::new()
+        }
+        Some(steps) => steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let field = format!("rollout.steps[{i}]");
+                let weight = step.weight.unwrap_or(0);
+                if step.weight.is_none() {
+                    r.report(
+                        &format!("{field}.weight"),
+                        "a step needs its `weight` (percent, 1-99)",
+                    );
+                } else if !(1..=99).contains(&weight) {
+                    r.report_hint(
+                        &format!("{field}.weight"),
+                        format!("weight {weight} is outside 1-99"),
+                        "100% is the promotion that follows the last step",
+                    );
+                }
+                if step.analyze.is_none() {
+                    r.report(
+                        &format!("{field}.analyze"),
+                        "a step needs its `analyze` duration, such as 60s",
+                    );
+                }
+                let analyze = r.duration(
+                    &format!("{field}.analyze"),
+                    step.analyze.as_ref(),
+                    Duration::from_secs(1),
+                );
+                CanaryStep {
+                    weight,
+                    analyze_seconds: analyze.as_secs().max(1),
+                }
+            })
+            .collect(),
+    };
+    for (i, pair) in steps.windows(2).enumerate() {
+        if pair[1].weight <= pair[0].weight && pair[0].weight > 0 {
+            r.report(
+                &format!("rollout.steps[{}].weight", i + 1),
+                format!(
+                    "weight {} does not grow from the step before ({})",
+                    pair[1].weight, pair[0].weight
+                ),
+            );
+        }
+    }
+    let src = analysis.unwrap_or_default();
+    let interval = r.duration(
+        "rollout.analysis.interval",
+        src.interval.as_ref(),
+        defaults::ANALYSIS_INTERVAL,
+    );
+    let interval_seconds = interval.as_secs().max(1);
+    for (i, step) in steps.iter().enumerate() {
+        if step.analyze_seconds < interval_seconds {
+            r.report_hint(
+                &format!("rollout.steps[{i}].analyze"),
+                format!(
+                    "{} s is shorter than the analysis interval ({interval_seconds} s): the step would never be measured",
+                    step.analyze_seconds
+                ),
+                "make `analyze` at least `rollout.analysis.interval`",
+            );
+        }
+    }
+    let scrape = components
+        .prometheus
+        .as_ref()
+        .and_then(|p| humantime::parse_duration(&p.scrape_interval).ok())
+        .map_or(15, |d| d.as_secs().max(1));
+    let mut limit = |field: &str, value: Option<u32>, default: u32| {
+        let value = value.unwrap_or(default);
+        if value == 0 {
+            r.report(field, format!("`{}` must be at least 1", &field[17..]));
+        }
+        value
+    };
+    let failure_limit = limit("rollout.analysis.failureLimit", src.failure_limit, 1);
+    let inconclusive_limit = limit(
+        "rollout.analysis.inconclusiveLimit",
+        src.inconclusive_limit,
+        2,
+    );
+    let metrics = match src.metrics {
+        None => default_metrics(),
+        Some(metrics) if metrics.is_empty() => {
+            r.report_hint(
+                "rollout.analysis.metrics",
+                "a canary needs at least one metric to be judged by",
+                "remove `metrics` to use the defaults (success rate and p95 latency)",
+            );
+            Vec::new()
+        }
+        Some(metrics) => {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut resolved = Vec::new();
+            for (i, m) in metrics.into_iter().enumerate() {
+                let field = format!("rollout.analysis.metrics[{i}]");
+                let name = m.name.unwrap_or_default();
+                if name.trim().is_empty() {
+                    r.report(&format!("{field}.name"), "a metric needs a `name`");
+                } else if !seen.insert(name.clone()) {
+                    r.report(
+                        &format!("{field}.name"),
+                        format!("metric `{name}` is given twice"),
+                    );
+                }
+                let query = m.query.unwrap_or_default();
+                if query.trim().is_empty() {
+                    r.report(&format!("{field}.query"), "a metric needs a PromQL `query`");
+                } else if !query.contains("$track") {
+                    r.report_hint(
+                        &format!("{field}.query"),
+                        "the query does not tell the canary from the stable pods",
+                        "select the track in it, such as `{job=\"address-service\",track=\"$track\"}`",
+                    );
+                }
+                let bound = match (m.min, m.max) {
+                    (Some(v), None) => Bound::Min(v),
+                    (None, Some(v)) => Bound::Max(v),
+                    (min, _) => {
+                        r.report_hint(
+                            &field,
+                            if min.is_some() {
+                                "a metric has `min` and `max`".to_owned()
+                            } else {
+                                "a metric needs a threshold".to_owned()
+                            },
+                            "give exactly one of `min` (lowest passing value) or `max` (highest)",
+                        );
+                        Bound::Min(0.0)
+                    }
+                };
+                if let Bound::Min(v) | Bound::Max(v) = bound
+                    && !v.is_finite()
+                {
+                    r.report(&field, "the threshold is not a finite number");
+                }
+                resolved.push(Metric { name, query, bound });
+            }
+            resolved
+        }
+    };
+    Some(Canary {
+        steps,
+        analysis: Analysis {
+            interval_seconds,
+            window_seconds: interval_seconds.max(4 * scrape),
+            failure_limit,
+            inconclusive_limit,
+            baseline: src.baseline.unwrap_or(true),
+            metrics,
+        },
+    })
+}
+
+/// The canary's default metrics, from the numbers the alert rules fire on, over the API's
+/// requests. A request fails when it gets a 5xx, 401, 403 or 429: a release that turns on authentication or tightens
+/// a limit by mistake fails requests the stable version serves.
+pub fn default_metrics() -> Vec<Metric> {
+    // The API's routes only: scrapes and probes answer 200 whatever the release does. No
+    // successful request at all is a rate of 0 (`or vector(0)`), not "no data"; no request
+    // at all stays "no data".
+    let selector = r#"job="address-service",track="$track",route=~"/v1/.*""#;
+    vec![
+        Metric {
+            name: "success-rate".to_owned(),
+            query: format!(
+                r#"(sum(rate(http_requests_total{{{selector},status!~"5..|401|403|429"}}[$window])) or vector(0)) / sum(rate(http_requests_total{{{selector}}}[$window]))"#
+            ),
+            bound: Bound::Min(1.0 - slo::ERROR_RATIO),
+        },
+        Metric {
+            name: "p95-latency-seconds".to_owned(),
+            query: format!(
+                "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{{selector}}}[$window])))"
+            ),
+            bound: Bound::Max(slo::P95_SECONDS),
+        },
+    ]
 }
 
 /// Expands a leading `~/` to the home directory.

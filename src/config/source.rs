@@ -551,6 +551,130 @@ pub struct RolloutSource {
     /// ```
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pre_stop_seconds: Option<u32>,
+    /// How a new version replaces the old one: `rolling` (the Deployment's rolling update,
+    /// the default) or `canary` (a second Deployment of the new version takes a growing
+    /// share of the traffic, step by step, while Prometheus judges it; needs
+    /// `monitoring.mode: bundled`).
+    /// ```yaml
+    /// rollout:
+    ///   strategy: canary
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<RolloutStrategy>,
+    /// Canary steps, in order: the share of pods running the new version (percent, 1-99,
+    /// increasing) and how long it is analysed at that share. Default: 25% then 50%, 60 s
+    /// each.
+    /// ```yaml
+    /// rollout:
+    ///   steps:
+    ///     - { weight: 25, analyze: 60s }
+    ///     - { weight: 50, analyze: 60s }
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<CanaryStepSource>>,
+    /// How each canary step is judged from the service's own metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSource>,
+}
+
+/// `rolling` or `canary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RolloutStrategy {
+    Rolling,
+    Canary,
+}
+
+/// One canary step.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CanaryStepSource {
+    /// Percent of the pods (and so of the requests) that run the new version, 1-99.
+    /// ```yaml
+    /// weight: 25
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// How long the step is analysed before the next one starts.
+    /// ```yaml
+    /// analyze: 60s
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analyze: Option<String>,
+}
+
+/// The canary analysis: which metrics, how often, and how many bad measurements stop it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AnalysisSource {
+    /// Time between two measurements; each one reads every metric over the last
+    /// interval (at least four scrape intervals). Default 10s.
+    /// ```yaml
+    /// interval: 10s
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Failed measurements that stop the canary (default 1: the first one does).
+    /// ```yaml
+    /// failureLimit: 1
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_limit: Option<u32>,
+    /// Inconclusive measurements (no data, Prometheus unreachable) that stop the canary
+    /// (default 2); it then fails closed: nothing is promoted.
+    /// ```yaml
+    /// inconclusiveLimit: 2
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inconclusive_limit: Option<u32>,
+    /// Judge the canary against the stable pods over the same window (default true): a
+    /// metric beyond its threshold fails only when the stable pods do better.
+    /// ```yaml
+    /// baseline: true
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<bool>,
+    /// The metrics judged; default: the success rate and the p95 latency of the rendered
+    /// alert rules. In a query, `$track` stands for `canary` or `stable` and `$window` for
+    /// the measurement's range.
+    /// ```yaml
+    /// metrics:
+    ///   - name: success-rate
+    ///     query: sum(rate(http_requests_total{job="address-service",track="$track",status!~"5.."}[$window])) / sum(rate(http_requests_total{job="address-service",track="$track"}[$window]))
+    ///     min: 0.99
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<MetricSource>>,
+}
+
+/// One metric of the canary analysis: a PromQL query giving one number, and its bound.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetricSource {
+    /// Shown in events and errors.
+    /// ```yaml
+    /// name: success-rate
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// PromQL with `$track` (and usually `$window`), giving one value.
+    /// ```yaml
+    /// query: histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{track="$track"}[$window])))
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The lowest passing value (give `min` or `max`).
+    /// ```yaml
+    /// min: 0.99
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The highest passing value (give `min` or `max`).
+    /// ```yaml
+    /// max: 0.25
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]

@@ -435,3 +435,90 @@ fn cluster_list_problems_are_located() {
     let found = problems(&empty, "e");
     assert_eq!(found[0].field.as_deref(), Some("clusters"));
 }
+
+const BUNDLED: &str =
+    "components:\n  prometheus: { enabled: true }\nmonitoring: { mode: bundled }\n";
+
+#[test]
+fn a_canary_gets_default_steps_and_metrics_from_the_alert_thresholds() {
+    let dir = dir_with(&[(
+        "e.yaml",
+        &format!("{BUNDLED}rollout:\n  strategy: canary\n"),
+    )]);
+    let env = load(dir.path(), "e").unwrap();
+    let canary = env.rollout.canary.expect("canary");
+    let steps: Vec<(u32, u64)> = canary
+        .steps
+        .iter()
+        .map(|s| (s.weight, s.analyze_seconds))
+        .collect();
+    assert_eq!(steps, [(25, 60), (50, 60)]);
+    let a = &canary.analysis;
+    assert_eq!(
+        (a.interval_seconds, a.failure_limit, a.inconclusive_limit),
+        (10, 1, 2)
+    );
+    assert!(a.baseline);
+    let names: Vec<&str> = a.metrics.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["success-rate", "p95-latency-seconds"]);
+    assert_eq!(
+        a.metrics[0].bound,
+        model::Bound::Min(1.0 - model::slo::ERROR_RATIO)
+    );
+    assert_eq!(
+        a.metrics[1].bound,
+        model::Bound::Max(model::slo::P95_SECONDS)
+    );
+    // The window covers at least four scrapes (the default scrape interval is 15 s).
+    assert_eq!(a.window_seconds, 60);
+    let rolling = dir_with(&[("e.yaml", "rollout: { strategy: rolling }\n")]);
+    assert!(load(rolling.path(), "e").unwrap().rollout.canary.is_none());
+}
+
+#[test]
+fn every_bad_canary_value_is_reported_at_its_field() {
+    let dir = dir_with(&[(
+        "e.yaml",
+        "rollout:\n  strategy: canary\n  steps:\n    - { weight: 50, analyze: 5s }\n    - { weight: 40, analyze: 60s }\n    - { weight: 100, analyze: soon }\n  analysis:\n    interval: 10s\n    failureLimit: 0\n    metrics:\n      - { name: a, query: 'up', min: 1 }\n      - { name: a, query: 'x{track=\"$track\"}', min: 1, max: 2 }\n      - { query: 'x{track=\"$track\"}' }\n",
+    )]);
+    let found = problems(&dir, "e");
+    let fields: Vec<&str> = found.iter().filter_map(|p| p.field.as_deref()).collect();
+    for expected in [
+        "rollout.strategy",
+        "rollout.steps[0].analyze",
+        "rollout.steps[1].weight",
+        "rollout.steps[2].weight",
+        "rollout.steps[2].analyze",
+        "rollout.analysis.failureLimit",
+        "rollout.analysis.metrics[0].query",
+        "rollout.analysis.metrics[1].name",
+        "rollout.analysis.metrics[1]",
+        "rollout.analysis.metrics[2].name",
+        "rollout.analysis.metrics[2]",
+    ] {
+        assert!(fields.contains(&expected), "{expected} not in {fields:?}");
+    }
+    // Each with its line in e.yaml.
+    let weight = found
+        .iter()
+        .find(|p| p.field.as_deref() == Some("rollout.steps[1].weight"))
+        .unwrap();
+    assert_eq!(weight.at.map(|a| a.line), Some(5), "{weight:?}");
+    assert!(weight.message.contains("does not grow"), "{weight:?}");
+}
+
+#[test]
+fn canary_settings_without_the_canary_strategy_are_refused() {
+    let dir = dir_with(&[(
+        "e.yaml",
+        "rollout:\n  steps:\n    - { weight: 50, analyze: 60s }\n",
+    )]);
+    let found = problems(&dir, "e");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].field.as_deref(), Some("rollout.steps"));
+    assert!(
+        found[0].message.contains("strategy: canary"),
+        "{:?}",
+        found[0]
+    );
+}

@@ -37,7 +37,15 @@ pub async fn destroy(
 ) -> Result<DestroyReport, DeployError> {
     let namespace = &env.cluster.namespace;
     let revisions = revision::list(client, namespace, &env.name).await?;
-    let owned = owned(&revisions);
+    let mut owned = owned(&revisions);
+    if env.rollout.canary.is_some() {
+        // A canary a killed deploy left is in no revision's inventory.
+        for canary in super::canary::canary_refs(env) {
+            if !owned.contains(&canary) {
+                owned.push(canary);
+            }
+        }
+    }
     confirm(
         observer,
         env,

@@ -49,6 +49,17 @@ pub enum EventKind {
     Smoke(SmokeReport),
     /// Something a person should know that is not a stage (a kept namespace, a signal).
     Note(String),
+    /// A canary step starts: `canary_replicas` pods of the new version next to
+    /// `stable_replicas` (step numbers from 1).
+    CanaryStep {
+        step: usize,
+        of: usize,
+        weight: u32,
+        canary_replicas: u32,
+        stable_replicas: u32,
+    },
+    /// One measurement of the canary analysis: each metric's values, bound and verdict.
+    CanaryMeasurement(super::canary::Measurement),
     /// The deploy failed and the last successful revision is being re-applied.
     RollingBack {
         to: u32,

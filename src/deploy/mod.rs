@@ -5,6 +5,7 @@
 //! never prints and never reads a terminal. [`pipeline`] runs a deploy, [`rollback`] and
 //! [`destroy`] the other two verbs that write, [`signals`] a clean stop on SIGINT/SIGTERM.
 
+pub mod canary;
 mod destroy;
 mod events;
 pub mod fleet;

@@ -358,6 +358,20 @@ async fn deploy_locked(
         .find(|r| r.status == RevisionStatus::Succeeded)
         .cloned();
 
+    if let Some(canary) = &env.rollout.canary {
+        let judged = super::canary::run(
+            client,
+            env,
+            canary,
+            &started.current.objects,
+            last_good.as_ref(),
+            stages,
+        )
+        .await;
+        if let Err(failure) = judged {
+            return canary_failed(client, env, stages, started, failure).await;
+        }
+    }
     let outcome = roll_out(
         client,
         env,
@@ -368,11 +382,21 @@ async fn deploy_locked(
         false,
     )
     .await;
+    if env.rollout.canary.is_some() {
+        // Promoted (or failed to): the canary's pods go either way.
+        remove_canary(client, env, stages).await;
+    }
     let outcome = match outcome {
         Ok(()) => smoke(env, stages).await,
         failed => failed,
     };
     let Err(failure) = outcome else {
+        let mut started = started;
+        if let Some(evidence) = stages.report.canary.as_ref().map(|c| c.evidence())
+            && !evidence.is_empty()
+        {
+            started.current.message = Some(format!("canary promoted: {evidence}"));
+        }
         record_success(client, env, started).await?;
         stages.report.outcome = Outcome::Succeeded;
         return Ok(());
@@ -401,6 +425,50 @@ async fn deploy_locked(
         last_good,
     )
     .await
+}
+
+/// Removes the canary after its promotion; a failure to is told, not fatal (its pods run
+/// the version just promoted).
+async fn remove_canary(client: &Client, env: &Environment, stages: &Stages<'_>) {
+    match super::canary::remove(client, env).await {
+        Ok(removed) if removed.is_empty() => {}
+        Ok(removed) => stages.emit(EventKind::Note(format!(
+            "canary removed: {}",
+            removed.join(", ")
+        ))),
+        Err(e) => stages.emit(EventKind::Note(format!(
+            "the canary could not be removed ({e}); the next deploy removes it"
+        ))),
+    }
+}
+
+/// A canary that did not pass: it is removed already and stable never changed, so there
+/// is nothing to roll back; the revision is marked failed with the evidence.
+async fn canary_failed(
+    client: &Client,
+    env: &Environment,
+    stages: &mut Stages<'_>,
+    started: Started,
+    failure: StageFailure,
+) -> Result<(), DeployError> {
+    let namespace = &env.cluster.namespace;
+    let mut current = started.current;
+    if failure.code == FailureCode::LockLost {
+        return Err(
+            stop_lock_lost(client, namespace, &mut current, stages, &failure.message).await,
+        );
+    }
+    current.status = RevisionStatus::Failed;
+    current.message = Some(failure.message.clone());
+    current.finished_at = Some(super::now());
+    revision::update(client, namespace, &current).await?;
+    stages.failed(failure);
+    stages.report.outcome = Outcome::Failed;
+    stages.report.rollback_note =
+        Some("nothing to roll back: the stable pods never changed".to_owned());
+    Err(DeployError::Failed {
+        report: Box::new(stages.report.clone()),
+    })
 }
 
 /// After a failed deploy: re-applies the last successful revision (unless told not to, or

@@ -146,6 +146,9 @@ pub enum FailureCode {
     /// The deploy lock was lost (taken over, deleted or expired): stopped before writing
     /// anything more, not rolled back.
     LockLost,
+    /// The canary analysis failed or stayed inconclusive: the canary was removed, the
+    /// stable pods never changed.
+    CanaryFailed,
 }
 
 impl FailureCode {
@@ -158,6 +161,7 @@ impl FailureCode {
             Self::SmokeFailed => "smoke_failed",
             Self::Interrupted => "interrupted",
             Self::LockLost => "lock_lost",
+            Self::CanaryFailed => "canary_failed",
         }
     }
 }
@@ -215,6 +219,9 @@ pub struct DeployReport {
     pub error: Option<ErrorReport>,
     pub rollback_error: Option<ErrorReport>,
     pub rollback_note: Option<String>,
+    /// `rollout.strategy: canary`: each step with its measurements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<super::canary::CanaryReport>,
 }
 
 impl DeployReport {
@@ -232,6 +239,7 @@ impl DeployReport {
             error: None,
             rollback_error: None,
             rollback_note: None,
+            canary: None,
         }
     }
 

@@ -136,6 +136,10 @@ async fn stop(
                 &format!("interrupted by {name} {after}"),
             )
             .await?;
+            if env.rollout.canary.is_some() {
+                // Nothing half-promoted: a canary in a step goes with the deploy.
+                super::canary::delete(client, env).await?;
+            }
         }
         // Also when the lock was being taken as the signal came: the lease is ours by name.
         drop(held);

@@ -117,6 +117,8 @@ pub struct DeploySummary {
     pub smoke: Vec<SmokeRow>,
     /// The error chain when the deploy failed.
     pub failure: Option<String>,
+    /// `rollout.strategy: canary`: each step and each measurement, one line each.
+    pub canary: Vec<String>,
 }
 
 impl DeploySummary {
@@ -134,6 +136,7 @@ impl DeploySummary {
             rollout: Vec::new(),
             smoke: Vec::new(),
             failure: None,
+            canary: Vec::new(),
         }
     }
 
@@ -185,6 +188,26 @@ impl DeploySummary {
                 });
             }
             EventKind::Finished(report) => self.finish(report),
+            EventKind::CanaryStep {
+                step,
+                of,
+                weight,
+                canary_replicas,
+                stable_replicas,
+            } => self.canary.push(format!(
+                "step {step}/{of}: {weight}% ({canary_replicas} canary pod(s) next to {stable_replicas} stable)"
+            )),
+            EventKind::CanaryMeasurement(m) => {
+                let mark = match m.verdict {
+                    crate::deploy::canary::Verdict::Passed => "✅",
+                    crate::deploy::canary::Verdict::Failed => "❌",
+                    crate::deploy::canary::Verdict::Inconclusive => "❔",
+                };
+                self.canary.push(format!(
+                    "{mark} {}",
+                    crate::deploy::canary::measurement_line(m)
+                ));
+            }
             _ => {}
         }
     }
@@ -268,6 +291,13 @@ impl DeploySummary {
                     if stage.ok { "✅" } else { "❌" },
                     seconds(stage.duration)
                 ));
+            }
+            md.push('\n');
+        }
+        if !self.canary.is_empty() {
+            md.push_str("### Canary\n\n");
+            for line in &self.canary {
+                md.push_str(&format!("- {}\n", line.replace('|', "\\|")));
             }
             md.push('\n');
         }
@@ -475,6 +505,50 @@ fn seconds(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_canary_steps_and_measurements_are_listed() {
+        use crate::config::model::Bound;
+        use crate::deploy::canary::{Measurement, MetricValue, Verdict};
+        let mut summary = DeploySummary::new("staging", Outcome::Running);
+        let event = |kind| DeployEvent {
+            environment: "staging".into(),
+            cluster: None,
+            kind,
+        };
+        summary.record(&event(EventKind::CanaryStep {
+            step: 1,
+            of: 2,
+            weight: 25,
+            canary_replicas: 1,
+            stable_replicas: 3,
+        }));
+        summary.record(&event(EventKind::CanaryMeasurement(Measurement {
+            step: 1,
+            elapsed_seconds: 10,
+            verdict: Verdict::Failed,
+            metrics: vec![MetricValue {
+                name: "success-rate".into(),
+                canary: Some(0.0),
+                stable: Some(1.0),
+                bound: Bound::Min(0.95),
+                verdict: Verdict::Failed,
+                reason: None,
+            }],
+            reason: None,
+        })));
+        let md = summary.to_markdown();
+        assert!(
+            md.contains("### Canary\n\n- step 1/2: 25% (1 canary pod(s) next to 3 stable)\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "- ❌ step 1 +10s: failed: success-rate 0.0000 (stable 1.0000) min 0.95 failed\n"
+            ),
+            "{md}"
+        );
+    }
 
     fn example() -> DeploySummary {
         DeploySummary {

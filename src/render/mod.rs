@@ -226,7 +226,12 @@ fn plan(env: &Environment) -> Vec<(&'static str, Output)> {
                     ("k8s/prometheus-role.yaml.tera", K(11)),
                     ("k8s/prometheus-rolebinding.yaml.tera", K(12)),
                 ]),
-                Discovery::Dns => plan.push(("k8s/prometheus-pods-service.yaml.tera", K(31))),
+                Discovery::Dns => {
+                    plan.push(("k8s/prometheus-pods-service.yaml.tera", K(31)));
+                    if env.rollout.canary.is_some() {
+                        plan.push(("k8s/prometheus-canary-pods-service.yaml.tera", K(31)));
+                    }
+                }
             }
             if c.grafana.is_some() {
                 plan.extend([
@@ -253,6 +258,9 @@ fn plan(env: &Environment) -> Vec<(&'static str, Output)> {
     plan
 }
 
+/// The pod label that tells a canary's pods (`canary`) from the stable ones (`stable`).
+pub const TRACK_LABEL: &str = "wactl.dev/track";
+
 fn context(env: &Environment, image: &str, header: &str) -> tera::Context {
     let labels = json!({
         "app.kubernetes.io/name": env.app.name,
@@ -269,7 +277,22 @@ fn context(env: &Environment, image: &str, header: &str) -> tera::Context {
             json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/instance": env.name }),
         )
     };
+    // A canary rollout tells its two tracks apart by one pod label: the stable pods carry
+    // `wactl.dev/track: stable` (the Deployment's selector stays as it is, it is immutable),
+    // the canary's `canary`, so Prometheus can judge each over the same window.
+    let with_track = |base: &Value, track: &str| {
+        let mut out = base.clone();
+        if env.rollout.canary.is_some()
+            && let Value::Object(map) = &mut out
+        {
+            map.insert(TRACK_LABEL.to_owned(), json!(track));
+        }
+        out
+    };
     let mut ctx = tera::Context::new();
+    ctx.insert("pod_labels", &with_track(&labels, "stable"));
+    ctx.insert("stable_selector", &with_track(&selector, "stable"));
+    ctx.insert("canary_selector", &with_track(&selector, "canary"));
     ctx.insert("env", env);
     ctx.insert("image", image);
     ctx.insert("header", header);
@@ -324,8 +347,8 @@ fn alert_thresholds(env: &Environment) -> Value {
         .and_then(|m| Quantity::parse(m).ok())
         .map_or(256.0 * 1024.0 * 1024.0, |q| q.value);
     json!({
-        "error_ratio": 0.05,
-        "p95_seconds": 0.25,
+        "error_ratio": crate::config::model::slo::ERROR_RATIO,
+        "p95_seconds": crate::config::model::slo::P95_SECONDS,
         "slow_bucket": 0.25,
         "memory_bytes": (limit * 0.9).round() as u64,
     })

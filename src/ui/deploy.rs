@@ -271,6 +271,27 @@ impl DeployObserver for DeployUi {
                 &format!("rolling back to revision {to}"),
             )),
             EventKind::Finished(report) => self.report(report),
+            EventKind::CanaryStep {
+                step,
+                of,
+                weight,
+                canary_replicas,
+                stable_replicas,
+            } => self.note(&format!(
+                "canary step {step}/{of}: {weight}% ({canary_replicas} canary pod(s) next to {stable_replicas} stable)"
+            )),
+            EventKind::CanaryMeasurement(m) => {
+                let code = match m.verdict {
+                    crate::deploy::canary::Verdict::Passed => "32",
+                    crate::deploy::canary::Verdict::Failed => "31",
+                    crate::deploy::canary::Verdict::Inconclusive => "33",
+                };
+                self.note(&paint(
+                    self.color_err,
+                    code,
+                    &crate::deploy::canary::measurement_line(m),
+                ));
+            }
             _ => {}
         }
     }

@@ -315,12 +315,12 @@ fn measure(
 }
 
 /// One validate request on a fresh connection; Ok only for a 2xx answer.
-fn validate(addr: SocketAddr) -> anyhow::Result<()> {
+pub(crate) fn validate(addr: SocketAddr) -> anyhow::Result<()> {
     let mut stream = TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT).context("connect")?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
     let request = format!(
-        "POST /v1/addresses/validate HTTP/1.1\r\nHost: {NODE_PORT}\r\n\
+        "POST /v1/addresses/validate HTTP/1.1\r\nHost: {addr}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
         BODY.len()
     );
@@ -353,13 +353,13 @@ fn wait_answers() -> anyhow::Result<()> {
 }
 
 /// The pinned kubectl, on the infra cluster.
-struct Kubectl {
-    program: PathBuf,
-    kubeconfig: String,
+pub(crate) struct Kubectl {
+    pub(crate) program: PathBuf,
+    pub(crate) kubeconfig: String,
 }
 
 impl Kubectl {
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.arg("--kubeconfig").arg(&self.kubeconfig);
         cmd
@@ -408,7 +408,7 @@ fn labelled_image(base: &str, run: usize) -> anyhow::Result<String> {
     Ok(tag)
 }
 
-fn checked(mut cmd: Command, what: &str) -> anyhow::Result<Output> {
+pub(crate) fn checked(mut cmd: Command, what: &str) -> anyhow::Result<Output> {
     let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
     if !out.status.success() {
         bail!(
@@ -421,7 +421,7 @@ fn checked(mut cmd: Command, what: &str) -> anyhow::Result<Output> {
     Ok(out)
 }
 
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())

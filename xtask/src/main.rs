@@ -3,6 +3,7 @@
 mod actionlint;
 mod bench;
 mod bench_build;
+mod bench_canary;
 mod bench_deploy;
 mod bench_deploy_fleet;
 mod bench_render;
@@ -68,6 +69,8 @@ enum Bench {
     Service(bench_service::Args),
     /// Requests through the real node's NodePort during `wactl deploy` and `kubectl rollout restart`.
     Rolling(bench_rolling::Args),
+    /// Failed requests during a bad release: wactl canary, wactl rolling and `kubectl rollout`.
+    Canary(bench_canary::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -87,5 +90,6 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(Bench::Render(args)) => bench_render::run(&args),
         Task::Bench(Bench::Service(args)) => bench_service::run(&args),
         Task::Bench(Bench::Rolling(args)) => bench_rolling::run(&args),
+        Task::Bench(Bench::Canary(args)) => bench_canary::run(&args),
     }
 }
