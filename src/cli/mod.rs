@@ -2,6 +2,7 @@
 //! sees clap; each verb lives in its own file.
 
 mod build;
+mod completions;
 mod deploy;
 mod destroy;
 mod diff;
@@ -106,6 +107,8 @@ pub enum Command {
     Destroy(destroy::Args),
     /// Run the smoke suite against a running environment.
     Smoke(smoke::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
 }
 
 /// Runs one parsed command line.
@@ -133,6 +136,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollback(args) => rollback::run(&cli.global, &ui, &args),
         Command::Destroy(args) => destroy::run(&cli.global, &ui, &args),
         Command::Smoke(args) => smoke::run(&cli.global, &ui, &args),
+        Command::Completions(args) => completions::run(&args),
     }
 }
 
