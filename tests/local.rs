@@ -423,3 +423,174 @@ fn cli_up_ps_down_with_an_existing_image() {
         String::from_utf8_lossy(&down.stderr)
     );
 }
+
+/// Records what the watch loop reports.
+#[derive(Default)]
+struct WatchLog(std::sync::Mutex<Vec<local::watch::WatchEvent>>);
+
+impl local::UpProgress for WatchLog {
+    fn service(&self, _service: &str, _phase: &local::Phase) {}
+}
+
+impl local::watch::WatchObserver for WatchLog {
+    fn watch(&self, event: &local::watch::WatchEvent) {
+        self.0.lock().expect("not poisoned").push(event.clone());
+    }
+}
+
+impl WatchLog {
+    /// (cycles seen, cycles finished): a cycle starts with `ChangeSeen`.
+    fn cycles(&self) -> (usize, Vec<local::watch::WatchEvent>) {
+        use local::watch::WatchEvent::*;
+        let events = self.0.lock().expect("not poisoned");
+        let seen = events
+            .iter()
+            .filter(|e| matches!(e, ChangeSeen { .. }))
+            .count();
+        let finished = events
+            .iter()
+            .filter(|e| matches!(e, CycleSucceeded { .. } | CycleFailed { .. }))
+            .cloned()
+            .collect();
+        (seen, finished)
+    }
+
+    async fn until_finished(&self, count: usize) -> Vec<local::watch::WatchEvent> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        loop {
+            let (_, finished) = self.cycles();
+            if finished.len() >= count {
+                return finished;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cycle {count} did not finish within 600s: {:?}",
+                self.0.lock().expect("not poisoned")
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn address_service_container(project: &str) -> String {
+    docker_cli(&[
+        "inspect",
+        "-f",
+        "{{.Id}} {{.State.Health.Status}}",
+        &format!("{project}-address-service-1"),
+    ])
+}
+
+/// `up --watch` on a tiny context (a Dockerfile FROM the test image that copies `app/`): one
+/// change is one cycle that replaces only address-service; a burst of writes is one cycle;
+/// a `.dockerignore`d file is none; a broken build leaves the old container serving.
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn watch_rebuilds_once_per_burst_and_keeps_the_old_container_on_a_failed_build() {
+    use local::watch::{CycleStep, WatchEvent, WatchOptions};
+    let stack = Stack::new("watch");
+    let report = stack.up().await.expect("the stack comes up");
+    assert!(report.smoke_url.is_some());
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(context.path().join(".dockerignore"), "notes.txt\n").unwrap();
+    std::fs::create_dir(context.path().join("app")).unwrap();
+    std::fs::write(context.path().join("app/version"), "0").unwrap();
+    let options = WatchOptions {
+        context: context.path().to_owned(),
+        state_dir: stack.options().state_dir,
+        debounce: Duration::from_millis(500),
+        smoke: true,
+        dockerfile: Some(format!(
+            "FROM {}\nCOPY app /app\nRUN test ! -e /app/broken\n",
+            service_image()
+        )),
+        templates: None,
+        max_cycles: None,
+    };
+    let observer = WatchLog::default();
+    let env = stack.env.clone();
+    let reload = move || Ok(env.clone());
+    let docker = docker().await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async {
+        let _ = stop_rx.await;
+    };
+    let project = stack.env.local.project.clone();
+    let drive = async {
+        // Wait for the watcher before the first write.
+        while !observer
+            .0
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .any(|e| matches!(e, WatchEvent::Watching { .. }))
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let before = address_service_container(&project);
+
+        // One change: one cycle, replacing address-service only.
+        std::fs::write(context.path().join("app/version"), "1").unwrap();
+        let finished = observer.until_finished(1).await;
+        match &finished[0] {
+            WatchEvent::CycleSucceeded {
+                replaced, timings, ..
+            } => {
+                assert_eq!(replaced, &vec!["address-service".to_owned()]);
+                assert!(timings.built_ms <= timings.healthy_ms);
+                assert!(timings.smoke_passed_ms.is_some());
+            }
+            other => panic!("cycle 1: {other:?}"),
+        }
+        let after_one = address_service_container(&project);
+        assert_ne!(before, after_one);
+        assert!(after_one.ends_with(" healthy"), "{after_one}");
+
+        // A burst of ten writes: one cycle.
+        for i in 0..10 {
+            std::fs::write(context.path().join(format!("app/file-{i}")), "x").unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let finished = observer.until_finished(2).await;
+        assert!(
+            matches!(finished[1], WatchEvent::CycleSucceeded { .. }),
+            "{:?}",
+            finished[1]
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(observer.cycles().0, 2, "a burst gave more than one cycle");
+
+        // An ignored file: no cycle.
+        std::fs::write(context.path().join("notes.txt"), "x").unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            observer.cycles().0,
+            2,
+            "a .dockerignored file started a cycle"
+        );
+
+        // A broken build: the cycle fails at the build, the old container keeps serving.
+        let serving = address_service_container(&project);
+        std::fs::write(context.path().join("app/broken"), "x").unwrap();
+        let finished = observer.until_finished(3).await;
+        match &finished[2] {
+            WatchEvent::CycleFailed { step, reason, .. } => {
+                assert_eq!(*step, CycleStep::Build, "{reason}");
+            }
+            other => panic!("cycle 3: {other:?}"),
+        }
+        assert_eq!(address_service_container(&project), serving);
+        let smoke = stack.smoke().await;
+        assert!(smoke.passed, "{:?}", smoke.failed().collect::<Vec<_>>());
+        let _ = stop_tx.send(());
+    };
+    let (summary, ()) = tokio::join!(
+        local::watch::watch(&docker, &options, &reload, &observer, stop),
+        drive
+    );
+    let summary = summary.expect("the loop ends cleanly");
+    assert_eq!(
+        (summary.cycles, summary.succeeded, summary.failed),
+        (3, 2, 1)
+    );
+}

@@ -3,6 +3,7 @@
 
 mod build;
 mod clusters;
+mod completions;
 mod deploy;
 mod destroy;
 mod diff;
@@ -122,6 +123,8 @@ Examples:
     Destroy(destroy::Args),
     /// Run the smoke suite against a running environment.
     Smoke(smoke::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
 }
 
 /// Runs one parsed command line.
@@ -150,6 +153,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollback(args) => rollback::run(&cli.global, &ui, &args),
         Command::Destroy(args) => destroy::run(&cli.global, &ui, &args),
         Command::Smoke(args) => smoke::run(&cli.global, &ui, &args),
+        Command::Completions(args) => completions::run(&args),
     }
 }
 

@@ -1,6 +1,8 @@
-//! `wactl up [ENV]`: build the service image, start the local stack, smoke it.
+//! `wactl up [ENV] [--watch]`: build the service image, start the local stack, smoke it;
+//! with `--watch`, again on every change of the build context.
 
 use super::GlobalArgs;
+use crate::local::watch::WatchOptions;
 use crate::local::{self, Phase, UpOptions, UpProgress};
 use crate::smoke::{self, SmokeError, SmokeOptions};
 use crate::ui::Ui;
@@ -24,6 +26,13 @@ pub struct Args {
     /// Skip the smoke suite once the stack is healthy.
     #[arg(long)]
     pub no_smoke: bool,
+    /// Then keep watching the build context (minus `.dockerignore`d paths): rebuild, replace
+    /// the services that changed, wait for health, smoke again; Ctrl-C stops.
+    #[arg(long, conflicts_with = "no_build")]
+    pub watch: bool,
+    /// Quiet time that ends a burst of changes (with --watch).
+    #[arg(long, default_value = "300ms", value_parser = humantime::parse_duration, requires = "watch")]
+    pub debounce: std::time::Duration,
 }
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
@@ -80,6 +89,30 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
             report.services.len(),
             report.elapsed_ms as f64 / 1000.0
         ));
+        if args.watch {
+            let options = WatchOptions {
+                context: args.root.clone(),
+                state_dir: local::state_dir(&args.root, &env),
+                debounce: args.debounce,
+                smoke: !args.no_smoke,
+                dockerfile: None,
+                templates: None,
+                max_cycles: None,
+            };
+            let reload = || {
+                crate::config::load(&global.env_dir, &args.environment)
+                    .map_err(|e| format!("{e:#}"))
+            };
+            let stop = async {
+                // Without a signal handler Ctrl-C would kill the process mid-cycle.
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            let summary = local::watch::watch(&docker, &options, &reload, ui, stop).await?;
+            ui.success(&format!(
+                "stopped watching after {} cycles ({} succeeded, {} failed); the stack keeps running (`wactl down` stops it)",
+                summary.cycles, summary.succeeded, summary.failed
+            ));
+        }
         Ok(())
     })?
 }

