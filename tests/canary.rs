@@ -353,12 +353,29 @@ fn the_two_tracks_are_rendered_consistently_for_both_discoveries() {
     );
 }
 
+/// Builds and pushes the service image the releases deploy (`IMAGE`, the definition's tag),
+/// once per test process: the registry of a fresh machine (or after `infra reset`) holds no
+/// image, and no test may rely on another having pushed one.
+fn push_image_once(t: &TestEnv) {
+    static PUSHED: std::sync::Once = std::sync::Once::new();
+    PUSHED.call_once(|| {
+        let out = t.wactl(&["build", ENVIRONMENT, "--push"]);
+        assert!(
+            out.status.success(),
+            "wactl build {ENVIRONMENT} --push:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
 /// dev-monitor in a namespace of its own (`wactl-<prefix>-<pid>`) with a NodePort and
 /// `strategy: canary`, with what its first deploy needs.
 async fn canary_env(prefix: &str, port: u16) -> (TestEnv, Client, String) {
     // The definition goes through `write`, which each release rewrites.
     let t = TestEnv::extending(prefix, "dev-monitor", "");
     t.write(&definition_on(port, ""));
+    push_image_once(&t);
     let env = t.load();
     let client = support::client(&env).await;
     let namespace = t.namespace.clone();
