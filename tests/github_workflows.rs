@@ -133,18 +133,14 @@ fn previews_go_up_on_push_down_on_close_and_are_collected_on_a_schedule() {
         (
             "up",
             "github.event.action != 'closed'",
-            "wactl preview up \"$PR_NUMBER\" --from staging",
+            "wactl preview up \"$PR_NUMBER\" --yes",
         ),
         (
             "down",
             "github.event.action == 'closed'",
-            "wactl preview down \"$PR_NUMBER\" --from staging",
+            "wactl preview down \"$PR_NUMBER\"",
         ),
-        (
-            "gc",
-            "github.event_name == 'schedule'",
-            "wactl preview gc --from staging",
-        ),
+        ("gc", "github.event_name == 'schedule'", "wactl preview gc"),
     ];
     for (name, condition, command) in expected {
         let job = &jobs[name];
@@ -164,6 +160,14 @@ fn previews_go_up_on_push_down_on_close_and_are_collected_on_a_schedule() {
         assert_eq!(job["permissions"]["deployments"], "write", "{name}");
     }
     assert_eq!(jobs.as_object().expect("jobs").len(), expected.len());
+    // Without --from the previews copy the one environment that says `previews: true`.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("environments");
+    let bases: Vec<String> = wactl::config::environment_names(&dir)
+        .expect("environments")
+        .into_iter()
+        .filter(|name| wactl::config::load(&dir, name).is_ok_and(|env| env.previews))
+        .collect();
+    assert_eq!(bases, ["staging"]);
 }
 
 #[test]

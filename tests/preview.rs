@@ -161,8 +161,16 @@ async fn previews_go_up_come_down_expire_and_never_touch_other_namespaces() {
     let t = TestEnv::extending(
         "t-prev",
         "base",
-        "image:\n  registry: 127.0.0.1:5000\n  tag: dev\nreplicas: 1\ngithub:\n  environment: t\n  deployments: true\n",
+        "image:\n  registry: 127.0.0.1:5000\n  tag: dev\nreplicas: 1\ngithub:\n  environment: t\n  deployments: true\npreviews: true\n",
     );
+    // `t` alone says `previews: true` here, so up, down and gc without --from act on it.
+    let staging = t.dir.path().join("staging.yaml");
+    let own = std::fs::read_to_string(&staging).expect("staging.yaml");
+    assert!(
+        own.contains("\npreviews: true\n"),
+        "staging copies previews"
+    );
+    std::fs::write(&staging, own.replace("\npreviews: true\n", "\n")).expect("write staging");
     let env = t.load();
     let client = support::client(&env).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -315,7 +323,7 @@ async fn previews_go_up_come_down_expire_and_never_touch_other_namespaces() {
         "{comments:?}"
     );
     // Twice is fine: there is nothing left to remove.
-    let out = wactl(&t, &server, &["preview", "down", "7", "--from", "t"]);
+    let out = wactl(&t, &server, &["preview", "down", "7"]);
     assert!(out.status.success(), "{}", text(&out));
 
     // gc: one preview expired, one whose pull request is closed, one open and current.
@@ -327,8 +335,6 @@ async fn previews_go_up_come_down_expire_and_never_touch_other_namespaces() {
                 "preview",
                 "up",
                 pr,
-                "--from",
-                "t",
                 "--skip-build",
                 "--image",
                 IMAGE_V1,
@@ -357,11 +363,7 @@ async fn previews_go_up_come_down_expire_and_never_touch_other_namespaces() {
     assert!(out.status.success(), "{}", text(&out));
     let _cleanup_11 = Namespaces(vec![name(11)]);
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let out = wactl(
-        &t,
-        &server,
-        &["--output", "json", "preview", "gc", "--from", "t"],
-    );
+    let out = wactl(&t, &server, &["--output", "json", "preview", "gc"]);
     assert!(out.status.success(), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("gc JSON");
     let removed: Vec<(String, String)> = report["removed"]
@@ -376,6 +378,12 @@ async fn previews_go_up_come_down_expire_and_never_touch_other_namespaces() {
         })
         .collect();
     assert_eq!(removed.len(), 2, "{report:#}");
+    assert!(
+        report["removed"]
+            .as_array()
+            .is_some_and(|r| r.iter().all(|r| r["from"] == "t")),
+        "each removal names the environment it copied: {report:#}"
+    );
     assert!(
         removed[0].0 == name(8) && removed[0].1.starts_with("expired at"),
         "{removed:?}"

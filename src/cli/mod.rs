@@ -256,4 +256,14 @@ pub enum UsageError {
         "--source with --plan is read only by --check-image; add --check-image or drop --source"
     )]
     SourceWithoutCheck,
+    /// `wactl preview` without `--from`, and no definition says `previews: true`.
+    #[error(
+        "no environment in {dir} says `previews: true`, so `wactl preview {verb}` does not know which environment the previews copy: add `previews: true` to one definition or pass --from ENV"
+    )]
+    NoPreviewBase { dir: String, verb: String },
+    /// `wactl preview up` without `--from`, and several definitions say `previews: true`.
+    #[error(
+        "several environments say `previews: true` ({environments}), so `wactl preview up` does not know which to copy: pass --from ENV"
+    )]
+    SeveralPreviewBases { environments: String },
 }

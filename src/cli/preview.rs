@@ -1,5 +1,6 @@
-//! `wactl preview up N --from ENV | down N --from ENV | gc --from ENV`: per-pull-request
-//! environments with an expiry.
+//! `wactl preview up N | down N | gc [--from ENV]`: per-pull-request environments with an
+//! expiry. Without `--from`, the environment whose definition says `previews: true` is the
+//! one previews copy (`down` and `gc` look in every environment that says so).
 
 use super::GlobalArgs;
 use super::deploy::ApplyArgs;
@@ -16,9 +17,10 @@ use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
+  wactl preview up 42                   copy the environment that says `previews: true`
   wactl preview up 42 --from staging --skip-build --image ghcr.io/o/a@sha256:…
-  wactl preview down 42 --from staging
-  wactl preview gc --from staging")]
+  wactl preview down 42
+  wactl preview gc")]
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
@@ -38,9 +40,10 @@ pub enum Command {
 pub struct UpArgs {
     /// Pull request number.
     pub pr: u64,
-    /// The environment the preview copies.
+    /// The environment the preview copies (default: the one whose definition says
+    /// `previews: true`).
     #[arg(long, value_name = "ENV")]
-    pub from: String,
+    pub from: Option<String>,
     /// How long the preview lives after this deploy, e.g. `72h`.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "72h")]
     pub ttl: Duration,
@@ -64,9 +67,10 @@ pub struct UpArgs {
 pub struct DownArgs {
     /// Pull request number.
     pub pr: u64,
-    /// The environment the preview copies.
+    /// The environment the preview copies (default: every environment whose definition says
+    /// `previews: true`).
     #[arg(long, value_name = "ENV")]
-    pub from: String,
+    pub from: Option<String>,
     /// Fail when GitHub cannot be told (default: warn and carry on).
     #[arg(long)]
     pub require_github: bool,
@@ -74,9 +78,10 @@ pub struct DownArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct GcArgs {
-    /// The environment whose previews to collect.
+    /// The environment whose previews to collect (default: every environment whose
+    /// definition says `previews: true`).
     #[arg(long, value_name = "ENV")]
-    pub from: String,
+    pub from: Option<String>,
     /// Fail when GitHub cannot be asked whether a pull request is closed.
     #[arg(long)]
     pub require_github: bool,
@@ -90,8 +95,39 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     }
 }
 
+/// The environments previews copy: `--from ENV`, else every definition saying
+/// `previews: true` (an error when there is none).
+fn bases(global: &GlobalArgs, from: Option<&str>, verb: &str) -> anyhow::Result<Vec<Environment>> {
+    if let Some(name) = from {
+        return Ok(vec![crate::config::load(&global.env_dir, name)?]);
+    }
+    let mut bases = Vec::new();
+    for name in crate::config::environment_names(&global.env_dir)? {
+        let env = crate::config::load(&global.env_dir, &name)?;
+        if env.previews {
+            bases.push(env);
+        }
+    }
+    if bases.is_empty() {
+        return Err(super::UsageError::NoPreviewBase {
+            dir: global.env_dir.display().to_string(),
+            verb: verb.to_owned(),
+        }
+        .into());
+    }
+    Ok(bases)
+}
+
 fn up(global: &GlobalArgs, ui: &Ui, args: &UpArgs) -> anyhow::Result<()> {
-    let base = crate::config::load(&global.env_dir, &args.from)?;
+    let mut bases = bases(global, args.from.as_deref(), "up")?;
+    if bases.len() > 1 {
+        let names: Vec<&str> = bases.iter().map(|b| b.name.as_str()).collect();
+        return Err(super::UsageError::SeveralPreviewBases {
+            environments: names.join(", "),
+        }
+        .into());
+    }
+    let base = bases.remove(0);
     let env = preview::derive(&base, args.pr)?;
     if let Some(image) = &args.image {
         crate::config::names::check_image_reference(image)
@@ -217,24 +253,41 @@ async fn remove(
 }
 
 fn down(global: &GlobalArgs, ui: &Ui, args: &DownArgs) -> anyhow::Result<()> {
-    let base = crate::config::load(&global.env_dir, &args.from)?;
+    let bases = bases(global, args.from.as_deref(), "down")?;
     let access = super::deploy::access(global);
-    let removal = super::block_on(async {
-        let client = crate::cluster::connect(&base, &access).await?;
-        remove(&client, &base, args.pr, args.require_github).await
-    })??;
+    let mut removals = Vec::new();
+    for base in &bases {
+        let removal = super::block_on(async {
+            let client = crate::cluster::connect(base, &access).await?;
+            remove(&client, base, args.pr, args.require_github).await
+        })??;
+        removals.push((base.name.as_str(), removal));
+    }
     if ui.format == OutputFormat::Json {
-        ui.json(&serde_json::to_value(&removal)?);
-    } else {
-        match &removal {
-            Removal::Removed { namespace } => {
-                println!(
-                    "removed namespace {namespace} (preview of pull request {})",
-                    args.pr
-                )
+        match removals.as_slice() {
+            [(_, removal)] => ui.json(&serde_json::to_value(removal)?),
+            _ => {
+                let each: Vec<serde_json::Value> = removals
+                    .iter()
+                    .map(|(from, removal)| {
+                        let mut value = serde_json::to_value(removal)?;
+                        value["from"] = serde_json::json!(from);
+                        Ok(value)
+                    })
+                    .collect::<serde_json::Result<_>>()?;
+                ui.json(&serde_json::json!({ "previews": each }));
             }
+        }
+        return Ok(());
+    }
+    for (from, removal) in &removals {
+        match removal {
+            Removal::Removed { namespace } => println!(
+                "removed namespace {namespace} (preview of {from} for pull request {})",
+                args.pr
+            ),
             Removal::Absent { namespace } => println!(
-                "no preview of pull request {} (namespace {namespace} does not exist)",
+                "no preview of {from} for pull request {} (namespace {namespace} does not exist)",
                 args.pr
             ),
         }
@@ -242,63 +295,93 @@ fn down(global: &GlobalArgs, ui: &Ui, args: &DownArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A preview `gc` removed, and why.
+struct Collected {
+    from: String,
+    namespace: String,
+    pr: u64,
+    reason: String,
+}
+
 fn gc(global: &GlobalArgs, ui: &Ui, args: &GcArgs) -> anyhow::Result<()> {
-    let base = crate::config::load(&global.env_dir, &args.from)?;
+    let bases = bases(global, args.from.as_deref(), "gc")?;
     let access = super::deploy::access(global);
     let now = Timestamp::now();
-    let (seen, removed) = super::block_on(async {
-        let client = crate::cluster::connect(&base, &access).await?;
-        let github = Reporter::from_env(&base, args.require_github)?;
-        let previews = preview::list(&client, &base).await?;
-        let mut removed = Vec::new();
-        for found in &previews {
-            let reason = match found.expired(now) {
-                Some(true) => Some(format!(
-                    "expired at {}",
-                    found.expires_at.as_deref().unwrap_or_default()
-                )),
-                Some(false) => None,
-                None => {
-                    ui.note(&format!(
-                        "{}: no readable {} annotation; left for `wactl preview down {} --from {}`",
-                        found.namespace,
-                        preview::EXPIRES_AT_ANNOTATION,
-                        found.pr,
-                        base.name
-                    ));
-                    None
+    let mut seen = Vec::new();
+    let mut removed = Vec::new();
+    for base in &bases {
+        let count = super::block_on(async {
+            let client = crate::cluster::connect(base, &access).await?;
+            let github = Reporter::from_env(base, args.require_github)?;
+            let previews = preview::list(&client, base).await?;
+            for found in &previews {
+                let reason = match found.expired(now) {
+                    Some(true) => Some(format!(
+                        "expired at {}",
+                        found.expires_at.as_deref().unwrap_or_default()
+                    )),
+                    Some(false) => None,
+                    None => {
+                        ui.note(&format!(
+                            "{}: no readable {} annotation; left for `wactl preview down {} --from {}`",
+                            found.namespace,
+                            preview::EXPIRES_AT_ANNOTATION,
+                            found.pr,
+                            base.name
+                        ));
+                        None
+                    }
+                };
+                let reason = match reason {
+                    Some(reason) => Some(reason),
+                    None => github
+                        .pull_request_closed(found.pr)
+                        .await?
+                        .filter(|closed| *closed)
+                        .map(|_| format!("pull request {} is closed", found.pr)),
+                };
+                if let Some(reason) = reason
+                    && let Removal::Removed { namespace } =
+                        remove(&client, base, found.pr, args.require_github).await?
+                {
+                    removed.push(Collected {
+                        from: base.name.clone(),
+                        namespace,
+                        pr: found.pr,
+                        reason,
+                    });
                 }
-            };
-            let reason = match reason {
-                Some(reason) => Some(reason),
-                None => github
-                    .pull_request_closed(found.pr)
-                    .await?
-                    .filter(|closed| *closed)
-                    .map(|_| format!("pull request {} is closed", found.pr)),
-            };
-            if let Some(reason) = reason
-                && let Removal::Removed { namespace } =
-                    remove(&client, &base, found.pr, args.require_github).await?
-            {
-                removed.push((namespace, found.pr, reason));
             }
-        }
-        anyhow::Ok((previews.len(), removed))
-    })??;
+            anyhow::Ok(previews.len())
+        })??;
+        seen.push((base.name.as_str(), count));
+    }
     if ui.format == OutputFormat::Json {
         let removed: Vec<serde_json::Value> = removed
             .iter()
-            .map(|(namespace, pr, reason)| {
-                serde_json::json!({ "namespace": namespace, "pull_request": pr, "reason": reason })
+            .map(|c| {
+                serde_json::json!({
+                    "from": c.from,
+                    "namespace": c.namespace,
+                    "pull_request": c.pr,
+                    "reason": c.reason,
+                })
             })
             .collect();
-        ui.json(&serde_json::json!({ "previews": seen, "removed": removed }));
-    } else if removed.is_empty() {
-        println!("{seen} preview(s) of {}, none to remove", base.name);
-    } else {
-        for (namespace, pr, reason) in &removed {
-            println!("removed namespace {namespace} (pull request {pr}): {reason}");
+        let total: usize = seen.iter().map(|(_, count)| count).sum();
+        ui.json(&serde_json::json!({ "previews": total, "removed": removed }));
+        return Ok(());
+    }
+    for c in &removed {
+        println!(
+            "removed namespace {} (preview of {} for pull request {}): {}",
+            c.namespace, c.from, c.pr, c.reason
+        );
+    }
+    for (from, count) in &seen {
+        let gone = removed.iter().filter(|c| c.from == *from).count();
+        if gone == 0 {
+            println!("{count} preview(s) of {from}, none to remove");
         }
     }
     Ok(())

@@ -35,6 +35,8 @@ pub struct Environment {
     /// The CA bundle mounted for the service's TLS clients; `None`: the image's system store.
     pub trusted_ca: Option<TrustedCa>,
     pub protected: bool,
+    /// `wactl preview` copies this environment when no `--from` is given.
+    pub previews: bool,
     pub smoke: Smoke,
     pub github: Github,
     pub local: Local,

@@ -444,6 +444,7 @@ pub fn resolve(
         config,
         secrets,
         protected: src.protected.unwrap_or(false),
+        previews: src.previews.unwrap_or(false),
         smoke,
         github,
         local,

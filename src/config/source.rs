@@ -116,6 +116,16 @@ pub struct EnvironmentSource {
     /// ```
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protected: Option<bool>,
+    /// Pull-request previews copy this environment: `wactl preview up N` without `--from`
+    /// copies it (exactly one environment may say so then), and `wactl preview down N` and
+    /// `wactl preview gc` without `--from` look for previews in every environment that says so.
+    /// Inherited along `extends` like every field: an environment extending a preview base
+    /// says `previews: false`.
+    /// ```yaml
+    /// previews: true
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previews: Option<bool>,
     /// The smoke suite run after every deploy and by `wactl smoke`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smoke: Option<SmokeSource>,
