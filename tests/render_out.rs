@@ -238,6 +238,109 @@ fn latest_never_reaches_a_rendered_tree() {
     );
 }
 
+/// Runs git in `dir` with a fixed identity; its stdout.
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.org")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.org")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git {args:?}: {}", stderr(&output));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The image `wactl render staging` picks in `dir` for the `latest` tag.
+fn rendered_image(scratch: &Scratch, dir: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_wactl"))
+        .args(["--env-dir"])
+        .arg(scratch.path().join("environments"))
+        .args(["render", "staging", "--out", "-"])
+        .current_dir(dir)
+        .env_remove("WACTL_ENV_DIR")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stream = String::from_utf8(output.stdout).unwrap();
+    let line = stream
+        .lines()
+        .find(|l| l.trim_start().starts_with("image: ghcr.io/"))
+        .unwrap_or_else(|| panic!("no image line in {stream}"));
+    line.trim_start()["image: ".len()..]
+        .trim_matches('"')
+        .to_owned()
+}
+
+#[test]
+fn the_tag_for_latest_is_the_one_a_build_gives() {
+    let scratch = Scratch::new();
+    let dir = scratch.path();
+    git_in(dir, &["init", "-q"]);
+    git_in(dir, &["add", "."]);
+    git_in(dir, &["commit", "-qm", "scratch"]);
+    let commit = git_in(dir, &["rev-parse", "HEAD"]);
+    let repository = "ghcr.io/world-address/address-service";
+    let clean = format!("{repository}:git-{}", &commit[..12]);
+    let dirty = format!("{clean}-dirty");
+    let mut tried = 0;
+    let mut expect = |at: &Path, image: &str| {
+        assert_eq!(rendered_image(&scratch, at), image, "in {}", at.display());
+        tried += 1;
+    };
+    expect(dir, &clean);
+    // From a subdirectory, the whole checkout counts.
+    expect(&dir.join("src/deep"), &clean);
+
+    // An untracked file, a changed tracked file, a staged change: each makes it dirty.
+    std::fs::write(dir.join("new.txt"), "new\n").unwrap();
+    expect(dir, &dirty);
+    std::fs::write(dir.join(".gitignore"), "new.txt\n").unwrap();
+    git_in(dir, &["add", ".gitignore"]);
+    git_in(dir, &["commit", "-qm", "ignore"]);
+    let commit = git_in(dir, &["rev-parse", "HEAD"]);
+    let clean = format!("{repository}:git-{}", &commit[..12]);
+    // Ignored files do not count.
+    expect(dir, &clean);
+    std::fs::write(dir.join("notes.txt"), "changed\n").unwrap();
+    expect(dir, &format!("{clean}-dirty"));
+    git_in(dir, &["add", "notes.txt"]);
+    expect(dir, &format!("{clean}-dirty"));
+    git_in(dir, &["commit", "-qm", "notes"]);
+
+    // A release tag on HEAD wins, loose or packed, lightweight or annotated; a tag that
+    // is not a release or that is on another commit does not.
+    git_in(dir, &["tag", "nightly"]);
+    git_in(dir, &["tag", "v0.9.0", "HEAD~1"]);
+    let commit = git_in(dir, &["rev-parse", "HEAD"]);
+    expect(dir, &format!("{repository}:git-{}", &commit[..12]));
+    git_in(dir, &["tag", "v1.2.3"]);
+    expect(dir, &format!("{repository}:1.2.3"));
+    git_in(dir, &["pack-refs", "--all"]);
+    assert!(!dir.join(".git/refs/tags/v1.2.3").exists());
+    expect(dir, &format!("{repository}:1.2.3"));
+    git_in(dir, &["tag", "-a", "-m", "release", "v1.3.0"]);
+    expect(dir, &format!("{repository}:1.3.0"));
+
+    // A linked work tree reads the tags of the repository it belongs to.
+    let linked_root = tempfile::tempdir().unwrap();
+    let linked = linked_root.path().join("linked");
+    git_in(
+        dir,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            linked.to_str().unwrap(),
+        ],
+    );
+    expect(&linked, &format!("{repository}:1.3.0"));
+    assert_eq!(tried, 11);
+}
+
 #[test]
 fn a_closed_stdout_never_panics_whatever_prints() {
     let scratch = Scratch::new();

@@ -1,9 +1,9 @@
 //! `wactl render ENV [--out DIR|-]`
 
 use super::GlobalArgs;
-use crate::render::{self, RenderOptions};
+use crate::render;
 use crate::ui::Ui;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -32,15 +32,16 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         crate::config::names::check_image_reference(image)
             .map_err(|message| anyhow::anyhow!("--image: {message}"))?;
     }
-    let image = match &args.image {
-        Some(image) => Some(image.clone()),
-        None => unpinned_default(&env)?,
-    };
-    let options = RenderOptions {
-        image,
-        templates: args.templates.clone(),
-    };
-    let rendered = render::render(&env, &options)?;
+    // Git answers in separate processes while this one compiles the templates.
+    let rendered = std::thread::scope(|scope| -> anyhow::Result<render::Rendered> {
+        let image = match &args.image {
+            Some(image) => ImageLookup::Given(image.clone()),
+            None => ImageLookup::start(&env, scope)?,
+        };
+        let renderer = render::Renderer::new(&env, args.templates.as_deref())?;
+        let image = image.finish(&env)?;
+        Ok(renderer.render(image.as_deref())?)
+    })?;
     if args.out.as_deref() == Some(std::path::Path::new("-")) {
         use std::io::Write;
         let mut stdout = std::io::stdout().lock();
@@ -75,35 +76,66 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
 /// The tag every environment inherits unless it names one, which names no build.
 const FLOATING_TAG: &str = "latest";
 
-/// The image to render when `--image` is not given. A definition's own tag is used as it
-/// is, except `latest`: a rendered tree never holds it. Then the tag `wactl build` gives
-/// the current sources (`git-<commit>[-dirty]`, or the release version) is used, and a
-/// protected environment is refused: what reaches it must be named exactly.
-fn unpinned_default(env: &crate::config::Environment) -> Result<Option<String>, RenderInputError> {
-    if env.image.tag != FLOATING_TAG {
-        return Ok(None);
-    }
-    if env.protected {
-        return Err(RenderInputError::FloatingTagInProtected {
-            environment: env.name.clone(),
-        });
-    }
-    let dir = super::build::default_context_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let revision = super::block_on(crate::build::git::revision(&dir)).map_err(|e| {
-        RenderInputError::NoRevision {
-            environment: env.name.clone(),
-            reason: e.to_string(),
+/// The image to render: `--image`, the definition's own tag, or the tag `wactl build`
+/// would give the current sources, looked up on a thread of its own.
+enum ImageLookup<'scope> {
+    Given(String),
+    Definition,
+    Git(std::thread::ScopedJoinHandle<'scope, anyhow::Result<crate::build::Revision>>),
+}
+
+impl<'scope> ImageLookup<'scope> {
+    /// The image to render when `--image` is not given. A definition's own tag is used as
+    /// it is, except `latest`: a rendered tree never holds it. Then the tag `wactl build`
+    /// gives the current sources (`git-<commit>[-dirty]`, or the release version) is used,
+    /// and a protected environment is refused: what reaches it must be named exactly.
+    fn start<'env>(
+        env: &crate::config::Environment,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+    ) -> Result<Self, RenderInputError> {
+        if env.image.tag != FLOATING_TAG {
+            return Ok(Self::Definition);
         }
-    })?;
-    let tag = revision
-        .version
-        .clone()
-        .or_else(|| revision.tag())
-        .ok_or_else(|| RenderInputError::NoRevision {
+        if env.protected {
+            return Err(RenderInputError::FloatingTagInProtected {
+                environment: env.name.clone(),
+            });
+        }
+        // Git finds the checkout from the current directory as `wactl build` finds its
+        // context (the checkout's top), so both name the same revision.
+        Ok(Self::Git(scope.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            Ok(runtime.block_on(crate::build::git::revision(Path::new("."))))
+        })))
+    }
+
+    fn finish(self, env: &crate::config::Environment) -> Result<Option<String>, RenderInputError> {
+        let handle = match self {
+            Self::Given(image) => return Ok(Some(image)),
+            Self::Definition => return Ok(None),
+            Self::Git(handle) => handle,
+        };
+        let no_revision = |reason: String| RenderInputError::NoRevision {
             environment: env.name.clone(),
-            reason: format!("{} is not a git checkout", dir.display()),
-        })?;
-    Ok(Some(format!("{}:{tag}", env.image.name())))
+            reason,
+        };
+        let revision = handle
+            .join()
+            .map_err(|_| no_revision("the git lookup stopped".to_owned()))?
+            .map_err(|e| no_revision(e.to_string()))?;
+        let tag = revision
+            .version
+            .clone()
+            .or_else(|| revision.tag())
+            .ok_or_else(|| {
+                let dir =
+                    super::build::default_context_dir().unwrap_or_else(|_| PathBuf::from("."));
+                no_revision(format!("{} is not a git checkout", dir.display()))
+            })?;
+        Ok(Some(format!("{}:{tag}", env.image.name())))
+    }
 }
 
 /// What `render` needs from the user that the definition does not say.

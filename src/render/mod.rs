@@ -20,7 +20,7 @@ use crate::config::quantity::Quantity;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -88,58 +88,87 @@ pub struct Rendered {
 
 /// Renders every artifact of `env`.
 pub fn render(env: &Environment, options: &RenderOptions) -> Result<Rendered, RenderError> {
-    let override_dir = options.templates.as_deref().or(env.templates.as_deref());
-    let engine = templates::Engine::new(override_dir)?;
-    let image = options.image.clone().unwrap_or_else(|| env.image.tagged());
-    let header = format!(
-        "Rendered by wactl from {}. Do not edit: change the definition and run `wactl render {}`.",
-        env.source_description(),
-        env.name
-    );
-    let mut context = context(env, &image, &header);
+    Renderer::new(env, options.templates.as_deref())?.render(options.image.as_deref())
+}
 
-    let mut files = BTreeMap::new();
-    let mut artifacts = BTreeMap::new();
-    let mut manifests = Vec::new();
-    for (template, output) in plan(env) {
-        let text = engine.render(template, &context)?;
-        match output {
-            Output::File(path) => {
-                check_output(template, path, &text)?;
-                let body = if path.ends_with(".json") {
-                    text
-                } else {
-                    format!("# {header}\n{text}")
-                };
-                let body = ensure_newline(body);
-                // Later templates (the monitoring ConfigMaps) embed the files rendered before them.
-                artifacts.insert(path, artifact(path, &body));
-                context.insert("artifacts", &artifacts);
-                files.insert(path.to_owned(), body);
-            }
-            Output::Kubernetes(order) => {
-                for manifest in kube::parse_all(template, order, &text)? {
-                    let body = format!("# {header}\n# Template: {template}\n{}", manifest.yaml);
-                    if files
-                        .insert(manifest.file.clone(), ensure_newline(body))
-                        .is_some()
-                    {
-                        return Err(RenderError::InvalidOutput {
-                            template: template.to_owned(),
-                            what: "Kubernetes object".to_owned(),
-                            message: format!(
-                                "{} `{}` is rendered twice (names must be unique per kind)",
-                                manifest.kind, manifest.name
-                            ),
-                        });
+/// An environment with its templates compiled, ready to render: compiling is most of a
+/// render's work, so a caller can do it while it finds out the image (`wactl render`
+/// asks git for the tag meanwhile).
+pub struct Renderer<'a> {
+    env: &'a Environment,
+    plan: Vec<(&'static str, Output)>,
+    engine: templates::Engine,
+}
+
+impl<'a> Renderer<'a> {
+    /// Compiles the templates `env` renders (and every override, so a broken one is
+    /// reported even when this environment does not use it). `templates` takes
+    /// precedence over the definition's `templates`.
+    pub fn new(env: &'a Environment, templates: Option<&Path>) -> Result<Self, RenderError> {
+        let override_dir = templates.or(env.templates.as_deref());
+        let plan = plan(env);
+        let names: Vec<&str> = plan.iter().map(|(template, _)| *template).collect();
+        let engine = templates::Engine::new(&names, override_dir)?;
+        Ok(Self { env, plan, engine })
+    }
+
+    /// Renders every artifact; `image` is the image reference to deploy, by default
+    /// the definition's tag.
+    pub fn render(&self, image: Option<&str>) -> Result<Rendered, RenderError> {
+        let (env, engine) = (self.env, &self.engine);
+        let image = image.map_or_else(|| env.image.tagged(), str::to_owned);
+        let header = format!(
+            "Rendered by wactl from {}. Do not edit: change the definition and run `wactl render {}`.",
+            env.source_description(),
+            env.name
+        );
+        let mut context = context(env, &image, &header);
+
+        let mut files = BTreeMap::new();
+        let mut artifacts = BTreeMap::new();
+        let mut manifests = Vec::new();
+        for (template, output) in &self.plan {
+            let template = *template;
+            let text = engine.render(template, &context)?;
+            match output {
+                Output::File(path) => {
+                    let path = *path;
+                    let data = check_output(template, path, &text)?;
+                    let body = if path.ends_with(".json") {
+                        text
+                    } else {
+                        format!("# {header}\n{text}")
+                    };
+                    let body = ensure_newline(body);
+                    // Later templates (the monitoring ConfigMaps) embed the files rendered before them.
+                    artifacts.insert(path, artifact(&body, data));
+                    context.insert("artifacts", &artifacts);
+                    files.insert(path.to_owned(), body);
+                }
+                Output::Kubernetes(order) => {
+                    for manifest in kube::parse_all(template, *order, &text)? {
+                        let body = format!("# {header}\n# Template: {template}\n{}", manifest.yaml);
+                        if files
+                            .insert(manifest.file.clone(), ensure_newline(body))
+                            .is_some()
+                        {
+                            return Err(RenderError::InvalidOutput {
+                                template: template.to_owned(),
+                                what: "Kubernetes object".to_owned(),
+                                message: format!(
+                                    "{} `{}` is rendered twice (names must be unique per kind)",
+                                    manifest.kind, manifest.name
+                                ),
+                            });
+                        }
+                        manifests.push(manifest);
                     }
-                    manifests.push(manifest);
                 }
             }
         }
+        manifests.sort_by(|a, b| a.file.cmp(&b.file));
+        Ok(Rendered { files, manifests })
     }
-    manifests.sort_by(|a, b| a.file.cmp(&b.file));
-    Ok(Rendered { files, manifests })
 }
 
 enum Output {
@@ -326,14 +355,10 @@ fn context(env: &Environment, image: &str, header: &str) -> tera::Context {
 }
 
 /// A rendered file as later templates see it: its text, a checksum of it (for the pod
-/// annotations that roll a workload when its configuration changes) and, for YAML, its data.
-fn artifact(path: &str, body: &str) -> Value {
+/// annotations that roll a workload when its configuration changes) and, for YAML, its data
+/// (as [`check_output`] parsed it).
+fn artifact(body: &str, data: Value) -> Value {
     let checksum = hex::encode(&Sha256::digest(body.as_bytes())[..8]);
-    let data = if path.ends_with(".yml") || path.ends_with(".yaml") {
-        serde_saphyr::from_str::<Value>(body).unwrap_or(Value::Null)
-    } else {
-        Value::Null
-    };
     json!({ "text": body, "checksum": checksum, "data": data })
 }
 
@@ -362,19 +387,21 @@ fn config_hash(env: &Environment) -> String {
 }
 
 /// Structured outputs must parse, so a broken template fails here and not in a consumer.
-fn check_output(template: &str, path: &str, text: &str) -> Result<(), RenderError> {
+/// Returns a YAML file's data (`null` for any other file): the one parse it needs.
+fn check_output(template: &str, path: &str, text: &str) -> Result<Value, RenderError> {
     let invalid = |what: &str, message: String| RenderError::InvalidOutput {
         template: template.to_owned(),
         what: what.to_owned(),
         message,
     };
     if path.ends_with(".json") {
-        serde_json::from_str::<Value>(text).map_err(|e| invalid("JSON document", e.to_string()))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .map_err(|e| invalid("JSON document", e.to_string()))?;
     } else if path.ends_with(".yaml") || path.ends_with(".yml") {
-        serde_saphyr::from_str::<Value>(text)
-            .map_err(|e| invalid("YAML document", e.to_string()))?;
+        return serde_saphyr::from_str::<Value>(text)
+            .map_err(|e| invalid("YAML document", e.to_string()));
     }
-    Ok(())
+    Ok(Value::Null)
 }
 
 fn ensure_newline(mut text: String) -> String {

@@ -31,7 +31,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(override_dir: Option<&Path>) -> Result<Self, RenderError> {
+    /// Compiles the built-in templates `names` and every template `override_dir`
+    /// overrides: compiling is a large part of a render, and an environment renders only
+    /// some of the built-ins (which their own tests compile), while a broken override is
+    /// reported whichever environment is rendered.
+    pub fn new(names: &[&str], override_dir: Option<&Path>) -> Result<Self, RenderError> {
         let mut sources: Vec<(String, String)> = Vec::new();
         for name in TEMPLATE_NAMES.iter() {
             let text = BUILT_IN
@@ -40,9 +44,13 @@ impl Engine {
                 .unwrap_or_default();
             sources.push((name.clone(), text.to_owned()));
         }
-        if let Some(dir) = override_dir {
-            apply_overrides(dir, &mut sources)?;
-        }
+        let overridden = match override_dir {
+            Some(dir) => apply_overrides(dir, &mut sources)?,
+            None => Vec::new(),
+        };
+        sources.retain(|(name, _)| {
+            names.contains(&name.as_str()) || overridden.iter().any(|o| o == name)
+        });
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![]);
         // Templates see only the context wactl gives them: no environment variables.
@@ -74,7 +82,11 @@ impl Engine {
 
 /// Replaces built-in templates by the files of `dir` with the same relative path.
 /// Files that match no template are an error, so a misspelt override never goes unnoticed.
-fn apply_overrides(dir: &Path, sources: &mut [(String, String)]) -> Result<(), RenderError> {
+/// Returns the names of the templates replaced.
+fn apply_overrides(
+    dir: &Path,
+    sources: &mut [(String, String)],
+) -> Result<Vec<String>, RenderError> {
     let fail = |message: String| RenderError::Overrides {
         dir: dir.to_owned(),
         message,
@@ -84,6 +96,7 @@ fn apply_overrides(dir: &Path, sources: &mut [(String, String)]) -> Result<(), R
         .map_err(|e| fail(format!("cannot open: {e}")))?;
     let mut found = Vec::new();
     walk(&root, &root, &mut found).map_err(|e| fail(e.to_string()))?;
+    let mut overridden = Vec::new();
     for (relative, path) in found {
         let Some(slot) = sources.iter_mut().find(|(name, _)| *name == relative) else {
             let guess =
@@ -111,8 +124,9 @@ fn apply_overrides(dir: &Path, sources: &mut [(String, String)]) -> Result<(), R
             )));
         }
         slot.1 = text;
+        overridden.push(relative);
     }
-    Ok(())
+    Ok(overridden)
 }
 
 /// The first tag that composes templates (`include`, `import`, `extends`, `macro`), if any.

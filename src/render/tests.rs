@@ -318,3 +318,28 @@ fn a_failed_render_keeps_the_previous_output() {
         before
     );
 }
+
+/// An environment compiles only the templates it renders; every built-in compiles.
+#[test]
+fn every_built_in_template_compiles() {
+    let names: Vec<&str> = TEMPLATE_NAMES.iter().map(String::as_str).collect();
+    assert!(names.len() > 40, "{names:?}");
+    templates::Engine::new(&names, None).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A broken override is reported even by an environment that does not render it.
+#[test]
+fn a_broken_override_of_an_unused_template_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("k8s")).unwrap();
+    std::fs::write(dir.path().join("k8s/hpa.yaml.tera"), "{{ unclosed").unwrap();
+    let env = repo_env("local");
+    assert!(
+        env.autoscaling.is_none(),
+        "local renders no HorizontalPodAutoscaler"
+    );
+    let err = Renderer::new(&env, Some(dir.path()))
+        .err()
+        .expect("refused");
+    assert!(matches!(err, RenderError::Template { .. }), "{err}");
+}
