@@ -14,7 +14,6 @@ use super::{
 use crate::cluster::{self, Access};
 use crate::config::Environment;
 use crate::config::model::{OnFailure, Target};
-use crate::render::{self, RenderOptions};
 use futures_util::future::join_all;
 use kube::Client;
 use serde::Serialize;
@@ -473,29 +472,9 @@ async fn build_once(
     };
     emit(EventKind::StageStarted(Stage::Build));
     let started = Instant::now();
-    let built = async {
-        let dockerfile = render::render(
-            env,
-            &RenderOptions {
-                image: None,
-                templates: options.templates.clone(),
-            },
-        )?
-        .files
-        .get("Dockerfile")
-        .cloned()
-        .unwrap_or_default();
-        let progress = BuildEvents { env, observer };
-        let built = async {
-            let docker = crate::build::connect().await?;
-            let image =
-                crate::build::build(&docker, env, &dockerfile, build_options, &progress).await?;
-            crate::build::push(&docker, env, &image, build_options, &progress).await
-        }
-        .await;
-        built.map_err(|e| DeployError::Build(Box::new(e)))
-    }
-    .await;
+    let progress = BuildEvents { env, observer };
+    let built =
+        super::build_and_push(env, &options.templates, build_options, &progress).await;
     match built {
         Ok(built) => {
             let reference = built.pinned().unwrap_or_else(|| built.reference.clone());
