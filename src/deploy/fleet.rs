@@ -473,8 +473,7 @@ async fn build_once(
     emit(EventKind::StageStarted(Stage::Build));
     let started = Instant::now();
     let progress = BuildEvents { env, observer };
-    let built =
-        super::build_and_push(env, &options.templates, build_options, &progress).await;
+    let built = super::build_and_push(env, &options.templates, build_options, &progress).await;
     match built {
         Ok(built) => {
             let reference = built.pinned().unwrap_or_else(|| built.reference.clone());

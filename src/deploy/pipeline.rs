@@ -52,13 +52,8 @@ async fn build(
         return Err(DeployError::BuildUnavailable);
     };
     let started = stages.start(Stage::Build);
-    let built = super::build_and_push(
-        env,
-        &options.templates,
-        build_options,
-        &BuildEvents(stages),
-    )
-    .await;
+    let built =
+        super::build_and_push(env, &options.templates, build_options, &BuildEvents(stages)).await;
     let built = match built {
         Ok(built) => built,
         Err(error) => {

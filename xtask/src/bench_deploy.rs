@@ -389,15 +389,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         rows[2].wactl.push(bench.deploy("w", V2, &[])?);
         rows[3].wactl.push(bench.crash_loop_reported(&faults_s)?);
         // Helm
-        rows[0]
-            .helm
-            .push(ok(bench.helm_upgrade(&charts[0], &ns_h, "120s", None)?, "helm")?);
-        rows[1]
-            .helm
-            .push(ok(bench.helm_upgrade(&charts[1], &ns_h, "120s", None)?, "helm")?);
-        rows[2]
-            .helm
-            .push(ok(bench.helm_upgrade(&charts[1], &ns_h, "120s", None)?, "helm")?);
+        rows[0].helm.push(ok(
+            bench.helm_upgrade(&charts[0], &ns_h, "120s", None)?,
+            "helm",
+        )?);
+        rows[1].helm.push(ok(
+            bench.helm_upgrade(&charts[1], &ns_h, "120s", None)?,
+            "helm",
+        )?);
+        rows[2].helm.push(ok(
+            bench.helm_upgrade(&charts[1], &ns_h, "120s", None)?,
+            "helm",
+        )?);
         match bench.helm_upgrade(&charts[2], &ns_h, HELM_TIMEOUT, None)? {
             Err(failed_after) => rows[3].helm.push(failed_after),
             Ok(_) => bail!("helm --wait accepted a crash-looping Deployment"),
@@ -424,12 +427,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let many_args = ["--templates", many_s.as_str()];
         rows[4].wactl.push(bench.deploy("w", V1, &many_args)?);
         rows[5].wactl.push(bench.deploy("w", V1, &many_args)?);
-        rows[4]
-            .helm
-            .push(ok(bench.helm_upgrade(&charts[3], &ns_h, "120s", None)?, "helm")?);
-        rows[5]
-            .helm
-            .push(ok(bench.helm_upgrade(&charts[3], &ns_h, "120s", None)?, "helm")?);
+        rows[4].helm.push(ok(
+            bench.helm_upgrade(&charts[3], &ns_h, "120s", None)?,
+            "helm",
+        )?);
+        rows[5].helm.push(ok(
+            bench.helm_upgrade(&charts[3], &ns_h, "120s", None)?,
+            "helm",
+        )?);
         rows[4]
             .kubectl
             .push(ok(bench.kubectl_apply(&kdirs[3], &ns_k)?, "kubectl")?);
