@@ -51,7 +51,7 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let (name, clusters) = (&args.environment, &args.clusters);
-    super::clusters::run_each(global, ui, name, clusters, "diff", |env, access| {
+    super::clusters::run_each(global, ui, name, clusters, "diff", |ui, env, access| {
         run_in(global, ui, args, env, access)
     })
 }
