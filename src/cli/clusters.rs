@@ -22,6 +22,19 @@ impl ClusterArgs {
     pub fn targets(&self, env: &Environment) -> Result<Vec<Target>, FleetError> {
         fleet::select(env, &self.clusters)
     }
+
+    /// Refuses a selection of several clusters where the result holds one cluster's
+    /// (`diff --save-plan`); a single-cluster environment always passes.
+    pub fn require_one(&self, env: &Environment) -> Result<(), FleetError> {
+        let targets = self.targets(env)?;
+        if !env.is_fleet() || targets.len() == 1 {
+            return Ok(());
+        }
+        Err(FleetError::SavePlanForSeveral {
+            environment: env.name.clone(),
+            selected: targets.into_iter().filter_map(|t| t.name).collect(),
+        })
+    }
 }
 
 /// Runs a cluster verb on environment `name`: once as before for a single `cluster:`;
@@ -212,5 +225,26 @@ mod tests {
         assert!(clusters[0].get("result").is_none(), "{json:#}");
         let all_ok = FleetResult::new("p", "status", vec![result("a", None, revisions)]);
         assert_eq!(all_ok.to_json()["outcome"], "succeeded");
+    }
+
+    #[test]
+    fn save_plan_needs_one_cluster_of_several() {
+        let env = crate::config::load_from_str(
+            "p",
+            "cluster: { namespace: wa }\nclusters:\n  - { name: eu-1, context: eu }\n  - { name: us-1, context: us, wave: 2 }\n",
+        )
+        .expect("valid definition");
+        let all = ClusterArgs::default();
+        let error = all.require_one(&env).expect_err("two clusters");
+        assert_eq!(
+            error.to_string(),
+            "p names several clusters and --save-plan saves one cluster's plan, but 2 are selected (eu-1, us-1): pick one with --cluster NAME"
+        );
+        let one = ClusterArgs {
+            clusters: vec!["us-1".into()],
+        };
+        assert!(one.require_one(&env).is_ok());
+        let single = crate::config::load_from_str("p", "cluster: { namespace: wa }\n").expect("ok");
+        assert!(all.require_one(&single).is_ok());
     }
 }

@@ -42,6 +42,17 @@ pub enum FleetError {
         "{environment} names several clusters, and a saved plan holds one cluster's plan: deploy without --plan"
     )]
     PlanForSeveral { environment: String },
+    /// `diff --save-plan FILE` with several clusters selected: a plan file holds one
+    /// cluster's plan (exit 2).
+    #[error(
+        "{environment} names several clusters and --save-plan saves one cluster's plan, but {} are selected ({}): pick one with --cluster NAME",
+        selected.len(),
+        selected.join(", ")
+    )]
+    SavePlanForSeveral {
+        environment: String,
+        selected: Vec<String>,
+    },
     /// The image build before the first wave failed: no cluster was touched.
     #[error(transparent)]
     Build(Box<DeployError>),
