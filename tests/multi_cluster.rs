@@ -291,6 +291,40 @@ async fn a_locked_cluster_fails_alone_and_cluster_subsets_touch_only_themselves(
     let (one_at, two_at) = (text.find("cluster one:"), text.find("cluster two:"));
     assert!(one_at.zip(two_at).is_some_and(|(a, b)| a < b), "{text}");
     assert!(text.contains("never deployed"), "one is untouched: {text}");
+    // With --output json: one document, an entry naming each cluster with its result under
+    // the verb's name.
+    let status = fleet.t.wactl(&["--output", "json", "status", "t"]);
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert_eq!(status.status.code(), Some(0), "{stderr}");
+    let json: Value = serde_json::from_slice(&status.stdout).expect("one JSON document");
+    let names: Vec<&str> = json["clusters"]
+        .as_array()
+        .expect("a clusters array")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["one", "two"], "{json:#}");
+    assert_eq!(
+        json["clusters"][0]["status"]["current"],
+        Value::Null,
+        "{json:#}"
+    );
+    assert_eq!(
+        json["clusters"][1]["status"]["current"]["number"], 1,
+        "{json:#}"
+    );
+    assert_eq!(json["clusters"][1]["outcome"], "succeeded", "{json:#}");
+    let history = fleet
+        .t
+        .wactl(&["--output", "json", "history", "t", "--cluster", "two"]);
+    let json: Value = serde_json::from_slice(&history.stdout).expect("one JSON document");
+    assert_eq!(
+        json["clusters"].as_array().map(Vec::len),
+        Some(1),
+        "{json:#}"
+    );
+    assert_eq!(json["clusters"][0]["name"], "two", "{json:#}");
+    assert_eq!(json["clusters"][0]["history"][0]["number"], 1, "{json:#}");
     let history = fleet.t.wactl(&["history", "t", "--cluster", "three"]);
     assert_eq!(history.status.code(), Some(2));
     // An unknown name is a usage error that lists the names.

@@ -22,7 +22,7 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let (name, clusters) = (&args.environment, &args.clusters);
-    super::clusters::run_each(global, ui, name, clusters, "destroy", |env, access| {
+    super::clusters::run_each(global, ui, name, clusters, "destroy", |ui, env, access| {
         run_in(global, ui, args, env, access)
     })
 }

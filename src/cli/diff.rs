@@ -51,7 +51,11 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let (name, clusters) = (&args.environment, &args.clusters);
-    super::clusters::run_each(global, ui, name, clusters, "diff", |env, access| {
+    if args.save_plan.is_some() {
+        // One file, one cluster's plan: refused before any cluster is contacted.
+        clusters.require_one(&crate::config::load(&global.env_dir, name)?)?;
+    }
+    super::clusters::run_each(global, ui, name, clusters, "diff", |ui, env, access| {
         run_in(global, ui, args, env, access)
     })
 }

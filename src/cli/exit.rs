@@ -126,7 +126,8 @@ fn fleet(error: &FleetError) -> Option<u8> {
         FleetError::UnknownCluster { .. }
         | FleetError::NotSeveralClusters { .. }
         | FleetError::ContextForSeveral { .. }
-        | FleetError::PlanForSeveral { .. } => Some(INVALID_INPUT),
+        | FleetError::PlanForSeveral { .. }
+        | FleetError::SavePlanForSeveral { .. } => Some(INVALID_INPUT),
         FleetError::Build(e) => Some(deploy(e)),
         FleetError::Failed { report } => Some(fleet_report(report)),
         FleetError::Clusters { failed, .. } => failed.iter().map(|(_, code)| *code).max(),

@@ -23,7 +23,7 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let (name, clusters) = (&args.environment, &args.clusters);
-    super::clusters::run_each(global, ui, name, clusters, "history", |env, access| {
+    super::clusters::run_each(global, ui, name, clusters, "history", |ui, env, access| {
         run_in(ui, env, access, args.limit)
     })
 }

@@ -24,7 +24,7 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let (name, clusters) = (&args.environment, &args.clusters);
-    super::clusters::run_each(global, ui, name, clusters, "rollback", |env, access| {
+    super::clusters::run_each(global, ui, name, clusters, "rollback", |ui, env, access| {
         run_in(global, ui, args, env, access)
     })
 }

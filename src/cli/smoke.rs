@@ -25,7 +25,7 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let (name, clusters) = (&args.environment, &args.clusters);
-    super::clusters::run_each(global, ui, name, clusters, "smoke", |env, _access| {
+    super::clusters::run_each(global, ui, name, clusters, "smoke", |ui, env, _access| {
         run_in(ui, args, env)
     })
 }

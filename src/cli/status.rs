@@ -20,7 +20,7 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let (name, clusters) = (&args.environment, &args.clusters);
-    super::clusters::run_each(global, ui, name, clusters, "status", |env, access| {
+    super::clusters::run_each(global, ui, name, clusters, "status", |ui, env, access| {
         run_in(ui, env, access)
     })
 }

@@ -14,7 +14,6 @@ use super::{
 use crate::cluster::{self, Access};
 use crate::config::Environment;
 use crate::config::model::{OnFailure, Target};
-use crate::render::{self, RenderOptions};
 use futures_util::future::join_all;
 use kube::Client;
 use serde::Serialize;
@@ -43,6 +42,17 @@ pub enum FleetError {
         "{environment} names several clusters, and a saved plan holds one cluster's plan: deploy without --plan"
     )]
     PlanForSeveral { environment: String },
+    /// `diff --save-plan FILE` with several clusters selected: a plan file holds one
+    /// cluster's plan (exit 2).
+    #[error(
+        "{environment} names several clusters and --save-plan saves one cluster's plan, but {} are selected ({}): pick one with --cluster NAME",
+        selected.len(),
+        selected.join(", ")
+    )]
+    SavePlanForSeveral {
+        environment: String,
+        selected: Vec<String>,
+    },
     /// The image build before the first wave failed: no cluster was touched.
     #[error(transparent)]
     Build(Box<DeployError>),
@@ -473,29 +483,8 @@ async fn build_once(
     };
     emit(EventKind::StageStarted(Stage::Build));
     let started = Instant::now();
-    let built = async {
-        let dockerfile = render::render(
-            env,
-            &RenderOptions {
-                image: None,
-                templates: options.templates.clone(),
-            },
-        )?
-        .files
-        .get("Dockerfile")
-        .cloned()
-        .unwrap_or_default();
-        let progress = BuildEvents { env, observer };
-        let built = async {
-            let docker = crate::build::connect().await?;
-            let image =
-                crate::build::build(&docker, env, &dockerfile, build_options, &progress).await?;
-            crate::build::push(&docker, env, &image, build_options, &progress).await
-        }
-        .await;
-        built.map_err(|e| DeployError::Build(Box::new(e)))
-    }
-    .await;
+    let progress = BuildEvents { env, observer };
+    let built = super::build_and_push(env, &options.templates, build_options, &progress).await;
     match built {
         Ok(built) => {
             let reference = built.pinned().unwrap_or_else(|| built.reference.clone());

@@ -724,6 +724,35 @@ async fn roll_out(
     Ok(())
 }
 
+/// Renders the Dockerfile of `env` (with the template overrides in `templates`), builds the
+/// image from `build` and pushes it, each step reported to `progress`: what a deploy runs
+/// first, to one cluster or (once for all) to several.
+pub async fn build_and_push(
+    env: &Environment,
+    templates: &Option<PathBuf>,
+    build: &crate::build::BuildOptions,
+    progress: &dyn crate::build::BuildProgress,
+) -> Result<crate::build::BuiltImage, DeployError> {
+    let dockerfile = render::render(
+        env,
+        &RenderOptions {
+            image: None,
+            templates: templates.clone(),
+        },
+    )?
+    .files
+    .get("Dockerfile")
+    .cloned()
+    .unwrap_or_default();
+    let built = async {
+        let docker = crate::build::connect().await?;
+        let image = crate::build::build(&docker, env, &dockerfile, build, progress).await?;
+        crate::build::push(&docker, env, &image, build, progress).await
+    }
+    .await;
+    built.map_err(|e| DeployError::Build(Box::new(e)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,29 +52,8 @@ async fn build(
         return Err(DeployError::BuildUnavailable);
     };
     let started = stages.start(Stage::Build);
-    let built = async {
-        let dockerfile = render::render(
-            env,
-            &RenderOptions {
-                image: None,
-                templates: options.templates.clone(),
-            },
-        )?
-        .files
-        .get("Dockerfile")
-        .cloned()
-        .unwrap_or_default();
-        let progress = BuildEvents(stages);
-        let built = async {
-            let docker = crate::build::connect().await?;
-            let image =
-                crate::build::build(&docker, env, &dockerfile, build_options, &progress).await?;
-            crate::build::push(&docker, env, &image, build_options, &progress).await
-        }
-        .await;
-        built.map_err(|e| DeployError::Build(Box::new(e)))
-    }
-    .await;
+    let built =
+        super::build_and_push(env, &options.templates, build_options, &BuildEvents(stages)).await;
     let built = match built {
         Ok(built) => built,
         Err(error) => {

@@ -28,6 +28,8 @@ pub struct DeployUi {
     build: Mutex<Option<BuildReporter>>,
     /// The plan lines last shown, so the same plan is not printed twice in a row.
     shown_plan: Mutex<Vec<String>>,
+    /// The command's UI, through which JSON results are printed (or captured).
+    json: Option<Ui>,
 }
 
 fn paint(on: bool, code: &str, text: &str) -> String {
@@ -54,6 +56,7 @@ impl DeployUi {
             silent: false,
             build: Mutex::new(None),
             shown_plan: Mutex::new(Vec::new()),
+            json: Some(ui.clone()),
         }
     }
 
@@ -71,6 +74,7 @@ impl DeployUi {
             silent: true,
             build: Mutex::new(None),
             shown_plan: Mutex::new(Vec::new()),
+            json: None,
         }
     }
 
@@ -158,10 +162,21 @@ impl DeployUi {
         }
     }
 
+    /// A JSON result on stdout (through the command's UI, which may capture it).
+    fn print_json(&self, value: &serde_json::Value) {
+        match &self.json {
+            Some(ui) => ui.print_json(value),
+            None => println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            ),
+        }
+    }
+
     /// `wactl diff`: every changed object's diff and the summary, on stdout.
     pub fn print_diff(&self, plan: &Plan) {
         if self.format == OutputFormat::Json {
-            println!("{}", serde_json::to_string_pretty(plan).unwrap_or_default());
+            self.print_json(&serde_json::to_value(plan).unwrap_or_default());
             return;
         }
         for o in plan
@@ -178,10 +193,7 @@ impl DeployUi {
     /// The final report on stdout: JSON with `--output json`, else a summary line.
     pub fn report(&self, report: &DeployReport) {
         if self.format == OutputFormat::Json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(report).unwrap_or_default()
-            );
+            self.print_json(&serde_json::to_value(report).unwrap_or_default());
             return;
         }
         let revision = report

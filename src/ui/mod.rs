@@ -58,6 +58,29 @@ pub struct Ui {
     pub color_out: bool,
     /// Running inside GitHub Actions: errors also become workflow annotations.
     github_actions: bool,
+    /// Where JSON results go instead of stdout (see [`Ui::capturing`]).
+    capture: Option<JsonCapture>,
+}
+
+/// JSON results kept instead of printed: a verb run cluster by cluster prints one document
+/// for all clusters, each cluster's result inside it.
+#[derive(Debug, Clone, Default)]
+pub struct JsonCapture(std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>);
+
+impl JsonCapture {
+    fn push(&self, value: serde_json::Value) {
+        if let Ok(mut kept) = self.0.lock() {
+            kept.push(value);
+        }
+    }
+
+    /// The documents kept so far, oldest first; the capture is empty afterwards.
+    pub fn take(&self) -> Vec<serde_json::Value> {
+        self.0
+            .lock()
+            .map(|mut kept| std::mem::take(&mut *kept))
+            .unwrap_or_default()
+    }
 }
 
 impl Ui {
@@ -69,6 +92,29 @@ impl Ui {
             color: colour(&std::io::stderr(), no_color),
             color_out: colour(&std::io::stdout(), no_color),
             github_actions: in_github_actions(),
+            capture: None,
+        }
+    }
+
+    /// This UI, except that its JSON results are kept in the returned capture instead of
+    /// printed (everything else still goes to stderr).
+    pub fn capturing(&self) -> (Self, JsonCapture) {
+        let capture = JsonCapture::default();
+        let ui = Self {
+            capture: Some(capture.clone()),
+            ..self.clone()
+        };
+        (ui, capture)
+    }
+
+    /// A JSON document on stdout, or into the capture of [`Ui::capturing`].
+    fn print_json(&self, value: &serde_json::Value) {
+        match &self.capture {
+            Some(capture) => capture.push(value.clone()),
+            None => println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            ),
         }
     }
 
@@ -99,32 +145,35 @@ impl Ui {
     /// A JSON result on stdout, only with `--output json`.
     pub fn json(&self, value: &serde_json::Value) {
         if self.format == OutputFormat::Json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value).unwrap_or_default()
-            );
+            self.print_json(value);
         }
     }
 
-    /// Reports a failed command: the full error chain on stderr, a JSON error on stdout
-    /// with `--output json`, and annotations in GitHub Actions.
-    pub fn error(&self, error: &anyhow::Error, exit_code: u8) {
+    /// The full error chain on stderr, and annotations in GitHub Actions (no JSON: for an
+    /// error that is part of a result, as one cluster's in a verb run on several).
+    pub fn error_text(&self, error: &anyhow::Error) {
         let label = if self.color {
             "\x1b[1;31merror\x1b[0m"
         } else {
             "error"
         };
         eprintln!("{label}: {error:#}");
-        let problems = error
-            .chain()
-            .find_map(|c| c.downcast_ref::<crate::config::ConfigError>())
-            .map(|e| e.problems.clone())
-            .unwrap_or_default();
         if self.github_actions {
             for line in crate::github::actions::error_annotations(error) {
                 eprintln!("{line}");
             }
         }
+    }
+
+    /// Reports a failed command: the full error chain on stderr, a JSON error on stdout
+    /// with `--output json`, and annotations in GitHub Actions.
+    pub fn error(&self, error: &anyhow::Error, exit_code: u8) {
+        self.error_text(error);
+        let problems = error
+            .chain()
+            .find_map(|c| c.downcast_ref::<crate::config::ConfigError>())
+            .map(|e| e.problems.clone())
+            .unwrap_or_default();
         // A failed deploy has already printed its JSON report, error codes included; so
         // has a command that failed with its result printed.
         let reported = error.chain().any(|cause| {

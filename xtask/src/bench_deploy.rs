@@ -28,11 +28,18 @@ pub struct Args {
 const V1: &str = "127.0.0.1:5000/world-address/address-service:bench-v1";
 const V2: &str = "127.0.0.1:5000/world-address/address-service:bench-v2";
 
-struct Bench {
-    wactl: PathBuf,
+/// The context of the first control plane of `cargo xtask infra up`.
+pub const FIRST_CONTEXT: &str = "wactl-dev";
+
+/// What every deploy measurement uses: wactl (debug build), Helm, kubectl, and a directory
+/// of environment definitions (the repository's `base.yaml` plus one file per measured
+/// tool, each in a namespace of its own).
+pub struct Bench {
+    pub wactl: PathBuf,
     env_dir: PathBuf,
     kubectl: PathBuf,
-    helm: PathBuf,
+    pub helm: PathBuf,
+    kubeconfig: String,
 }
 
 /// Helm's wait timeout for the crash-looping release: it fails there, not earlier.
@@ -47,6 +54,45 @@ fn run_checked(cmd: &mut Command, what: &str) -> anyhow::Result<Output> {
 }
 
 impl Bench {
+    /// Builds wactl, finds Helm, and starts the directory of definitions under `work`.
+    pub fn new(work: &Path, kubeconfig: String) -> anyhow::Result<Self> {
+        let wactl = crate::bench::build_wactl("deploy")?;
+        let helm = crate::bench::ensure_helm()?;
+        let env_dir = work.join("environments");
+        std::fs::create_dir_all(&env_dir)?;
+        std::fs::copy(
+            crate::project::root().join("environments/base.yaml"),
+            env_dir.join("base.yaml"),
+        )?;
+        Ok(Self {
+            wactl,
+            env_dir,
+            kubectl: PathBuf::from("/usr/bin/kubectl"),
+            helm,
+            kubeconfig,
+        })
+    }
+
+    /// The namespace of environment `name` (this process's own).
+    pub fn namespace(name: &str) -> String {
+        format!("wactl-bench-{name}-{}", std::process::id())
+    }
+
+    /// Writes the definition of environment `name`: the first cluster, namespace
+    /// [`Bench::namespace`], 3 replicas, a 30 s progress deadline, no GitHub Deployment;
+    /// then `extra` (YAML, e.g. a `clusters:` list).
+    pub fn environment(&self, name: &str, extra: &str) -> anyhow::Result<()> {
+        std::fs::write(
+            self.env_dir.join(format!("{name}.yaml")),
+            format!(
+                "extends: base\ncluster:\n  kubeconfig: {}\n  context: {FIRST_CONTEXT}\n  namespace: {}\nreplicas: 3\nrollout:\n  progressDeadlineSeconds: 30\ngithub:\n  environment: {name}\n  deployments: false\n{extra}",
+                self.kubeconfig,
+                Self::namespace(name)
+            ),
+        )?;
+        Ok(())
+    }
+
     fn wactl(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.wactl);
         cmd.arg("--env-dir")
@@ -57,7 +103,7 @@ impl Bench {
         cmd
     }
 
-    fn deploy(&self, env: &str, image: &str, extra: &[&str]) -> anyhow::Result<Duration> {
+    pub fn deploy(&self, env: &str, image: &str, extra: &[&str]) -> anyhow::Result<Duration> {
         let start = Instant::now();
         let mut args = vec!["deploy", env, "--skip-build", "--image", image];
         args.extend_from_slice(extra);
@@ -99,7 +145,7 @@ impl Bench {
         })
     }
 
-    fn render(
+    pub fn render(
         &self,
         env: &str,
         image: &str,
@@ -149,17 +195,22 @@ impl Bench {
         Ok(Duration::from_millis(track))
     }
 
-    /// A chart reproducing the rendered Kubernetes objects in `rendered`, Namespace aside.
     /// `helm upgrade --install --wait`; Err carries the time when Helm reports failure.
-    fn helm_upgrade(
+    /// `context`: the kubeconfig's current context when `None`.
+    pub fn helm_upgrade(
         &self,
         chart: &Path,
         namespace: &str,
         timeout: &str,
+        context: Option<&str>,
     ) -> anyhow::Result<Result<Duration, Duration>> {
         let start = Instant::now();
-        let out = Command::new(&self.helm)
-            .args(["upgrade", "--install", "bench"])
+        let mut helm = Command::new(&self.helm);
+        helm.args(["upgrade", "--install", "bench"]);
+        if let Some(context) = context {
+            helm.args(["--kube-context", context]);
+        }
+        let out = helm
             .arg(chart)
             .args([
                 "--namespace",
@@ -182,8 +233,13 @@ impl Bench {
         })
     }
 
-    fn delete_namespace(&self, namespace: &str) {
-        let _ = Command::new(&self.kubectl)
+    /// Deletes `namespace` (in `context`, else the kubeconfig's current one) and waits.
+    pub fn delete_namespace(&self, namespace: &str, context: Option<&str>) {
+        let mut kubectl = Command::new(&self.kubectl);
+        if let Some(context) = context {
+            kubectl.args(["--context", context]);
+        }
+        let _ = kubectl
             .args([
                 "delete",
                 "namespace",
@@ -196,16 +252,17 @@ impl Bench {
     }
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
+pub fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
-fn ms(d: Duration) -> String {
+pub fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn ratio(peer: Duration, ours: Duration) -> String {
+/// `peer ÷ ours`.
+pub fn ratio(peer: Duration, ours: Duration) -> String {
     format!("{:.2}×", peer.as_secs_f64() / ours.as_secs_f64().max(1e-6))
 }
 
@@ -247,8 +304,19 @@ struct Row {
     kubectl: Vec<Duration>,
 }
 
-fn ok(result: Result<Duration, Duration>, what: &str) -> anyhow::Result<Duration> {
+pub fn ok(result: Result<Duration, Duration>, what: &str) -> anyhow::Result<Duration> {
     result.map_err(|_| anyhow::anyhow!("{what} failed on a healthy rollout"))
+}
+
+/// A chart reproducing the rendered Kubernetes objects in `rendered`, Namespace aside
+/// (Helm creates it); the number of objects in it.
+pub fn chart(rendered: &Path, chart: &Path) -> anyhow::Result<usize> {
+    let objects: Vec<serde_json::Value> = crate::bench_render::read_objects(&rendered.join("k8s"))?
+        .into_iter()
+        .filter(|o| o["kind"] != "Namespace")
+        .collect();
+    crate::bench_render::write_chart(chart, &objects)?;
+    Ok(objects.len())
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -257,47 +325,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let kubeconfig = std::env::var("KUBECONFIG").context(
         "KUBECONFIG is not set: run `cargo xtask infra up` and `eval \"$(cargo xtask infra env)\"`",
     )?;
-    let wactl = crate::bench::build_wactl("deploy")?;
-    let helm = crate::bench::ensure_helm()?;
     let work = tempfile::tempdir()?;
-    let chart = |rendered: &Path, chart: &Path| -> anyhow::Result<usize> {
-        let objects: Vec<serde_json::Value> =
-            crate::bench_render::read_objects(&rendered.join("k8s"))?
-                .into_iter()
-                .filter(|o| o["kind"] != "Namespace")
-                .collect();
-        crate::bench_render::write_chart(chart, &objects)?;
-        Ok(objects.len())
-    };
+    let bench = Bench::new(work.path(), kubeconfig)?;
     if args.two_clusters_only {
-        return crate::bench_deploy_fleet::run(runs, wactl, helm, &kubeconfig, work.path(), chart);
+        return crate::bench_deploy_fleet::run(runs, &bench, work.path());
     }
-    let env_dir = work.path().join("environments");
-    std::fs::create_dir_all(&env_dir)?;
-    std::fs::copy(
-        root.join("environments/base.yaml"),
-        env_dir.join("base.yaml"),
-    )?;
-    let pid = std::process::id();
-    let ns = |tool: &str| format!("wactl-bench-{tool}-{pid}");
     for tool in ["w", "h", "k"] {
-        std::fs::write(
-            env_dir.join(format!("{tool}.yaml")),
-            format!(
-                "extends: base\ncluster:\n  kubeconfig: {kubeconfig}\n  context: wactl-dev\n  namespace: {}\nreplicas: 3\nrollout:\n  progressDeadlineSeconds: 30\ngithub:\n  environment: {tool}\n  deployments: false\n",
-                ns(tool)
-            ),
-        )?;
+        bench.environment(tool, "")?;
     }
     let (faults, many) = (work.path().join("faults"), work.path().join("many"));
     crash_loop_templates(&faults, &root)?;
     many_objects_templates(&many, &root, 190)?;
-    let bench = Bench {
-        wactl,
-        env_dir,
-        kubectl: PathBuf::from("/usr/bin/kubectl"),
-        helm,
-    };
     let path = |s: &Path| s.to_string_lossy().into_owned();
     let (faults_s, many_s) = (path(&faults), path(&many));
 
@@ -335,11 +373,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             ..Row::default()
         })
         .collect();
-    let (ns_w, ns_h, ns_k) = (ns("w"), ns("h"), ns("k"));
+    let (ns_w, ns_h, ns_k) = (
+        Bench::namespace("w"),
+        Bench::namespace("h"),
+        Bench::namespace("k"),
+    );
     for run in 0..runs {
         eprintln!("bench deploy: run {}/{runs}", run + 1);
         for namespace in [&ns_w, &ns_h, &ns_k] {
-            bench.delete_namespace(namespace);
+            bench.delete_namespace(namespace, None);
         }
         // wactl
         rows[0].wactl.push(bench.deploy("w", V1, &[])?);
@@ -347,16 +389,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         rows[2].wactl.push(bench.deploy("w", V2, &[])?);
         rows[3].wactl.push(bench.crash_loop_reported(&faults_s)?);
         // Helm
-        rows[0]
-            .helm
-            .push(ok(bench.helm_upgrade(&charts[0], &ns_h, "120s")?, "helm")?);
-        rows[1]
-            .helm
-            .push(ok(bench.helm_upgrade(&charts[1], &ns_h, "120s")?, "helm")?);
-        rows[2]
-            .helm
-            .push(ok(bench.helm_upgrade(&charts[1], &ns_h, "120s")?, "helm")?);
-        match bench.helm_upgrade(&charts[2], &ns_h, HELM_TIMEOUT)? {
+        rows[0].helm.push(ok(
+            bench.helm_upgrade(&charts[0], &ns_h, "120s", None)?,
+            "helm",
+        )?);
+        rows[1].helm.push(ok(
+            bench.helm_upgrade(&charts[1], &ns_h, "120s", None)?,
+            "helm",
+        )?);
+        rows[2].helm.push(ok(
+            bench.helm_upgrade(&charts[1], &ns_h, "120s", None)?,
+            "helm",
+        )?);
+        match bench.helm_upgrade(&charts[2], &ns_h, HELM_TIMEOUT, None)? {
             Err(failed_after) => rows[3].helm.push(failed_after),
             Ok(_) => bail!("helm --wait accepted a crash-looping Deployment"),
         }
@@ -377,17 +422,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
         // 200 objects, from empty namespaces.
         for namespace in [&ns_w, &ns_h, &ns_k] {
-            bench.delete_namespace(namespace);
+            bench.delete_namespace(namespace, None);
         }
         let many_args = ["--templates", many_s.as_str()];
         rows[4].wactl.push(bench.deploy("w", V1, &many_args)?);
         rows[5].wactl.push(bench.deploy("w", V1, &many_args)?);
-        rows[4]
-            .helm
-            .push(ok(bench.helm_upgrade(&charts[3], &ns_h, "120s")?, "helm")?);
-        rows[5]
-            .helm
-            .push(ok(bench.helm_upgrade(&charts[3], &ns_h, "120s")?, "helm")?);
+        rows[4].helm.push(ok(
+            bench.helm_upgrade(&charts[3], &ns_h, "120s", None)?,
+            "helm",
+        )?);
+        rows[5].helm.push(ok(
+            bench.helm_upgrade(&charts[3], &ns_h, "120s", None)?,
+            "helm",
+        )?);
         rows[4]
             .kubectl
             .push(ok(bench.kubectl_apply(&kdirs[3], &ns_k)?, "kubectl")?);
@@ -396,7 +443,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .push(ok(bench.kubectl_apply(&kdirs[3], &ns_k)?, "kubectl")?);
     }
     for namespace in [&ns_w, &ns_h, &ns_k] {
-        bench.delete_namespace(namespace);
+        bench.delete_namespace(namespace, None);
     }
 
     let mut table = String::from(
@@ -432,12 +479,5 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         &body,
     )?;
     eprintln!("bench deploy: wrote the `deploy` section of docs/benchmarks.md");
-    crate::bench_deploy_fleet::run(
-        runs,
-        bench.wactl,
-        bench.helm,
-        &kubeconfig,
-        work.path(),
-        chart,
-    )
+    crate::bench_deploy_fleet::run(runs, &bench, work.path())
 }
