@@ -593,3 +593,127 @@ async fn a_stopped_canary_is_removed_and_a_killed_one_by_the_next_deploy() {
     assert!(stderr.contains("removed a leftover canary"), "{stderr}");
     assert!(!canary_exists(&client, &namespace).await);
 }
+
+/// The `t` deploy through the CLI with `IMAGE_V1` (kwok nodes): exit code, JSON report,
+/// stderr.
+fn deploy_v1(t: &TestEnv) -> (Option<i32>, Value, String) {
+    let out = t
+        .command(&[
+            "--output",
+            "json",
+            "deploy",
+            "t",
+            "--yes",
+            "--skip-build",
+            "--image",
+            support::IMAGE_V1,
+        ])
+        .output()
+        .expect("run wactl");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr:\n{stderr}"));
+    (out.status.code(), report, stderr)
+}
+
+/// A canary left by a killed deploy is removed by the next deploy even when that deploy
+/// has nothing else to change (it takes the lock for it and says so), but not while
+/// another deploy holds the lock (the canary may be that one's). On kwok nodes: the
+/// leftover is made as wactl makes a canary, from the recorded revision's objects.
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn an_unchanged_deploy_removes_a_leftover_canary_under_the_lock() {
+    use wactl::cluster::{self, LockOptions, Resolver, revision};
+    let t = TestEnv::new("canary-left", "");
+    let env = t.load();
+    let client = support::client(&env).await;
+    let (code, first, stderr) = deploy_v1(&t);
+    assert_eq!(code, Some(0), "first deploy: {stderr}");
+    assert_eq!(first["outcome"], "succeeded", "{first:#}");
+
+    // The leftover: what a deploy killed during its first step leaves.
+    let revisions = revision::list(&client, &t.namespace, "t")
+        .await
+        .expect("revisions");
+    assert_eq!(revisions.len(), 1);
+    let leftover = wactl::deploy::canary::canary_objects(&env, &revisions[0].objects, 1)
+        .expect("a Deployment and ConfigMap to make a canary of");
+    assert_eq!(leftover.len(), 2);
+    cluster::apply_all(
+        &Resolver::new(client.clone()),
+        &leftover,
+        Default::default(),
+    )
+    .await
+    .expect("apply the leftover canary");
+    assert!(canary_exists(&client, &t.namespace).await);
+
+    // Another deploy holds the lock: the canary may be its own, so it stays (and is told).
+    let other = cluster::acquire_lock(
+        &client,
+        &t.namespace,
+        "t",
+        &LockOptions {
+            holder: "ana@ci (pid 4242)".into(),
+            duration: Duration::from_secs(600),
+            force_unlock: false,
+            renew_every: None,
+        },
+    )
+    .await
+    .expect("lock");
+    let (code, held, stderr) = deploy_v1(&t);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(held["outcome"], "unchanged", "{held:#}");
+    assert!(
+        stderr.contains("warning: a canary is live") && stderr.contains("ana@ci"),
+        "{stderr}"
+    );
+    assert!(
+        canary_exists(&client, &t.namespace).await,
+        "left to its deploy"
+    );
+    other.release().await;
+
+    // Nothing to change, but the leftover goes: under the lock, said on stderr and in JSON.
+    let (code, again, stderr) = deploy_v1(&t);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(again["outcome"], "unchanged", "{again:#}");
+    assert!(
+        stderr.contains("removed a leftover canary from an earlier deploy"),
+        "{stderr}"
+    );
+    let removed: Vec<&str> = again["canary"]["leftover_removed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no canary.leftover_removed: {again:#}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(removed.len(), 2, "{removed:?}");
+    assert!(
+        removed
+            .iter()
+            .any(|r| r.contains("Deployment") && r.contains("address-service-canary")),
+        "{removed:?}"
+    );
+    assert!(!canary_exists(&client, &t.namespace).await, "removed");
+    assert!(
+        Api::<ConfigMap>::namespaced(client.clone(), &t.namespace)
+            .get_opt("address-service-canary")
+            .await
+            .expect("get")
+            .is_none(),
+        "its ConfigMap too"
+    );
+    let after = revision::list(&client, &t.namespace, "t")
+        .await
+        .expect("revisions");
+    assert_eq!(after.len(), 1, "an unchanged deploy records no revision");
+
+    // And the lock is free again: the next one is plainly unchanged, without a note.
+    let (code, last, stderr) = deploy_v1(&t);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(last["outcome"], "unchanged", "{last:#}");
+    assert!(last["canary"].is_null(), "{last:#}");
+    assert!(!stderr.contains("canary"), "{stderr}");
+}

@@ -78,6 +78,10 @@ pub struct StepReport {
 pub struct CanaryReport {
     /// Why no canary ran (the first deploy, or the pods do not change).
     pub skipped: Option<String>,
+    /// The objects of a canary that an earlier, killed deploy left behind, removed under
+    /// the lock before anything else (also when nothing else changes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub leftover_removed: Vec<String>,
     pub steps: Vec<StepReport>,
 }
 
@@ -381,6 +385,32 @@ pub async fn delete(
     Ok(deleted.iter().map(ToString::to_string).collect())
 }
 
+/// Removes a canary that a killed deploy left behind (it serves a version nobody judged),
+/// whatever the strategy is now; says so in an event and in the report. Called under the
+/// lock: a canary seen without it may be another deploy's, in progress.
+pub(super) async fn remove_leftover(
+    client: &Client,
+    env: &Environment,
+    stages: &mut Stages<'_>,
+) -> Result<(), StageFailure> {
+    if in_progress(client, env).await.is_none() {
+        return Ok(());
+    }
+    let removed = remove(client, env)
+        .await
+        .map_err(|e| failure(format!("could not remove the leftover canary: {e}")))?;
+    stages.emit(EventKind::Note(format!(
+        "removed a leftover canary from an earlier deploy: {}",
+        removed.join(", ")
+    )));
+    stages
+        .report
+        .canary
+        .get_or_insert_default()
+        .leftover_removed = removed;
+    Ok(())
+}
+
 /// Runs the canary's steps for `objects` (the rendered new version). `Ok` when every step
 /// passed (or no canary was needed): the caller promotes with the ordinary rollout and
 /// then removes the canary. `Err` after the canary was removed: stable never changed.
@@ -392,25 +422,12 @@ pub(super) async fn run(
     last_good: Option<&Revision>,
     stages: &mut Stages<'_>,
 ) -> Result<(), StageFailure> {
-    // A canary a killed deploy left behind serves an unjudged version: it goes first.
-    if in_progress(client, env).await.is_some() {
-        let removed = remove(client, env)
-            .await
-            .map_err(|e| failure(format!("could not remove the leftover canary: {e}")))?;
-        stages.emit(EventKind::Note(format!(
-            "removed a leftover canary from an earlier deploy: {}",
-            removed.join(", ")
-        )));
-    }
     if let Some(reason) = skip_reason(client, env, objects, last_good).await {
         stages.emit(EventKind::Note(format!("canary skipped: {reason}")));
-        stages.report.canary = Some(CanaryReport {
-            skipped: Some(reason),
-            steps: Vec::new(),
-        });
+        stages.report.canary.get_or_insert_default().skipped = Some(reason);
         return Ok(());
     }
-    stages.report.canary = Some(CanaryReport::default());
+    stages.report.canary.get_or_insert_default();
     let judged = steps(client, env, canary, objects, stages).await;
     if judged.is_ok() {
         return Ok(());
