@@ -462,6 +462,28 @@ async fn canary_stops_a_bad_release_promotes_a_good_one_and_fails_closed_without
     let history = t.wactl(&["history", ENVIRONMENT]);
     let history = String::from_utf8_lossy(&history.stdout).into_owned();
     assert!(history.contains("canary failed"), "{history}");
+    // The revision records the step's evidence as data, as the deploy report showed it.
+    let recorded = t.wactl(&["--output", "json", "history", ENVIRONMENT]);
+    let recorded: Value = serde_json::from_slice(&recorded.stdout).expect("history JSON");
+    let last = recorded
+        .as_array()
+        .and_then(|r| r.last())
+        .expect("a revision");
+    assert_eq!(last["status"], "failed", "{last:#}");
+    assert_eq!(last["canary"]["steps"], bad["canary"]["steps"], "{last:#}");
+    let metrics: Vec<&Value> = last["canary"]["steps"][0]["measurements"]
+        .as_array()
+        .expect("measurements")
+        .iter()
+        .flat_map(|m| m["metrics"].as_array().into_iter().flatten())
+        .filter(|m| m["name"] == "success-rate")
+        .collect();
+    assert!(!metrics.is_empty(), "{last:#}");
+    assert!(
+        metrics.iter().all(|m| m["bound"]["min"] == 0.95),
+        "{last:#}"
+    );
+    assert!(metrics.iter().any(|m| m["verdict"] == "failed"), "{last:#}");
     // 1 canary pod next to 2 stable ones: about a third of the requests while it served.
     eprintln!(
         "CANARY bad release: {bad_failed} of {bad_sent} requests failed during a {bad_took:?} deploy; {message}"
@@ -498,6 +520,14 @@ async fn canary_stops_a_bad_release_promotes_a_good_one_and_fails_closed_without
         !canary_exists(&client, &namespace).await,
         "the canary is removed"
     );
+    let recorded = t.wactl(&["--output", "json", "history", ENVIRONMENT]);
+    let recorded: Value = serde_json::from_slice(&recorded.stdout).expect("history JSON");
+    let last = recorded
+        .as_array()
+        .and_then(|r| r.last())
+        .expect("a revision");
+    assert_eq!(last["status"], "succeeded", "{last:#}");
+    assert_eq!(last["canary"]["steps"], good["canary"]["steps"], "{last:#}");
     eprintln!(
         "CANARY good release: {good_failed} of {good_sent} requests failed during a {good_took:?} deploy"
     );

@@ -327,7 +327,7 @@ pub struct Metric {
 }
 
 /// Which side of a threshold passes.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Bound {
     Min(f64),

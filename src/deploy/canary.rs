@@ -4,6 +4,7 @@
 //! only changed (by the ordinary rollout, which promotes) once every step has passed.
 
 use super::{EventKind, FailureCode, RecordedObject, StageFailure, Stages};
+pub use crate::cluster::evidence::{CanaryReport, Measurement, MetricValue, StepReport, Verdict};
 use crate::cluster::prometheus::{self, PrometheusService};
 use crate::cluster::revision::Revision;
 use crate::cluster::{self, ObjectRef, Resolver};
@@ -14,102 +15,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Client};
-use serde::Serialize;
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-/// How a measurement (or one metric of it) came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Passed,
-    Failed,
-    /// No data, or Prometheus did not answer: counted against `inconclusiveLimit`.
-    Inconclusive,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Passed => "passed",
-            Self::Failed => "failed",
-            Self::Inconclusive => "inconclusive",
-        }
-    }
-}
-
-/// One metric of one measurement: both tracks' values over the same window, and the bound.
-#[derive(Debug, Clone, Serialize)]
-pub struct MetricValue {
-    pub name: String,
-    pub canary: Option<f64>,
-    /// The stable pods' value (baseline), when the analysis compares.
-    pub stable: Option<f64>,
-    pub bound: Bound,
-    pub verdict: Verdict,
-    /// Why it failed or was inconclusive.
-    pub reason: Option<String>,
-}
-
-/// Every metric read once, at `elapsed_seconds` into step `step` (1-based).
-#[derive(Debug, Clone, Serialize)]
-pub struct Measurement {
-    pub step: usize,
-    pub elapsed_seconds: u64,
-    pub verdict: Verdict,
-    pub metrics: Vec<MetricValue>,
-    /// For a measurement without metrics: why (the canary's pods not scraped yet).
-    pub reason: Option<String>,
-}
-
-/// One step as it ran.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepReport {
-    pub step: usize,
-    pub weight: u32,
-    pub canary_replicas: u32,
-    pub stable_replicas: u32,
-    pub verdict: Verdict,
-    pub measurements: Vec<Measurement>,
-}
-
-/// What the canary did, in the deploy report: each step with its evidence.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CanaryReport {
-    /// Why no canary ran (the first deploy, or the pods do not change).
-    pub skipped: Option<String>,
-    /// The objects of a canary that an earlier, killed deploy left behind, removed under
-    /// the lock before anything else (also when nothing else changes).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub leftover_removed: Vec<String>,
-    pub steps: Vec<StepReport>,
-}
-
-impl CanaryReport {
-    /// One line of evidence per step, for the revision's message.
-    pub fn evidence(&self) -> String {
-        self.steps
-            .iter()
-            .map(|s| {
-                let passed = s
-                    .measurements
-                    .iter()
-                    .filter(|m| m.verdict == Verdict::Passed)
-                    .count();
-                format!(
-                    "step {} ({}%, {} canary / {} stable pods): {}, {passed}/{} measurements passed",
-                    s.step,
-                    s.weight,
-                    s.canary_replicas,
-                    s.stable_replicas,
-                    s.verdict.as_str(),
-                    s.measurements.len()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
 
 /// The canary Deployment's (and ConfigMap's) name.
 pub fn canary_name(env: &Environment) -> String {

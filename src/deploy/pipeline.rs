@@ -384,10 +384,11 @@ async fn deploy_locked(
         finished_at: None,
         message: None,
         rollback_of: None,
+        canary: None,
         inventory: inventory(&objects),
         objects,
     };
-    let started = start_revision(client, env, draft, stages).await?;
+    let mut started = start_revision(client, env, draft, stages).await?;
     let last_good = started
         .revisions
         .iter()
@@ -400,6 +401,7 @@ async fn deploy_locked(
     if let Err(failure) = super::canary::remove_leftover(client, env, stages).await {
         return canary_failed(client, env, stages, started, failure).await;
     }
+    started.current.canary = stages.report.canary.clone();
     if let Some(canary) = &env.rollout.canary {
         let judged = super::canary::run(
             client,
@@ -410,6 +412,8 @@ async fn deploy_locked(
             stages,
         )
         .await;
+        // The evidence goes with the revision, whatever happens next.
+        started.current.canary = stages.report.canary.clone();
         if let Err(failure) = judged {
             return canary_failed(client, env, stages, started, failure).await;
         }
@@ -433,7 +437,6 @@ async fn deploy_locked(
         failed => failed,
     };
     let Err(failure) = outcome else {
-        let mut started = started;
         if let Some(evidence) = stages.report.canary.as_ref().map(|c| c.evidence())
             && !evidence.is_empty()
         {
