@@ -747,3 +747,110 @@ async fn an_unchanged_deploy_removes_a_leftover_canary_under_the_lock() {
     assert!(last["canary"].is_null(), "{last:#}");
     assert!(!stderr.contains("canary"), "{stderr}");
 }
+
+/// A Prometheus of Debian's package on 127.0.0.1, scraping itself every second; killed on
+/// drop.
+struct LocalPrometheus {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalPrometheus {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{ scrape_interval: 1s }}\nscrape_configs:\n  - job_name: self\n    static_configs: [{{ targets: ['127.0.0.1:{port}'] }}]\n"
+            ),
+        )
+        .expect("config");
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect(
+                "prometheus (Debian's `prometheus` package, installed by `cargo xtask infra up`)",
+            );
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for LocalPrometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `rollout.analysis.prometheus`: a URL is read directly (no API server in the path: the
+/// client given points nowhere), a bad query is refused with Prometheus' reason, and a URL
+/// that does not answer is an error naming that URL, never an answer from elsewhere.
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn a_prometheus_url_is_queried_directly_and_an_unreachable_one_says_so() {
+    use wactl::cluster::prometheus::{self, PrometheusAt, PrometheusError};
+    let local = LocalPrometheus::start();
+    // An API server that does not exist: whatever reaches Prometheus does not go through it.
+    let nowhere = Client::try_from(kube::Config::new(
+        "http://127.0.0.1:9".parse().expect("uri"),
+    ))
+    .expect("client");
+    let at = PrometheusAt::Url(local.url.clone());
+    let mut tries = 0;
+    let up = loop {
+        tries += 1;
+        match prometheus::query(&nowhere, &at, r#"up{job="self"}"#).await {
+            Ok(samples) if !samples.is_empty() => break samples,
+            _ if tries < 60 => tokio::time::sleep(Duration::from_millis(500)).await,
+            other => panic!("no answer after {tries} tries: {other:?}"),
+        }
+    };
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert_eq!(up[0].number(), Some(1.0), "{up:?}");
+    assert_eq!(up[0].metric.get("job").map(String::as_str), Some("self"));
+    let targets = prometheus::targets(&nowhere, &at).await.expect("targets");
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert_eq!(targets[0].health, "up", "{targets:?}");
+
+    let refused = prometheus::query(&nowhere, &at, "sum(")
+        .await
+        .expect_err("a bad query");
+    assert!(
+        matches!(refused, PrometheusError::Refused { ref error_type, .. } if error_type == "bad_data"),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains(&local.url), "{refused}");
+
+    // The same Prometheus stopped: the URL does not answer, and the error says which.
+    let url = local.url.clone();
+    drop(local);
+    let gone = prometheus::query(&nowhere, &PrometheusAt::Url(url.clone()), "up")
+        .await
+        .expect_err("nothing listens");
+    assert!(
+        matches!(gone, PrometheusError::UnreachableUrl { .. }),
+        "{gone}"
+    );
+    assert!(
+        gone.to_string()
+            .starts_with(&format!("cannot reach Prometheus at {url} (/api/v1/query")),
+        "{gone}"
+    );
+}

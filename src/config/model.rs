@@ -316,6 +316,17 @@ pub struct Analysis {
     pub inconclusive_limit: u32,
     pub baseline: bool,
     pub metrics: Vec<Metric>,
+    pub prometheus: AnalysisPrometheus,
+}
+
+/// The Prometheus a canary's analysis reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalysisPrometheus {
+    /// The bundled one, through the Kubernetes API server's service proxy.
+    Bundled,
+    /// `rollout.analysis.prometheus`: this URL, directly.
+    Url(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -5,11 +5,11 @@
 
 use super::{EventKind, FailureCode, RecordedObject, StageFailure, Stages};
 pub use crate::cluster::evidence::{CanaryReport, Measurement, MetricValue, StepReport, Verdict};
-use crate::cluster::prometheus::{self, PrometheusService};
+use crate::cluster::prometheus::{self, PrometheusAt, PrometheusService};
 use crate::cluster::revision::Revision;
 use crate::cluster::{self, ObjectRef, Resolver};
 use crate::config::Environment;
-use crate::config::model::{Bound, Canary, Metric};
+use crate::config::model::{AnalysisPrometheus, Bound, Canary, Metric};
 use crate::render::TRACK_LABEL;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -360,8 +360,12 @@ async fn steps(
     objects: &[RecordedObject],
     stages: &mut Stages<'_>,
 ) -> Result<(), StageFailure> {
-    let service = PrometheusService::bundled(env)
-        .ok_or_else(|| failure("a canary needs the bundled Prometheus".to_owned()))?;
+    let service = match &canary.analysis.prometheus {
+        AnalysisPrometheus::Url(url) => PrometheusAt::Url(url.clone()),
+        AnalysisPrometheus::Bundled => PrometheusService::bundled(env)
+            .map(PrometheusAt::Proxy)
+            .ok_or_else(|| failure("a canary needs the bundled Prometheus".to_owned()))?,
+    };
     let stable_replicas = live_deployment(client, env, &env.app.name)
         .await
         .and_then(|d| d.spec?.replicas)
@@ -547,7 +551,7 @@ async fn canary_pod_addresses(client: &Client, env: &Environment) -> Vec<String>
 async fn scraped(
     client: &Client,
     env: &Environment,
-    service: &PrometheusService,
+    service: &PrometheusAt,
     grace: Duration,
 ) -> Result<(), String> {
     let started = Instant::now();
@@ -583,7 +587,7 @@ async fn scraped(
 /// Reads every metric for the canary (and the stable pods) once.
 async fn measure(
     client: &Client,
-    service: &PrometheusService,
+    service: &PrometheusAt,
     canary: &Canary,
     step: usize,
     elapsed: Duration,
