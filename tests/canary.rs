@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 use support::TestEnv;
 
 const ENVIRONMENT: &str = "t";
+/// The Prometheus-URL test's service, and its bundled Prometheus' own NodePort.
+const URL_NODE_PORT: u16 = 30096;
+const PROMETHEUS_NODE_PORT: u16 = 30097;
 /// Not dev-real's 30080 nor the real-node test's 30081.
 const NODE_PORT: u16 = 30093;
 /// The stop test's, so it never waits for the other's Service to go.
@@ -68,9 +71,14 @@ struct Load {
 
 impl Load {
     fn start() -> Self {
+        Self::start_on(NODE_PORT)
+    }
+
+    /// The load through the NodePort `port`.
+    fn start_on(port: u16) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
-        let addr: SocketAddr = format!("127.0.0.1:{NODE_PORT}").parse().expect("addr");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let interval = Duration::from_secs_f64(f64::from(WORKERS) / f64::from(RATE));
         let workers = (0..WORKERS)
             .map(|i| {
@@ -852,5 +860,105 @@ async fn a_prometheus_url_is_queried_directly_and_an_unreachable_one_says_so() {
         gone.to_string()
             .starts_with(&format!("cannot reach Prometheus at {url} (/api/v1/query")),
         "{gone}"
+    );
+}
+
+/// `rollout.analysis.prometheus` on the real node: the bundled Prometheus reached at
+/// 127.0.0.1 through a NodePort of its own (made by the test). With a URL that does not
+/// answer the canary fails closed although the service proxy works (no fallback); with the
+/// NodePort's URL a good release is judged and promoted although the proxy is broken (its
+/// Service deleted): the URL is the only path either way.
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn a_canary_judged_at_a_prometheus_url_uses_that_url_only() {
+    let (t, client, namespace) = canary_env("canary-url", URL_NODE_PORT).await;
+    let with_url = |url: &str, config: &str| {
+        definition_on(URL_NODE_PORT, config).replace(
+            "inconclusiveLimit: 2 }",
+            &format!("inconclusiveLimit: 2, prometheus: \"{url}\" }}"),
+        )
+    };
+    let (out, first, _) = deploy(&t);
+    assert!(out.status.success(), "first deploy: {first:#}");
+
+    // A URL nothing answers at, with the proxy working: inconclusive, nothing promoted.
+    let generation = stable_generation(&client, &namespace).await;
+    t.write(&with_url("http://127.0.0.1:1", "  REQUEST_TIMEOUT: 15s\n"));
+    let (out, blind, _) = deploy(&t);
+    assert_eq!(out.status.code(), Some(1), "{blind:#}");
+    assert_eq!(blind["error"]["code"], "canary_failed", "{blind:#}");
+    let message = blind["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("inconclusive") && message.contains("http://127.0.0.1:1"),
+        "{message}"
+    );
+    assert_eq!(stable_generation(&client, &namespace).await, generation);
+    assert!(!canary_exists(&client, &namespace).await);
+
+    // The bundled Prometheus on a NodePort of its own; its ClusterIP Service (the proxy's
+    // way in) gone.
+    let services = Api::<Service>::namespaced(client.clone(), &namespace);
+    let bundled = services
+        .get("address-service-prometheus")
+        .await
+        .expect("Prometheus' Service");
+    let selector = bundled.spec.and_then(|s| s.selector).expect("selector");
+    let direct: Service = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": { "name": "prometheus-direct", "namespace": namespace },
+        "spec": {
+            "type": "NodePort",
+            "selector": selector,
+            "ports": [{ "port": 9090, "targetPort": 9090, "nodePort": PROMETHEUS_NODE_PORT }]
+        }
+    }))
+    .expect("service");
+    services
+        .create(&Default::default(), &direct)
+        .await
+        .expect("create the NodePort");
+    services
+        .delete("address-service-prometheus", &DeleteParams::default())
+        .await
+        .expect("delete Prometheus' Service");
+    let url = format!("http://127.0.0.1:{PROMETHEUS_NODE_PORT}");
+    // reqwest comes without a crypto provider (wactl installs ring's).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut tries = 0;
+    while tries < 60 {
+        tries += 1;
+        let ready = reqwest::get(format!("{url}/-/ready"))
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        tries < 60,
+        "Prometheus not ready at {url} after {tries} tries"
+    );
+
+    let load = Load::start_on(URL_NODE_PORT);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    t.write(&with_url(&url, "  REQUEST_TIMEOUT: 16s\n"));
+    let (out, good, _) = deploy(&t);
+    load.stop();
+    assert!(out.status.success(), "{good:#}");
+    assert_eq!(good["outcome"], "succeeded", "{good:#}");
+    let steps = good["canary"]["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2, "{good:#}");
+    for step in steps {
+        assert_eq!(step["verdict"], "passed", "{good:#}");
+    }
+    assert_eq!(
+        stable_config(&client, &namespace)
+            .await
+            .get("REQUEST_TIMEOUT")
+            .map(String::as_str),
+        Some("16s"),
+        "promoted"
     );
 }
