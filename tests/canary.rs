@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 use support::TestEnv;
 
 const ENVIRONMENT: &str = "t";
+/// The Prometheus-URL test's service, and its bundled Prometheus' own NodePort.
+const URL_NODE_PORT: u16 = 30096;
+const PROMETHEUS_NODE_PORT: u16 = 30097;
 /// Not dev-real's 30080 nor the real-node test's 30081.
 const NODE_PORT: u16 = 30093;
 /// The stop test's, so it never waits for the other's Service to go.
@@ -68,9 +71,14 @@ struct Load {
 
 impl Load {
     fn start() -> Self {
+        Self::start_on(NODE_PORT)
+    }
+
+    /// The load through the NodePort `port`.
+    fn start_on(port: u16) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
-        let addr: SocketAddr = format!("127.0.0.1:{NODE_PORT}").parse().expect("addr");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let interval = Duration::from_secs_f64(f64::from(WORKERS) / f64::from(RATE));
         let workers = (0..WORKERS)
             .map(|i| {
@@ -462,6 +470,28 @@ async fn canary_stops_a_bad_release_promotes_a_good_one_and_fails_closed_without
     let history = t.wactl(&["history", ENVIRONMENT]);
     let history = String::from_utf8_lossy(&history.stdout).into_owned();
     assert!(history.contains("canary failed"), "{history}");
+    // The revision records the step's evidence as data, as the deploy report showed it.
+    let recorded = t.wactl(&["--output", "json", "history", ENVIRONMENT]);
+    let recorded: Value = serde_json::from_slice(&recorded.stdout).expect("history JSON");
+    let last = recorded
+        .as_array()
+        .and_then(|r| r.last())
+        .expect("a revision");
+    assert_eq!(last["status"], "failed", "{last:#}");
+    assert_eq!(last["canary"]["steps"], bad["canary"]["steps"], "{last:#}");
+    let metrics: Vec<&Value> = last["canary"]["steps"][0]["measurements"]
+        .as_array()
+        .expect("measurements")
+        .iter()
+        .flat_map(|m| m["metrics"].as_array().into_iter().flatten())
+        .filter(|m| m["name"] == "success-rate")
+        .collect();
+    assert!(!metrics.is_empty(), "{last:#}");
+    assert!(
+        metrics.iter().all(|m| m["bound"]["min"] == 0.95),
+        "{last:#}"
+    );
+    assert!(metrics.iter().any(|m| m["verdict"] == "failed"), "{last:#}");
     // 1 canary pod next to 2 stable ones: about a third of the requests while it served.
     eprintln!(
         "CANARY bad release: {bad_failed} of {bad_sent} requests failed during a {bad_took:?} deploy; {message}"
@@ -498,6 +528,14 @@ async fn canary_stops_a_bad_release_promotes_a_good_one_and_fails_closed_without
         !canary_exists(&client, &namespace).await,
         "the canary is removed"
     );
+    let recorded = t.wactl(&["--output", "json", "history", ENVIRONMENT]);
+    let recorded: Value = serde_json::from_slice(&recorded.stdout).expect("history JSON");
+    let last = recorded
+        .as_array()
+        .and_then(|r| r.last())
+        .expect("a revision");
+    assert_eq!(last["status"], "succeeded", "{last:#}");
+    assert_eq!(last["canary"]["steps"], good["canary"]["steps"], "{last:#}");
     eprintln!(
         "CANARY good release: {good_failed} of {good_sent} requests failed during a {good_took:?} deploy"
     );
@@ -592,4 +630,335 @@ async fn a_stopped_canary_is_removed_and_a_killed_one_by_the_next_deploy() {
     assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
     assert!(stderr.contains("removed a leftover canary"), "{stderr}");
     assert!(!canary_exists(&client, &namespace).await);
+}
+
+/// The `t` deploy through the CLI with `IMAGE_V1` (kwok nodes): exit code, JSON report,
+/// stderr.
+fn deploy_v1(t: &TestEnv) -> (Option<i32>, Value, String) {
+    let out = t
+        .command(&[
+            "--output",
+            "json",
+            "deploy",
+            "t",
+            "--yes",
+            "--skip-build",
+            "--image",
+            support::IMAGE_V1,
+        ])
+        .output()
+        .expect("run wactl");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}); stderr:\n{stderr}"));
+    (out.status.code(), report, stderr)
+}
+
+/// A canary left by a killed deploy is removed by the next deploy even when that deploy
+/// has nothing else to change (it takes the lock for it and says so), but not while
+/// another deploy holds the lock (the canary may be that one's). On kwok nodes: the
+/// leftover is made as wactl makes a canary, from the recorded revision's objects.
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn an_unchanged_deploy_removes_a_leftover_canary_under_the_lock() {
+    use wactl::cluster::{self, LockOptions, Resolver, revision};
+    let t = TestEnv::new("canary-left", "");
+    let env = t.load();
+    let client = support::client(&env).await;
+    let (code, first, stderr) = deploy_v1(&t);
+    assert_eq!(code, Some(0), "first deploy: {stderr}");
+    assert_eq!(first["outcome"], "succeeded", "{first:#}");
+
+    // The leftover: what a deploy killed during its first step leaves.
+    let revisions = revision::list(&client, &t.namespace, "t")
+        .await
+        .expect("revisions");
+    assert_eq!(revisions.len(), 1);
+    let leftover = wactl::deploy::canary::canary_objects(&env, &revisions[0].objects, 1)
+        .expect("a Deployment and ConfigMap to make a canary of");
+    assert_eq!(leftover.len(), 2);
+    cluster::apply_all(
+        &Resolver::new(client.clone()),
+        &leftover,
+        Default::default(),
+    )
+    .await
+    .expect("apply the leftover canary");
+    assert!(canary_exists(&client, &t.namespace).await);
+
+    // Another deploy holds the lock: the canary may be its own, so it stays (and is told).
+    let other = cluster::acquire_lock(
+        &client,
+        &t.namespace,
+        "t",
+        &LockOptions {
+            holder: "ana@ci (pid 4242)".into(),
+            duration: Duration::from_secs(600),
+            force_unlock: false,
+            renew_every: None,
+        },
+    )
+    .await
+    .expect("lock");
+    let (code, held, stderr) = deploy_v1(&t);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(held["outcome"], "unchanged", "{held:#}");
+    assert!(
+        stderr.contains("warning: a canary is live") && stderr.contains("ana@ci"),
+        "{stderr}"
+    );
+    assert!(
+        canary_exists(&client, &t.namespace).await,
+        "left to its deploy"
+    );
+    other.release().await;
+
+    // Nothing to change, but the leftover goes: under the lock, said on stderr and in JSON.
+    let (code, again, stderr) = deploy_v1(&t);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(again["outcome"], "unchanged", "{again:#}");
+    assert!(
+        stderr.contains("removed a leftover canary from an earlier deploy"),
+        "{stderr}"
+    );
+    let removed: Vec<&str> = again["canary"]["leftover_removed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no canary.leftover_removed: {again:#}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(removed.len(), 2, "{removed:?}");
+    assert!(
+        removed
+            .iter()
+            .any(|r| r.contains("Deployment") && r.contains("address-service-canary")),
+        "{removed:?}"
+    );
+    assert!(!canary_exists(&client, &t.namespace).await, "removed");
+    assert!(
+        Api::<ConfigMap>::namespaced(client.clone(), &t.namespace)
+            .get_opt("address-service-canary")
+            .await
+            .expect("get")
+            .is_none(),
+        "its ConfigMap too"
+    );
+    let after = revision::list(&client, &t.namespace, "t")
+        .await
+        .expect("revisions");
+    assert_eq!(after.len(), 1, "an unchanged deploy records no revision");
+
+    // And the lock is free again: the next one is plainly unchanged, without a note.
+    let (code, last, stderr) = deploy_v1(&t);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(last["outcome"], "unchanged", "{last:#}");
+    assert!(last["canary"].is_null(), "{last:#}");
+    assert!(!stderr.contains("canary"), "{stderr}");
+}
+
+/// A Prometheus of Debian's package on 127.0.0.1, scraping itself every second; killed on
+/// drop.
+struct LocalPrometheus {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalPrometheus {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{ scrape_interval: 1s }}\nscrape_configs:\n  - job_name: self\n    static_configs: [{{ targets: ['127.0.0.1:{port}'] }}]\n"
+            ),
+        )
+        .expect("config");
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect(
+                "prometheus (Debian's `prometheus` package, installed by `cargo xtask infra up`)",
+            );
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for LocalPrometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `rollout.analysis.prometheus`: a URL is read directly (no API server in the path: the
+/// client given points nowhere), a bad query is refused with Prometheus' reason, and a URL
+/// that does not answer is an error naming that URL, never an answer from elsewhere.
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn a_prometheus_url_is_queried_directly_and_an_unreachable_one_says_so() {
+    use wactl::cluster::prometheus::{self, PrometheusAt, PrometheusError};
+    let local = LocalPrometheus::start();
+    // An API server that does not exist: whatever reaches Prometheus does not go through it.
+    let nowhere = Client::try_from(kube::Config::new(
+        "http://127.0.0.1:9".parse().expect("uri"),
+    ))
+    .expect("client");
+    let at = PrometheusAt::Url(local.url.clone());
+    let mut tries = 0;
+    let up = loop {
+        tries += 1;
+        match prometheus::query(&nowhere, &at, r#"up{job="self"}"#).await {
+            Ok(samples) if !samples.is_empty() => break samples,
+            _ if tries < 60 => tokio::time::sleep(Duration::from_millis(500)).await,
+            other => panic!("no answer after {tries} tries: {other:?}"),
+        }
+    };
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert_eq!(up[0].number(), Some(1.0), "{up:?}");
+    assert_eq!(up[0].metric.get("job").map(String::as_str), Some("self"));
+    let targets = prometheus::targets(&nowhere, &at).await.expect("targets");
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert_eq!(targets[0].health, "up", "{targets:?}");
+
+    let refused = prometheus::query(&nowhere, &at, "sum(")
+        .await
+        .expect_err("a bad query");
+    assert!(
+        matches!(refused, PrometheusError::Refused { ref error_type, .. } if error_type == "bad_data"),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains(&local.url), "{refused}");
+
+    // The same Prometheus stopped: the URL does not answer, and the error says which.
+    let url = local.url.clone();
+    drop(local);
+    let gone = prometheus::query(&nowhere, &PrometheusAt::Url(url.clone()), "up")
+        .await
+        .expect_err("nothing listens");
+    assert!(
+        matches!(gone, PrometheusError::UnreachableUrl { .. }),
+        "{gone}"
+    );
+    assert!(
+        gone.to_string()
+            .starts_with(&format!("cannot reach Prometheus at {url} (/api/v1/query")),
+        "{gone}"
+    );
+}
+
+/// `rollout.analysis.prometheus` on the real node: the bundled Prometheus reached at
+/// 127.0.0.1 through a NodePort of its own (made by the test). With a URL that does not
+/// answer the canary fails closed although the service proxy works (no fallback); with the
+/// NodePort's URL a good release is judged and promoted although the proxy is broken (its
+/// Service deleted): the URL is the only path either way.
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn a_canary_judged_at_a_prometheus_url_uses_that_url_only() {
+    let (t, client, namespace) = canary_env("canary-url", URL_NODE_PORT).await;
+    let with_url = |url: &str, config: &str| {
+        definition_on(URL_NODE_PORT, config).replace(
+            "inconclusiveLimit: 2 }",
+            &format!("inconclusiveLimit: 2, prometheus: \"{url}\" }}"),
+        )
+    };
+    let (out, first, _) = deploy(&t);
+    assert!(out.status.success(), "first deploy: {first:#}");
+
+    // A URL nothing answers at, with the proxy working: inconclusive, nothing promoted.
+    let generation = stable_generation(&client, &namespace).await;
+    t.write(&with_url("http://127.0.0.1:1", "  REQUEST_TIMEOUT: 15s\n"));
+    let (out, blind, _) = deploy(&t);
+    assert_eq!(out.status.code(), Some(1), "{blind:#}");
+    assert_eq!(blind["error"]["code"], "canary_failed", "{blind:#}");
+    let message = blind["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("inconclusive") && message.contains("http://127.0.0.1:1"),
+        "{message}"
+    );
+    assert_eq!(stable_generation(&client, &namespace).await, generation);
+    assert!(!canary_exists(&client, &namespace).await);
+
+    // The bundled Prometheus on a NodePort of its own; its ClusterIP Service (the proxy's
+    // way in) gone.
+    let services = Api::<Service>::namespaced(client.clone(), &namespace);
+    let bundled = services
+        .get("address-service-prometheus")
+        .await
+        .expect("Prometheus' Service");
+    let selector = bundled.spec.and_then(|s| s.selector).expect("selector");
+    let direct: Service = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": { "name": "prometheus-direct", "namespace": namespace },
+        "spec": {
+            "type": "NodePort",
+            "selector": selector,
+            "ports": [{ "port": 9090, "targetPort": 9090, "nodePort": PROMETHEUS_NODE_PORT }]
+        }
+    }))
+    .expect("service");
+    services
+        .create(&Default::default(), &direct)
+        .await
+        .expect("create the NodePort");
+    services
+        .delete("address-service-prometheus", &DeleteParams::default())
+        .await
+        .expect("delete Prometheus' Service");
+    let url = format!("http://127.0.0.1:{PROMETHEUS_NODE_PORT}");
+    // reqwest comes without a crypto provider (wactl installs ring's).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut tries = 0;
+    while tries < 60 {
+        tries += 1;
+        let ready = reqwest::get(format!("{url}/-/ready"))
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        tries < 60,
+        "Prometheus not ready at {url} after {tries} tries"
+    );
+
+    let load = Load::start_on(URL_NODE_PORT);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    t.write(&with_url(&url, "  REQUEST_TIMEOUT: 16s\n"));
+    let (out, good, _) = deploy(&t);
+    load.stop();
+    assert!(out.status.success(), "{good:#}");
+    assert_eq!(good["outcome"], "succeeded", "{good:#}");
+    let steps = good["canary"]["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2, "{good:#}");
+    for step in steps {
+        assert_eq!(step["verdict"], "passed", "{good:#}");
+    }
+    assert_eq!(
+        stable_config(&client, &namespace)
+            .await
+            .get("REQUEST_TIMEOUT")
+            .map(String::as_str),
+        Some("16s"),
+        "promoted"
+    );
 }

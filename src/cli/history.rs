@@ -131,6 +131,7 @@ mod tests {
             message: None,
             rollback_of: None,
             objects: 10,
+            canary: None,
         }
     }
 

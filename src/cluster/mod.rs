@@ -7,6 +7,7 @@ mod apply;
 mod connect;
 pub mod diff;
 pub mod drift;
+pub mod evidence;
 mod lock;
 pub mod logs;
 mod object;

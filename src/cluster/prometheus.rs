@@ -1,5 +1,6 @@
 //! Prometheus inside the cluster, read through the Kubernetes API server's service proxy, so
-//! the CLI needs no network path but the one to the API server.
+//! the CLI needs no network path but the one to the API server; or, where a definition
+//! gives one, a Prometheus at a URL, read directly.
 
 use crate::config::Environment;
 use crate::config::model::MonitoringMode;
@@ -18,6 +19,12 @@ pub enum PrometheusError {
     )]
     Unreachable {
         service: String,
+        path: String,
+        message: String,
+    },
+    #[error("cannot reach Prometheus at {url} ({path}): {message}")]
+    UnreachableUrl {
+        url: String,
         path: String,
         message: String,
     },
@@ -68,6 +75,39 @@ impl PrometheusService {
         )
     }
 }
+
+/// Where a Prometheus is read: a Service through the API server's service proxy, or a URL
+/// directly. Never one for the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrometheusAt {
+    Proxy(PrometheusService),
+    /// A base URL without a trailing `/` (validated by the definition).
+    Url(String),
+}
+
+impl std::fmt::Display for PrometheusAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Proxy(service) => service.fmt(f),
+            Self::Url(url) => write!(f, "at {url}"),
+        }
+    }
+}
+
+impl From<&PrometheusService> for PrometheusAt {
+    fn from(service: &PrometheusService) -> Self {
+        Self::Proxy(service.clone())
+    }
+}
+
+impl From<&PrometheusAt> for PrometheusAt {
+    fn from(at: &PrometheusAt) -> Self {
+        at.clone()
+    }
+}
+
+/// How long a direct request to a Prometheus URL may take (the proxy has the client's).
+const URL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Prometheus' HTTP API envelope.
 #[derive(Debug, Deserialize)]
@@ -178,38 +218,39 @@ struct QueryData {
 /// Every alert Prometheus holds (pending and firing).
 pub async fn alerts(
     client: &Client,
-    service: &PrometheusService,
+    service: impl Into<PrometheusAt>,
 ) -> Result<Vec<Alert>, PrometheusError> {
-    let data: AlertsData = get(client, service, "/api/v1/alerts").await?;
+    let data: AlertsData = get(client, &service.into(), "/api/v1/alerts").await?;
     Ok(data.alerts)
 }
 
 /// The active scrape targets.
 pub async fn targets(
     client: &Client,
-    service: &PrometheusService,
+    service: impl Into<PrometheusAt>,
 ) -> Result<Vec<Target>, PrometheusError> {
-    let data: TargetsData = get(client, service, "/api/v1/targets?state=active").await?;
+    let data: TargetsData = get(client, &service.into(), "/api/v1/targets?state=active").await?;
     Ok(data.active_targets)
 }
 
 /// Every rule Prometheus has loaded, over all groups.
 pub async fn rules(
     client: &Client,
-    service: &PrometheusService,
+    service: impl Into<PrometheusAt>,
 ) -> Result<Vec<LoadedRule>, PrometheusError> {
-    let data: RulesData = get(client, service, "/api/v1/rules").await?;
+    let data: RulesData = get(client, &service.into(), "/api/v1/rules").await?;
     Ok(data.groups.into_iter().flat_map(|g| g.rules).collect())
 }
 
 /// An instant query; a scalar result is returned as one series without labels.
 pub async fn query(
     client: &Client,
-    service: &PrometheusService,
+    service: impl Into<PrometheusAt>,
     promql: &str,
 ) -> Result<Vec<Sample>, PrometheusError> {
+    let service = service.into();
     let path = format!("/api/v1/query?query={}", encode(promql));
-    let data: QueryData = get(client, service, &path).await?;
+    let data: QueryData = get(client, &service, &path).await?;
     let decode = |message: String| PrometheusError::Decode {
         service: service.to_string(),
         path: path.clone(),
@@ -233,6 +274,65 @@ pub async fn query(
 
 async fn get<T: DeserializeOwned>(
     client: &Client,
+    at: &PrometheusAt,
+    path: &str,
+) -> Result<T, PrometheusError> {
+    match at {
+        PrometheusAt::Proxy(service) => get_proxied(client, service, path).await,
+        PrometheusAt::Url(url) => get_direct(at, url, path).await,
+    }
+}
+
+/// `path` on the Prometheus at `url`, over HTTP(S) from this process.
+async fn get_direct<T: DeserializeOwned>(
+    at: &PrometheusAt,
+    url: &str,
+    path: &str,
+) -> Result<T, PrometheusError> {
+    let unreachable = |message: String| PrometheusError::UnreachableUrl {
+        url: url.to_owned(),
+        path: path.to_owned(),
+        message,
+    };
+    // reqwest is built without a bundled crypto provider; wactl uses ring everywhere.
+    // Installing fails harmlessly when another part of wactl already did it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .timeout(URL_TIMEOUT)
+        .connect_timeout(URL_TIMEOUT)
+        .build()
+        .map_err(|e| unreachable(e.to_string()))?;
+    let response = http
+        .get(format!("{url}{path}"))
+        .send()
+        .await
+        .map_err(|e| unreachable(error_chain(&e)))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| unreachable(error_chain(&e)))?;
+    // Prometheus answers a bad query with 4xx and its own error body; any other answer
+    // that is not a success (a proxy in front, a 503) means not reachable.
+    if !status.is_success() && serde_json::from_str::<Envelope<serde_json::Value>>(&text).is_err() {
+        return Err(unreachable(format!("HTTP {status}")));
+    }
+    parse(at, path, &text)
+}
+
+/// An error with its causes (reqwest's own message alone says little: "error sending request").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+async fn get_proxied<T: DeserializeOwned>(
+    client: &Client,
     service: &PrometheusService,
     path: &str,
 ) -> Result<T, PrometheusError> {
@@ -248,7 +348,7 @@ async fn get<T: DeserializeOwned>(
         .request_text(request)
         .await
         .map_err(|e| unreachable_or_refused(service, path, &e))?;
-    parse(service, path, &text)
+    parse(&PrometheusAt::from(service), path, &text)
 }
 
 /// Prometheus answers a bad query with 400 and its own error body, which the API server
@@ -277,7 +377,7 @@ fn unreachable_or_refused(
 }
 
 fn parse<T: DeserializeOwned>(
-    service: &PrometheusService,
+    service: &PrometheusAt,
     path: &str,
     text: &str,
 ) -> Result<T, PrometheusError> {
@@ -344,7 +444,7 @@ mod tests {
     #[test]
     fn alerts_are_read_from_the_envelope() {
         let text = r#"{"status":"success","data":{"alerts":[{"labels":{"alertname":"AddressServicePostgresDown","severity":"critical"},"annotations":{"summary":"s"},"state":"firing","activeAt":"2024-01-01T00:00:00Z","value":"0e+00"}]}}"#;
-        let data: AlertsData = parse(&service(), "/api/v1/alerts", text).expect("alerts");
+        let data: AlertsData = parse(&(&service()).into(), "/api/v1/alerts", text).expect("alerts");
         assert_eq!(data.alerts.len(), 1);
         assert_eq!(data.alerts[0].name(), "AddressServicePostgresDown");
         assert!(data.alerts[0].is_firing());
@@ -353,7 +453,8 @@ mod tests {
     #[test]
     fn an_error_envelope_is_refused_with_its_type() {
         let text = r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
-        let error = parse::<QueryData>(&service(), "/api/v1/query", text).expect_err("refused");
+        let error =
+            parse::<QueryData>(&(&service()).into(), "/api/v1/query", text).expect_err("refused");
         assert_eq!(
             error.to_string(),
             "Prometheus Service ns/address-service-prometheus:9090 refused /api/v1/query: bad_data: parse error"

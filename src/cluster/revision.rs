@@ -77,6 +77,10 @@ pub struct Revision {
     /// Kind, namespace and name of every object (also in `objects`, but readable without
     /// decompressing).
     pub inventory: Vec<ObjectRef>,
+    /// `strategy: canary`: each step's evidence (absent in revisions recorded before, and
+    /// in rolling ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<super::evidence::CanaryReport>,
     #[serde(skip)]
     pub objects: Vec<RecordedObject>,
 }
@@ -291,6 +295,8 @@ pub fn images(objects: &[RecordedObject]) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::evidence::{CanaryReport, Measurement, MetricValue, StepReport, Verdict};
+    use crate::config::model::Bound;
     use serde_json::json;
 
     fn revision() -> Revision {
@@ -315,6 +321,7 @@ mod tests {
             finished_at: Some("2026-11-26T20:00:05Z".into()),
             message: None,
             rollback_of: None,
+            canary: None,
             inventory: objects
                 .iter()
                 .filter_map(|o| ObjectRef::of(&o.object))
@@ -362,5 +369,83 @@ mod tests {
                 .starts_with("revision wactl-dev-rev-00007 in namespace ns is unreadable"),
             "{error}"
         );
+    }
+
+    fn evidence() -> CanaryReport {
+        let metric = |verdict, canary| MetricValue {
+            name: "success-rate".into(),
+            canary,
+            stable: Some(1.0),
+            bound: Bound::Min(0.95),
+            verdict,
+            reason: canary
+                .is_none()
+                .then(|| "no data for the canary".to_owned()),
+        };
+        let measurement = |elapsed_seconds, verdict, canary| Measurement {
+            step: 1,
+            elapsed_seconds,
+            verdict,
+            metrics: vec![metric(verdict, canary)],
+            reason: None,
+        };
+        CanaryReport {
+            skipped: None,
+            leftover_removed: vec!["Deployment ns/a-canary".into()],
+            steps: vec![StepReport {
+                step: 1,
+                weight: 25,
+                canary_replicas: 1,
+                stable_replicas: 3,
+                verdict: Verdict::Failed,
+                measurements: vec![
+                    measurement(10, Verdict::Inconclusive, None),
+                    measurement(20, Verdict::Failed, Some(0.0)),
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_canary_s_evidence_survives_its_config_map() {
+        let mut original = revision();
+        original.canary = Some(evidence());
+        let config_map = encode(&original, "ns").expect("encodes");
+        let summary: Value =
+            serde_json::from_str(&config_map.data.as_ref().expect("data")[SUMMARY_KEY])
+                .expect("json");
+        let step = &summary["canary"]["steps"][0];
+        assert_eq!(step["weight"], 25);
+        assert_eq!(step["verdict"], "failed");
+        let metric = &step["measurements"][1]["metrics"][0];
+        assert_eq!(metric["name"], "success-rate");
+        assert_eq!(metric["canary"], 0.0);
+        assert_eq!(metric["stable"], 1.0);
+        assert_eq!(metric["bound"], serde_json::json!({ "min": 0.95 }));
+        assert_eq!(metric["verdict"], "failed");
+        let wire: ConfigMap =
+            serde_json::from_value(serde_json::to_value(&config_map).expect("json")).expect("back");
+        assert_eq!(decode(&wire).expect("decodes"), original);
+    }
+
+    #[test]
+    fn a_revision_recorded_before_canary_evidence_reads_without_it() {
+        let mut config_map = encode(&revision(), "ns").expect("encodes");
+        let data = config_map.data.as_mut().expect("data");
+        let mut summary: Value = serde_json::from_str(&data[SUMMARY_KEY]).expect("json");
+        assert!(summary.get("canary").is_none(), "a rolling one writes none");
+        // As older wactl wrote it: no `canary`, nor any field added since.
+        summary
+            .as_object_mut()
+            .expect("object")
+            .retain(|k, _| k != "canary");
+        data.insert(SUMMARY_KEY.to_owned(), summary.to_string());
+        assert_eq!(decode(&config_map).expect("decodes").canary, None);
+        // And evidence without the optional parts (no leftover, no steps) reads too.
+        let sparse: CanaryReport =
+            serde_json::from_value(serde_json::json!({ "skipped": "first deploy" }))
+                .expect("sparse");
+        assert_eq!(sparse.skipped.as_deref(), Some("first deploy"));
+        assert!(sparse.steps.is_empty() && sparse.leftover_removed.is_empty());
     }
 }

@@ -75,6 +75,9 @@ pub struct RevisionLine {
     pub message: Option<String>,
     pub rollback_of: Option<u32>,
     pub objects: usize,
+    /// A canary's steps with their evidence, when the revision ran one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<super::evidence::CanaryReport>,
 }
 
 impl From<&Revision> for RevisionLine {
@@ -91,6 +94,7 @@ impl From<&Revision> for RevisionLine {
             message: r.message.clone(),
             rollback_of: r.rollback_of,
             objects: r.inventory.len(),
+            canary: r.canary.clone(),
         }
     }
 }

@@ -318,6 +318,17 @@ pub struct Analysis {
     pub inconclusive_limit: u32,
     pub baseline: bool,
     pub metrics: Vec<Metric>,
+    pub prometheus: AnalysisPrometheus,
+}
+
+/// The Prometheus a canary's analysis reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalysisPrometheus {
+    /// The bundled one, through the Kubernetes API server's service proxy.
+    Bundled,
+    /// `rollout.analysis.prometheus`: this URL, directly.
+    Url(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -329,7 +340,7 @@ pub struct Metric {
 }
 
 /// Which side of a threshold passes.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Bound {
     Min(f64),

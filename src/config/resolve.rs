@@ -1419,6 +1419,40 @@ fn resolve_canary(
             resolved
         }
     };
+    let prometheus = match src.prometheus {
+        None => AnalysisPrometheus::Bundled,
+        Some(url) => {
+            let parsed = reqwest::Url::parse(&url);
+            let usable = parsed.as_ref().is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some_and(|h| !h.is_empty())
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+                    // Credentials in it would be shown wherever the URL is.
+                    && u.username().is_empty()
+                    && u.password().is_none()
+            });
+            if !usable {
+                let why = match parsed {
+                    // Not echoed: the user name and password would be shown with it.
+                    Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                        "the URL carries credentials, which wactl would show wherever it names the URL"
+                            .to_owned()
+                    }
+                    Err(e) => format!("`{url}` is not a URL ({e})"),
+                    Ok(_) => format!(
+                        "`{url}` is not an http:// or https:// URL of a host (without credentials, query or fragment)"
+                    ),
+                };
+                r.report_hint(
+                    "rollout.analysis.prometheus",
+                    why,
+                    "give the Prometheus base URL, such as `http://127.0.0.1:9090`, or remove it to use the bundled one",
+                );
+            }
+            AnalysisPrometheus::Url(url.trim_end_matches('/').to_owned())
+        }
+    };
     Some(Canary {
         steps,
         analysis: Analysis {
@@ -1428,6 +1462,7 @@ fn resolve_canary(
             inconclusive_limit,
             baseline: src.baseline.unwrap_or(true),
             metrics,
+            prometheus,
         },
     })
 }

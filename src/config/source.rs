@@ -655,6 +655,15 @@ pub struct AnalysisSource {
     /// ```
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Vec<MetricSource>>,
+    /// The Prometheus to query, as an http:// or https:// URL, instead of the bundled one
+    /// through the Kubernetes API server's service proxy (the default). It must scrape the
+    /// service's pods with their `track` label (the bundled one's configuration does).
+    /// Never one for the other: a URL that does not answer makes the analysis inconclusive.
+    /// ```yaml
+    /// prometheus: https://prometheus.example.com
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<String>,
 }
 
 /// One metric of the canary analysis: a PromQL query giving one number, and its bound.

@@ -522,3 +522,60 @@ fn canary_settings_without_the_canary_strategy_are_refused() {
         found[0]
     );
 }
+
+#[test]
+fn an_analysis_prometheus_url_is_checked_and_never_echoes_credentials() {
+    let canary = |prometheus: &str| {
+        format!(
+            "{BUNDLED}rollout:\n  strategy: canary\n  analysis:\n    prometheus: {prometheus}\n"
+        )
+    };
+    let good = dir_with(&[("e.yaml", &canary("http://127.0.0.1:30097/"))]);
+    let analysis = load(good.path(), "e")
+        .unwrap()
+        .rollout
+        .canary
+        .unwrap()
+        .analysis;
+    assert_eq!(
+        analysis.prometheus,
+        model::AnalysisPrometheus::Url("http://127.0.0.1:30097".into())
+    );
+    let bundled = dir_with(&[(
+        "e.yaml",
+        &format!("{BUNDLED}rollout: {{ strategy: canary }}\n"),
+    )]);
+    assert_eq!(
+        load(bundled.path(), "e")
+            .unwrap()
+            .rollout
+            .canary
+            .unwrap()
+            .analysis
+            .prometheus,
+        model::AnalysisPrometheus::Bundled
+    );
+    let bad = [
+        "prometheus:9090",
+        "ftp://127.0.0.1:9090",
+        "'http://'",
+        "'http://127.0.0.1:9090/?x=1'",
+        "not a url",
+        "https://ana:s3cret@prometheus.example.com",
+    ];
+    for url in bad {
+        let dir = dir_with(&[("e.yaml", &canary(url))]);
+        let found = problems(&dir, "e");
+        assert_eq!(found.len(), 1, "{url}: {found:#?}");
+        let problem = &found[0];
+        assert_eq!(
+            problem.field.as_deref(),
+            Some("rollout.analysis.prometheus"),
+            "{url}"
+        );
+        // Line 7 of e.yaml: after BUNDLED's three lines and `rollout`, `strategy`, `analysis`.
+        assert_eq!(problem.at.map(|a| a.line), Some(7), "{url}: {problem:?}");
+        assert!(!problem.message.contains("s3cret"), "{problem:?}");
+    }
+    assert_eq!(bad.len(), 6);
+}

@@ -4,108 +4,19 @@
 //! only changed (by the ordinary rollout, which promotes) once every step has passed.
 
 use super::{EventKind, FailureCode, RecordedObject, StageFailure, Stages};
-use crate::cluster::prometheus::{self, PrometheusService};
+pub use crate::cluster::evidence::{CanaryReport, Measurement, MetricValue, StepReport, Verdict};
+use crate::cluster::prometheus::{self, PrometheusAt, PrometheusService};
 use crate::cluster::revision::Revision;
 use crate::cluster::{self, ObjectRef, Resolver};
 use crate::config::Environment;
-use crate::config::model::{Bound, Canary, Metric};
+use crate::config::model::{AnalysisPrometheus, Bound, Canary, Metric};
 use crate::render::TRACK_LABEL;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Client};
-use serde::Serialize;
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-/// How a measurement (or one metric of it) came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Passed,
-    Failed,
-    /// No data, or Prometheus did not answer: counted against `inconclusiveLimit`.
-    Inconclusive,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Passed => "passed",
-            Self::Failed => "failed",
-            Self::Inconclusive => "inconclusive",
-        }
-    }
-}
-
-/// One metric of one measurement: both tracks' values over the same window, and the bound.
-#[derive(Debug, Clone, Serialize)]
-pub struct MetricValue {
-    pub name: String,
-    pub canary: Option<f64>,
-    /// The stable pods' value (baseline), when the analysis compares.
-    pub stable: Option<f64>,
-    pub bound: Bound,
-    pub verdict: Verdict,
-    /// Why it failed or was inconclusive.
-    pub reason: Option<String>,
-}
-
-/// Every metric read once, at `elapsed_seconds` into step `step` (1-based).
-#[derive(Debug, Clone, Serialize)]
-pub struct Measurement {
-    pub step: usize,
-    pub elapsed_seconds: u64,
-    pub verdict: Verdict,
-    pub metrics: Vec<MetricValue>,
-    /// For a measurement without metrics: why (the canary's pods not scraped yet).
-    pub reason: Option<String>,
-}
-
-/// One step as it ran.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepReport {
-    pub step: usize,
-    pub weight: u32,
-    pub canary_replicas: u32,
-    pub stable_replicas: u32,
-    pub verdict: Verdict,
-    pub measurements: Vec<Measurement>,
-}
-
-/// What the canary did, in the deploy report: each step with its evidence.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CanaryReport {
-    /// Why no canary ran (the first deploy, or the pods do not change).
-    pub skipped: Option<String>,
-    pub steps: Vec<StepReport>,
-}
-
-impl CanaryReport {
-    /// One line of evidence per step, for the revision's message.
-    pub fn evidence(&self) -> String {
-        self.steps
-            .iter()
-            .map(|s| {
-                let passed = s
-                    .measurements
-                    .iter()
-                    .filter(|m| m.verdict == Verdict::Passed)
-                    .count();
-                format!(
-                    "step {} ({}%, {} canary / {} stable pods): {}, {passed}/{} measurements passed",
-                    s.step,
-                    s.weight,
-                    s.canary_replicas,
-                    s.stable_replicas,
-                    s.verdict.as_str(),
-                    s.measurements.len()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
 
 /// The canary Deployment's (and ConfigMap's) name.
 pub fn canary_name(env: &Environment) -> String {
@@ -381,6 +292,32 @@ pub async fn delete(
     Ok(deleted.iter().map(ToString::to_string).collect())
 }
 
+/// Removes a canary that a killed deploy left behind (it serves a version nobody judged),
+/// whatever the strategy is now; says so in an event and in the report. Called under the
+/// lock: a canary seen without it may be another deploy's, in progress.
+pub(super) async fn remove_leftover(
+    client: &Client,
+    env: &Environment,
+    stages: &mut Stages<'_>,
+) -> Result<(), StageFailure> {
+    if in_progress(client, env).await.is_none() {
+        return Ok(());
+    }
+    let removed = remove(client, env)
+        .await
+        .map_err(|e| failure(format!("could not remove the leftover canary: {e}")))?;
+    stages.emit(EventKind::Note(format!(
+        "removed a leftover canary from an earlier deploy: {}",
+        removed.join(", ")
+    )));
+    stages
+        .report
+        .canary
+        .get_or_insert_default()
+        .leftover_removed = removed;
+    Ok(())
+}
+
 /// Runs the canary's steps for `objects` (the rendered new version). `Ok` when every step
 /// passed (or no canary was needed): the caller promotes with the ordinary rollout and
 /// then removes the canary. `Err` after the canary was removed: stable never changed.
@@ -392,25 +329,12 @@ pub(super) async fn run(
     last_good: Option<&Revision>,
     stages: &mut Stages<'_>,
 ) -> Result<(), StageFailure> {
-    // A canary a killed deploy left behind serves an unjudged version: it goes first.
-    if in_progress(client, env).await.is_some() {
-        let removed = remove(client, env)
-            .await
-            .map_err(|e| failure(format!("could not remove the leftover canary: {e}")))?;
-        stages.emit(EventKind::Note(format!(
-            "removed a leftover canary from an earlier deploy: {}",
-            removed.join(", ")
-        )));
-    }
     if let Some(reason) = skip_reason(client, env, objects, last_good).await {
         stages.emit(EventKind::Note(format!("canary skipped: {reason}")));
-        stages.report.canary = Some(CanaryReport {
-            skipped: Some(reason),
-            steps: Vec::new(),
-        });
+        stages.report.canary.get_or_insert_default().skipped = Some(reason);
         return Ok(());
     }
-    stages.report.canary = Some(CanaryReport::default());
+    stages.report.canary.get_or_insert_default();
     let judged = steps(client, env, canary, objects, stages).await;
     if judged.is_ok() {
         return Ok(());
@@ -436,8 +360,12 @@ async fn steps(
     objects: &[RecordedObject],
     stages: &mut Stages<'_>,
 ) -> Result<(), StageFailure> {
-    let service = PrometheusService::bundled(env)
-        .ok_or_else(|| failure("a canary needs the bundled Prometheus".to_owned()))?;
+    let service = match &canary.analysis.prometheus {
+        AnalysisPrometheus::Url(url) => PrometheusAt::Url(url.clone()),
+        AnalysisPrometheus::Bundled => PrometheusService::bundled(env)
+            .map(PrometheusAt::Proxy)
+            .ok_or_else(|| failure("a canary needs the bundled Prometheus".to_owned()))?,
+    };
     let stable_replicas = live_deployment(client, env, &env.app.name)
         .await
         .and_then(|d| d.spec?.replicas)
@@ -623,7 +551,7 @@ async fn canary_pod_addresses(client: &Client, env: &Environment) -> Vec<String>
 async fn scraped(
     client: &Client,
     env: &Environment,
-    service: &PrometheusService,
+    service: &PrometheusAt,
     grace: Duration,
 ) -> Result<(), String> {
     let started = Instant::now();
@@ -659,7 +587,7 @@ async fn scraped(
 /// Reads every metric for the canary (and the stable pods) once.
 async fn measure(
     client: &Client,
-    service: &PrometheusService,
+    service: &PrometheusAt,
     canary: &Canary,
     step: usize,
     elapsed: Duration,

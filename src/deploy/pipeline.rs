@@ -10,7 +10,7 @@ use super::{
 };
 use crate::build::{BuildEvent, BuildProgress};
 use crate::cluster::revision::{self, Revision, RevisionStatus};
-use crate::cluster::{DeployLock, Plan};
+use crate::cluster::{ClusterError, DeployLock, Plan};
 use crate::config::Environment;
 use crate::render::{self, RenderOptions};
 use kube::Client;
@@ -172,7 +172,7 @@ async fn run_deploy(
     if plan.is_noop() {
         stages.report.outcome = Outcome::Unchanged;
         stages.report.revision = revisions.last().map(|r| r.number);
-        return Ok(());
+        return unchanged(client, env, options, stages, held, &objects).await;
     }
     stages.emit(EventKind::Planned(plan.clone()));
     if !confirmed_before_build {
@@ -257,7 +257,7 @@ async fn run_saved_plan(
     if plan.is_noop() {
         stages.report.outcome = Outcome::Unchanged;
         stages.report.revision = revisions.last().map(|r| r.number);
-        return Ok(());
+        return unchanged(client, env, options, stages, held, &objects).await;
     }
     stages.emit(EventKind::Planned(plan.clone()));
     confirm_plan(env, stages, plan, false)?;
@@ -268,6 +268,43 @@ async fn run_saved_plan(
     // Again under the lock: nobody deploys in between now, but someone may have before.
     plan_file::verify_live(client, saved, path, true).await?;
     deploy_locked(client, env, options, stages, objects, image).await
+}
+
+/// A deploy with nothing to change still removes a canary that a killed deploy left
+/// behind (it serves a version nobody judged), under the lock, which it takes only then.
+/// While another deploy holds the lock the canary is taken to be that deploy's: left, and
+/// said so.
+async fn unchanged(
+    client: &Client,
+    env: &Environment,
+    options: &DeployOptions,
+    stages: &mut Stages<'_>,
+    held: &mut Option<DeployLock>,
+    objects: &[RecordedObject],
+) -> Result<(), DeployError> {
+    if super::canary::in_progress(client, env).await.is_none() {
+        return Ok(());
+    }
+    let guard = match lock(client, env, objects, options).await {
+        Ok(guard) => guard,
+        Err(DeployError::Cluster(e)) if matches!(*e, ClusterError::Locked { .. }) => {
+            stages.emit(EventKind::Note(format!(
+                "warning: a canary is live and {e}; it is left to that deploy"
+            )));
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    stages.lease = Some(guard.watch());
+    *held = Some(guard);
+    if let Err(failure) = super::canary::remove_leftover(client, env, stages).await {
+        stages.failed(failure);
+        stages.report.outcome = Outcome::Failed;
+        return Err(DeployError::Failed {
+            report: Box::new(stages.report.clone()),
+        });
+    }
+    Ok(())
 }
 
 /// The smoke suite after a rollout: a failed check is a failed deploy (and rolls back).
@@ -326,10 +363,11 @@ async fn deploy_locked(
         finished_at: None,
         message: None,
         rollback_of: None,
+        canary: None,
         inventory: inventory(&objects),
         objects,
     };
-    let started = start_revision(client, env, draft, stages).await?;
+    let mut started = start_revision(client, env, draft, stages).await?;
     let last_good = started
         .revisions
         .iter()
@@ -337,6 +375,12 @@ async fn deploy_locked(
         .find(|r| r.status == RevisionStatus::Succeeded)
         .cloned();
 
+    // A canary a killed deploy left behind serves an unjudged version: it goes first,
+    // whatever the strategy is now.
+    if let Err(failure) = super::canary::remove_leftover(client, env, stages).await {
+        return canary_failed(client, env, stages, started, failure).await;
+    }
+    started.current.canary = stages.report.canary.clone();
     if let Some(canary) = &env.rollout.canary {
         let judged = super::canary::run(
             client,
@@ -347,6 +391,8 @@ async fn deploy_locked(
             stages,
         )
         .await;
+        // The evidence goes with the revision, whatever happens next.
+        started.current.canary = stages.report.canary.clone();
         if let Err(failure) = judged {
             return canary_failed(client, env, stages, started, failure).await;
         }
@@ -370,7 +416,6 @@ async fn deploy_locked(
         failed => failed,
     };
     let Err(failure) = outcome else {
-        let mut started = started;
         if let Some(evidence) = stages.report.canary.as_ref().map(|c| c.evidence())
             && !evidence.is_empty()
         {

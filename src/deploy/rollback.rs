@@ -116,6 +116,8 @@ async fn run_rollback(
     *held = Some(guard);
     let draft = Revision {
         rollback_of: Some(target.number),
+        // The target's canary evidence judged that deploy, not this re-apply.
+        canary: None,
         ..target.clone()
     };
     let mut started = start_revision(client, env, draft, stages).await?;
@@ -177,6 +179,7 @@ mod tests {
             finished_at: None,
             message: None,
             rollback_of: None,
+            canary: None,
             inventory: vec![],
             objects: vec![],
         }
