@@ -61,6 +61,7 @@ fn cluster_transcripts() {
             let _ = (self.0)();
         }
     }
+    push_transcript_image();
     let before = destroy();
     assert!(
         before.status.success(),
@@ -71,4 +72,27 @@ fn cluster_transcripts() {
     trycmd::TestCases::new()
         .case("tests/cmd/cluster/*.md")
         .run();
+}
+
+/// The image the transcript deploys with `--image` (pinned to the digest the registry
+/// answers), pushed here so that the transcript does not depend on an earlier test having
+/// pushed one: kwok's nodes never run it, so it is the pause image of `cargo xtask infra
+/// images` under the transcript's tag.
+fn push_transcript_image() {
+    const IMAGE: &str = "127.0.0.1:5000/world-address/address-service:cli-transcript";
+    for args in [
+        ["tag", "wactl.local/pause:3.10", IMAGE].as_slice(),
+        ["push", "--quiet", IMAGE].as_slice(),
+    ] {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
