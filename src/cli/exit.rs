@@ -163,7 +163,7 @@ fn build(error: &BuildError) -> u8 {
 
 fn render(error: &RenderError) -> u8 {
     match error {
-        RenderError::Write { .. } => FAILED,
+        RenderError::Write { .. } | RenderError::Context { .. } => FAILED,
         _ => INVALID_INPUT,
     }
 }

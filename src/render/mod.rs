@@ -28,6 +28,8 @@ pub enum RenderError {
     Overrides { dir: PathBuf, message: String },
     #[error("template {template}: {message}")]
     Template { template: String, message: String },
+    #[error("cannot give the templates `{key}`: {message}")]
+    Context { key: String, message: String },
     #[error("template {template} rendered an invalid {what}: {message}")]
     InvalidOutput {
         template: String,
@@ -57,7 +59,7 @@ impl RenderError {
     /// A problem with what the user asked for (a template, an output path), not with
     /// the machine: exit code 2.
     pub fn is_invalid_input(&self) -> bool {
-        !matches!(self, Self::Write { .. })
+        !matches!(self, Self::Write { .. } | Self::Context { .. })
     }
 }
 
@@ -122,7 +124,7 @@ impl<'a> Renderer<'a> {
             env.source_description(),
             env.name
         );
-        let mut context = context(env, &image, &header);
+        let mut context = context(env, &image, &header)?;
 
         let mut files = BTreeMap::new();
         let mut artifacts = BTreeMap::new();
@@ -142,7 +144,7 @@ impl<'a> Renderer<'a> {
                     let body = ensure_newline(body);
                     // Later templates (the monitoring ConfigMaps) embed the files rendered before them.
                     artifacts.insert(path, artifact(&body, data));
-                    context.insert("artifacts", &artifacts);
+                    put(&mut context, "artifacts", &artifacts)?;
                     files.insert(path.to_owned(), body);
                 }
                 Output::Kubernetes(order) => {
@@ -290,7 +292,7 @@ fn plan(env: &Environment) -> Vec<(&'static str, Output)> {
 /// The pod label that tells a canary's pods (`canary`) from the stable ones (`stable`).
 pub const TRACK_LABEL: &str = "wactl.dev/track";
 
-fn context(env: &Environment, image: &str, header: &str) -> tera::Context {
+fn context(env: &Environment, image: &str, header: &str) -> Result<tera::Context, RenderError> {
     let labels = json!({
         "app.kubernetes.io/name": env.app.name,
         "app.kubernetes.io/instance": env.name,
@@ -319,16 +321,24 @@ fn context(env: &Environment, image: &str, header: &str) -> tera::Context {
         out
     };
     let mut ctx = tera::Context::new();
-    ctx.insert("pod_labels", &with_track(&labels, "stable"));
-    ctx.insert("stable_selector", &with_track(&selector, "stable"));
-    ctx.insert("canary_selector", &with_track(&selector, "canary"));
-    ctx.insert("env", env);
-    ctx.insert("image", image);
-    ctx.insert("header", header);
-    ctx.insert("labels", &labels);
-    ctx.insert("selector", &selector);
-    ctx.insert("config_hash", &config_hash(env));
-    ctx.insert("alert", &alert_thresholds(env));
+    put(&mut ctx, "pod_labels", &with_track(&labels, "stable"))?;
+    put(
+        &mut ctx,
+        "stable_selector",
+        &with_track(&selector, "stable"),
+    )?;
+    put(
+        &mut ctx,
+        "canary_selector",
+        &with_track(&selector, "canary"),
+    )?;
+    put(&mut ctx, "env", env)?;
+    put(&mut ctx, "image", image)?;
+    put(&mut ctx, "header", header)?;
+    put(&mut ctx, "labels", &labels)?;
+    put(&mut ctx, "selector", &selector)?;
+    put(&mut ctx, "config_hash", &config_hash(env))?;
+    put(&mut ctx, "alert", &alert_thresholds(env))?;
     // Per-component templates use the same names; each template knows its component.
     let merged = |extra: &BTreeMap<String, String>| {
         let mut merged = labels.clone();
@@ -337,10 +347,10 @@ fn context(env: &Environment, image: &str, header: &str) -> tera::Context {
         }
         merged
     };
-    ctx.insert("operator_labels", &merged(&env.monitoring.labels));
+    put(&mut ctx, "operator_labels", &merged(&env.monitoring.labels))?;
     let sidecar = BTreeMap::from([("grafana_dashboard".to_owned(), "1".to_owned())]);
-    ctx.insert("dashboard_labels", &merged(&sidecar));
-    ctx.insert("artifacts", &BTreeMap::<String, Value>::new());
+    put(&mut ctx, "dashboard_labels", &merged(&sidecar))?;
+    put(&mut ctx, "artifacts", &BTreeMap::<String, Value>::new())?;
     for (suffix, key) in [
         ("postgres", "postgres"),
         ("redis", "redis"),
@@ -348,10 +358,25 @@ fn context(env: &Environment, image: &str, header: &str) -> tera::Context {
         ("grafana", "grafana"),
     ] {
         let (labels, selector) = component(suffix);
-        ctx.insert(format!("{key}_labels"), &labels);
-        ctx.insert(format!("{key}_selector"), &selector);
+        put(&mut ctx, format!("{key}_labels"), &labels)?;
+        put(&mut ctx, format!("{key}_selector"), &selector)?;
     }
-    ctx
+    Ok(ctx)
+}
+
+/// Adds `value` to the templates' context under `key`.
+fn put<T: serde::Serialize + ?Sized>(
+    context: &mut tera::Context,
+    key: impl Into<std::borrow::Cow<'static, str>>,
+    value: &T,
+) -> Result<(), RenderError> {
+    let key = key.into();
+    let value = tera::Value::try_from_serializable(value).map_err(|e| RenderError::Context {
+        key: key.to_string(),
+        message: e.to_string(),
+    })?;
+    context.insert_value(key, value);
+    Ok(())
 }
 
 /// A rendered file as later templates see it: its text, a checksum of it (for the pod
@@ -371,12 +396,30 @@ fn alert_thresholds(env: &Environment) -> Value {
         .as_deref()
         .and_then(|m| Quantity::parse(m).ok())
         .map_or(256.0 * 1024.0 * 1024.0, |q| q.value);
+    let (error_ratio, p95_seconds) = (
+        crate::config::model::slo::ERROR_RATIO,
+        crate::config::model::slo::P95_SECONDS,
+    );
     json!({
-        "error_ratio": crate::config::model::slo::ERROR_RATIO,
-        "p95_seconds": crate::config::model::slo::P95_SECONDS,
+        "error_ratio": error_ratio,
+        "p95_seconds": p95_seconds,
+        // For the alerts' text: tera prints a float with its decimal point (`5.0`).
+        "error_percent": readable(error_ratio * 100.0),
+        "p95_ms": readable(p95_seconds * 1000.0),
         "slow_bucket": 0.25,
         "memory_bytes": (limit * 0.9).round() as u64,
     })
+}
+
+/// `x` as a person writes it: a whole number without a decimal point (`5`, not `5.0`),
+/// any other as it is (`2.5`).
+fn readable(x: f64) -> Value {
+    // Whole numbers up to 2^53 are exact in an f64, so the cast loses nothing.
+    if x.fract() == 0.0 && x.abs() <= 9_007_199_254_740_992.0 {
+        json!(x as i64)
+    } else {
+        json!(x)
+    }
 }
 
 /// Hash of everything the pods read from configuration, so a change rolls them.

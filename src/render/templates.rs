@@ -28,6 +28,8 @@ const MAX_OVERRIDE_BYTES: u64 = 256 * 1024;
 
 pub struct Engine {
     tera: tera::Tera,
+    /// Where each overridden template came from, so an error in one names the user's file.
+    overrides: Vec<(String, PathBuf)>,
 }
 
 impl Engine {
@@ -51,33 +53,195 @@ impl Engine {
         sources.retain(|(name, _)| {
             names.contains(&name.as_str()) || overridden.iter().any(|o| o == name)
         });
-        let mut tera = tera::Tera::default();
-        tera.autoescape_on(vec![]);
+        let overrides = match override_dir {
+            Some(dir) => overridden
+                .into_iter()
+                .map(|name| {
+                    let path = dir.join(&name);
+                    (name, path)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut tera = tera::Tera::new();
+        tera.autoescape_on(Vec::<&str>::new());
+        tera.register_filter("json_encode", json_encode);
         // Templates see only the context wactl gives them: no environment variables.
         tera.register_function(
             "get_env",
-            |_: &std::collections::HashMap<String, tera::Value>| -> tera::Result<tera::Value> {
-                Err(tera::Error::msg(
+            |_: tera::Kwargs, _: &tera::State| -> tera::TeraResult<tera::Value> {
+                Err(tera::Error::message(
                     "get_env is disabled: templates only see the environment definition",
                 ))
             },
         );
-        tera.add_raw_templates(sources)
-            .map_err(|e| RenderError::Template {
-                template: first_template(&e),
-                message: chain(&e),
-            })?;
-        Ok(Self { tera })
+        tera.add_raw_templates(sources.iter().map(|(n, t)| (n.as_str(), t.as_str())))
+            .map_err(|e| template_error(&overrides, None, &e))?;
+        Ok(Self { tera, overrides })
     }
 
     pub fn render(&self, name: &str, context: &tera::Context) -> Result<String, RenderError> {
         self.tera
             .render(name, context)
-            .map_err(|e| RenderError::Template {
-                template: name.to_owned(),
-                message: chain(&e),
-            })
+            .map_err(|e| template_error(&self.overrides, Some(name), &e))
     }
+}
+
+/// The error placed where it is (file, line and column, with the line quoted) when tera
+/// knows the place; an overridden template is named by the user's file.
+fn template_error(
+    overrides: &[(String, PathBuf)],
+    rendering: Option<&str>,
+    error: &tera::Error,
+) -> RenderError {
+    let place = match error.kind() {
+        tera::ErrorKind::SyntaxError(report) | tera::ErrorKind::RenderingError(report) => {
+            let name = if report.filename().is_empty() {
+                rendering.unwrap_or_default()
+            } else {
+                report.filename()
+            };
+            let span = report.span();
+            Some(Place {
+                name: name.to_owned(),
+                line: span.start_line,
+                column: span.start_col + 1,
+                width: if span.end_line == span.start_line {
+                    span.end_col.saturating_sub(span.start_col).max(1)
+                } else {
+                    1
+                },
+                message: report.message().to_owned(),
+            })
+        }
+        // Unknown filters, tests and functions come as one message holding tera's report.
+        tera::ErrorKind::Msg(text) => Place::from_report(text),
+        _ => None,
+    };
+    match place {
+        Some(place) => {
+            let source = source(overrides, &place.name);
+            let quoted = source
+                .as_deref()
+                .and_then(|text| text.lines().nth(place.line.saturating_sub(1)))
+                .map(|line| place.snippet(line))
+                .unwrap_or_default();
+            RenderError::Template {
+                template: format!(
+                    "{}:{}:{}",
+                    file(overrides, &place.name),
+                    place.line,
+                    place.column
+                ),
+                message: format!("{}{quoted}", place.message),
+            }
+        }
+        None => RenderError::Template {
+            template: match (error.kind(), rendering) {
+                (tera::ErrorKind::TemplateNotFound(name), _) => name.clone(),
+                (_, Some(name)) => file(overrides, name),
+                (_, None) => "(templates)".to_owned(),
+            },
+            message: chain(error),
+        },
+    }
+}
+
+/// The file a template comes from: the override's path, or the built-in template's name.
+fn file(overrides: &[(String, PathBuf)], name: &str) -> String {
+    overrides
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or_else(|| name.to_owned(), |(_, path)| path.display().to_string())
+}
+
+fn source(overrides: &[(String, PathBuf)], name: &str) -> Option<String> {
+    match overrides.iter().find(|(n, _)| n == name) {
+        Some((_, path)) => std::fs::read_to_string(path).ok(),
+        None => BUILT_IN
+            .get_file(name)
+            .and_then(|f| f.contents_utf8())
+            .map(str::to_owned),
+    }
+}
+
+/// Where in a template something went wrong, and what.
+#[derive(Debug, PartialEq)]
+struct Place {
+    name: String,
+    /// 1-based.
+    line: usize,
+    /// 1-based, in characters.
+    column: usize,
+    /// Characters to underline.
+    width: usize,
+    message: String,
+}
+
+impl Place {
+    /// Reads the first report of a message tera built from its reports
+    /// (`error: MESSAGE` then `--> NAME:LINE:COLUMN`, then the quoted line).
+    fn from_report(text: &str) -> Option<Self> {
+        let mut lines = text.lines();
+        let message = lines.next()?.strip_prefix("error: ")?;
+        let at = lines.next()?.trim_start().strip_prefix("--> ")?;
+        let mut parts = at.rsplitn(3, ':');
+        let column = parts.next()?.parse().ok()?;
+        let line = parts.next()?.parse().ok()?;
+        let name = parts.next()?;
+        let width = lines
+            .nth(2)
+            .map_or(1, |underline| underline.matches('^').count().max(1));
+        Some(Self {
+            name: name.to_owned(),
+            line,
+            column,
+            width,
+            message: message.to_owned(),
+        })
+    }
+
+    /// The quoted line with the place underlined, as configuration errors quote theirs.
+    fn snippet(&self, line: &str) -> String {
+        let gutter = self.line.to_string().len();
+        let indent: String = line
+            .chars()
+            .take(self.column.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        format!(
+            "\n{:gutter$} |\n{} | {line}\n{:gutter$} | {indent}{}",
+            "",
+            self.line,
+            "",
+            "^".repeat(self.width)
+        )
+    }
+}
+
+/// tera 1's `json_encode`, which tera 2 does not have: compact JSON (`pretty=true`: indented),
+/// map keys in the order the context built them.
+fn json_encode(
+    value: &tera::Value,
+    kwargs: tera::Kwargs,
+    _: &tera::State,
+) -> tera::TeraResult<String> {
+    // tera 1 failed on an undefined value before the filter ran; tera 2 passes it on, and
+    // `null` in its place would hide a misspelt name.
+    if value.kind() == tera::value::ValueKind::Undefined {
+        // As an invalid argument, so tera places the error on the value, not the filter.
+        return Err(tera::Error::new(tera::ErrorKind::InvalidArgument {
+            expected_type: "a defined value (is the name misspelt?)".to_owned(),
+            actual_type: "undefined".to_owned(),
+        }));
+    }
+    let pretty = kwargs.get::<bool>("pretty")?.unwrap_or(false);
+    let encoded = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    encoded.map_err(|e| tera::Error::message(format!("json_encode: {e}")))
 }
 
 /// Replaces built-in templates by the files of `dir` with the same relative path.
@@ -119,8 +283,8 @@ fn apply_overrides(
         if let Some(tag) = composition_tag(&text) {
             return Err(fail(format!(
                 "{relative}: `{{% {tag} %}}` is not allowed in an override: an override replaces one \
-                 whole template, and tera has no depth limit, so a template that includes itself \
-                 or a recursive macro would overflow the stack"
+                 whole template and composes with no other (no include, extends, block, component, \
+                 or tera 1's import and macro)"
             )));
         }
         slot.1 = text;
@@ -129,8 +293,11 @@ fn apply_overrides(
     Ok(overridden)
 }
 
-/// The first tag that composes templates (`include`, `import`, `extends`, `macro`), if any.
-/// The built-in templates use none; in an override they are the only way to recurse.
+/// The first tag that composes templates, if any: tera 2's `include`, `extends`, `block` and
+/// `component`, and tera 1's `import` and `macro` (named, rather than left to a syntax error,
+/// for an override written for tera 1). The built-in templates use none; in an override they
+/// are the only way to recurse (tera 1 overflowed the stack on it; tera 2 refuses include
+/// cycles but still allows a component 20 calls deep, each calling itself several times).
 fn composition_tag(text: &str) -> Option<&'static str> {
     let mut rest = text;
     while let Some(at) = rest.find("{%") {
@@ -141,9 +308,16 @@ fn composition_tag(text: &str) -> Option<&'static str> {
             .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
             .next()
             .unwrap_or_default();
-        if let Some(tag) = ["include", "import", "extends", "macro"]
-            .into_iter()
-            .find(|t| *t == word)
+        if let Some(tag) = [
+            "include",
+            "extends",
+            "block",
+            "component",
+            "import",
+            "macro",
+        ]
+        .into_iter()
+        .find(|t| *t == word)
         {
             return Some(tag);
         }
@@ -174,13 +348,6 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<(String, PathBuf)>) -> std::io:
         }
     }
     Ok(())
-}
-
-fn first_template(error: &tera::Error) -> String {
-    match &error.kind {
-        tera::ErrorKind::TemplateNotFound(name) => name.clone(),
-        _ => "(templates)".to_owned(),
-    }
 }
 
 /// Tera nests the useful message in its source chain.

@@ -247,15 +247,85 @@ fn template_mistakes_name_the_template() {
         err.contains("k8s/service.yaml.tera") && err.contains("spec.tpye"),
         "{err}"
     );
-    let syntax = overrides(&[("Dockerfile.tera", "FROM {{ env.image.builder \n")]);
-    let err = render_with(&syntax).unwrap_err().to_string();
-    assert!(err.contains("Dockerfile.tera"), "{err}");
-    let missing = overrides(&[("Dockerfile.tera", "FROM {{ env.image.nope }}\n")]);
-    let err = render_with(&missing).unwrap_err().to_string();
-    assert!(
-        err.contains("Dockerfile.tera") && err.contains("nope"),
-        "{err}"
+}
+
+/// A mistake in a template is placed: the override's file, line and column, the line quoted
+/// with the mistake underlined.
+#[test]
+fn template_mistakes_are_placed_in_the_users_file() {
+    let cases = [
+        (
+            "FROM {{ env.image.builder \n",
+            ":1:26: Unexpected end of input",
+            "1 | FROM {{ env.image.builder \n  |                          ^",
+        ),
+        (
+            "# a comment\nFROM {{ env.image.nope }}\n",
+            ":2:19: Field `nope` is not defined",
+            "2 | FROM {{ env.image.nope }}\n  |                   ^^^^",
+        ),
+        (
+            "{{ env.name | nope }}\n",
+            ":1:15: Unknown filter `nope`",
+            "1 | {{ env.name | nope }}\n  |               ^^^^",
+        ),
+        (
+            "{{ env.nope | json_encode }}\n",
+            ":1:4: Invalid type for the value, expected `a defined value (is the name misspelt?)` but got `undefined`",
+            "1 | {{ env.nope | json_encode }}\n  |    ^^^",
+        ),
+        (
+            "\n\n{{ get_env(name=\"HOME\") }}",
+            ":3:4: get_env is disabled",
+            "3 | {{ get_env(name=\"HOME\") }}\n  |    ^^^^^^^^^^^^^^^^^^^^",
+        ),
+    ];
+    for (text, place, quoted) in cases {
+        let dir = overrides(&[("Dockerfile.tera", text)]);
+        let err = render_with(&dir).unwrap_err();
+        assert!(matches!(err, RenderError::Template { .. }), "{err}");
+        let err = err.to_string();
+        let file = dir.path().join("Dockerfile.tera");
+        assert!(
+            err.starts_with(&format!("template {}{place}", file.display())),
+            "{err}"
+        );
+        assert!(err.ends_with(quoted), "{err}");
+    }
+}
+
+/// A built-in template is named by its path in `templates/`.
+#[test]
+fn a_mistake_in_a_built_in_template_names_it() {
+    let engine = super::templates::Engine::new(&["Dockerfile.tera"], None).unwrap();
+    let err = engine
+        .render("Dockerfile.tera", &tera::Context::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("template Dockerfile.tera:"), "{err}");
+    assert!(err.contains("not defined"), "{err}");
+}
+
+/// tera 1's `json_encode`, which the templates use everywhere: compact, keys in the order
+/// they were built, `pretty=true` indented.
+#[test]
+fn json_encode_writes_what_tera_1_wrote() {
+    let dir = overrides(&[(
+        "Dockerfile.tera",
+        "{{ labels | json_encode() }}\n{{ alert | json_encode(pretty=true) }}\n{{ env.app.port | json_encode }} {{ image | json_encode }} {{ alert.p95_seconds | json_encode }}\n",
+    )]);
+    let rendered = render_with(&dir).unwrap();
+    let dockerfile = &rendered.files["Dockerfile"];
+    let body: Vec<&str> = dockerfile.lines().skip(1).collect();
+    assert_eq!(
+        body[0],
+        r#"{"app.kubernetes.io/name":"address-service","app.kubernetes.io/instance":"dev","app.kubernetes.io/part-of":"world-address","app.kubernetes.io/managed-by":"wactl"}"#
     );
+    assert_eq!(body[1], "{");
+    assert_eq!(body[2], r#"  "error_ratio": 0.05,"#);
+    let last = body.last().unwrap();
+    assert!(last.starts_with("8080 \""), "{last}");
+    assert!(last.ends_with("\" 0.25"), "{last}");
 }
 
 #[test]
@@ -271,8 +341,27 @@ fn overrides_cannot_reach_outside_the_definition() {
     let err = render_with(&reads_env).unwrap_err().to_string();
     assert!(err.contains("get_env is disabled"), "{err}");
 
-    let includes_file = overrides(&[("Dockerfile.tera", "{% include \"/etc/passwd\" %}")]);
-    assert!(render_with(&includes_file).is_err());
+    let mut refused = 0;
+    for (text, tag) in [
+        ("{% include \"/etc/passwd\" %}", "include"),
+        ("{% extends \"Dockerfile.tera\" %}", "extends"),
+        ("{%- block b %}{% endblock %}", "block"),
+        (
+            "{% component C() %}{{ <C/> }}{% endcomponent %}",
+            "component",
+        ),
+        ("{% import \"m\" as m %}", "import"),
+        ("{% macro m(n) %}{{ self::m(n=n) }}{% endmacro %}", "macro"),
+    ] {
+        let dir = overrides(&[("Dockerfile.tera", text)]);
+        let err = render_with(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("`{{% {tag} %}}` is not allowed in an override")),
+            "{err}"
+        );
+        refused += 1;
+    }
+    assert_eq!(refused, 6);
 
     let linked = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink("/etc/passwd", linked.path().join("Dockerfile.tera")).unwrap();
