@@ -39,6 +39,24 @@ pub fn build_wactl(name: &str) -> anyhow::Result<PathBuf> {
     project::build_binary("wactl", false)
 }
 
+/// Builds the release wactl the benchmark `name` times, for benchmarks whose numbers
+/// include wactl's own work (scanning, hashing, rendering), and returns its path.
+pub fn build_wactl_release(name: &str) -> anyhow::Result<PathBuf> {
+    eprintln!("bench {name}: building wactl (release)");
+    project::build_binary("wactl", true)
+}
+
+/// The 1-minute load average, as `/proc/loadavg` gives it (`None` elsewhere): the machine
+/// is shared, and the doc says how busy it was.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Helm, built from the Go module proxy and cached outside the repository.
 pub fn ensure_helm() -> anyhow::Result<PathBuf> {
     const VERSION: &str = "v3.22.0";
