@@ -43,7 +43,11 @@ pub fn build_wactl(name: &str) -> anyhow::Result<PathBuf> {
 /// include wactl's own work (scanning, hashing, rendering), and returns its path.
 pub fn build_wactl_release(name: &str) -> anyhow::Result<PathBuf> {
     eprintln!("bench {name}: building wactl (release)");
-    project::build_binary("wactl", true)
+    // The same command as `bench render`, so the benches share one release build (`-p
+    // wactl` resolves features differently and would build a second one).
+    let sh = project::shell()?;
+    xshell::cmd!(sh, "cargo build --quiet --release --bin wactl").run()?;
+    Ok(project::target_dir().join("release/wactl"))
 }
 
 /// The 1-minute load average, as `/proc/loadavg` gives it (`None` elsewhere): the machine
