@@ -176,7 +176,7 @@ pub(crate) fn local_environments(
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let root = crate::project::root();
     let runs = args.runs.max(1);
-    let wactl = crate::bench::build_wactl("up")?;
+    let wactl = crate::bench::build_wactl_release("up")?;
     let image = Command::new("docker")
         .args(["image", "inspect", SERVICE_IMAGE])
         .output()?;
@@ -239,7 +239,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let report = [
         format!(
-            "Median of {runs} run(s), local stack of `environments/local.yaml` (postgres, redis, \
+            "Median of {runs} run(s), wactl (release build) and docker-compose alternating, local stack of `environments/local.yaml` (postgres, redis, \
              address-service, nginx, prometheus), images from `cargo xtask infra images`, time to \
              every healthcheck healthy. docker-compose 1.29.2 runs the same rendered \
              `compose.yaml`; its `up -d` does not wait, so its time includes polling \
