@@ -282,6 +282,7 @@ fn peer_cycles(
     let mut cycles = Vec::new();
     for run in 1..=runs {
         eprintln!("bench watch: peer cycle {run}/{runs}");
+        let before = service_containers(project, "address-service")?;
         edit_one_line(context, &format!("watch, peer {run}"))?;
         let edited = Instant::now();
         cli_build(context, &dockerfile, PEER_IMAGE, &args, false)?;
@@ -292,7 +293,7 @@ fn peer_cycles(
             project,
             &["up", "-d", "--no-build", "--no-deps", "address-service"],
         )?;
-        wait_service_healthy(project, "address-service")?;
+        wait_service_healthy(project, "address-service", &before)?;
         cycles.push(PeerCycle {
             built,
             healthy: edited.elapsed(),
@@ -324,30 +325,40 @@ fn retag_service(compose: &str, service: &str, image: &str) -> anyhow::Result<St
     Ok(out)
 }
 
-/// Polls the service's container (the newest of the project) until it reports healthy.
-fn wait_service_healthy(project: &str, service: &str) -> anyhow::Result<()> {
+/// `ID STATUS` of the service's containers.
+fn service_containers(project: &str, service: &str) -> anyhow::Result<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "--no-trunc",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+            "--filter",
+            &format!("label=com.docker.compose.service={service}"),
+            "--format",
+            "{{.ID}} {{.Status}}",
+        ])
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Polls until the service has exactly one container, not one of `before` (compose
+/// recreated it), and it reports healthy.
+fn wait_service_healthy(project: &str, service: &str, before: &str) -> anyhow::Result<()> {
+    let old: Vec<&str> = before.lines().filter_map(|l| l.split(' ').next()).collect();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let out = Command::new("docker")
-            .args([
-                "ps",
-                "--filter",
-                &format!("label=com.docker.compose.project={project}"),
-                "--filter",
-                &format!("label=com.docker.compose.service={service}"),
-                "--format",
-                "{{.Status}}",
-            ])
-            .output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut statuses = text.lines();
-        if let (Some(status), None) = (statuses.next(), statuses.next())
+        let text = service_containers(project, service)?;
+        let mut lines = text.lines();
+        if let (Some(line), None) = (lines.next(), lines.next())
+            && let Some((id, status)) = line.split_once(' ')
+            && !old.contains(&id)
             && status.contains("(healthy)")
         {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("{project}/{service}: not healthy after 120 s:\n{text}");
+            bail!("{project}/{service}: no new healthy container after 120 s:\n{text}");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
