@@ -100,7 +100,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
          replaces it, waits for health and reruns the smoke suite; its times are the ones it \
          prints (from the change it saw), and the bench's own clock from the write to that line. \
          Peer: `DOCKER_BUILDKIT=0 docker build` of the same rendered Dockerfile, then \
-         `docker-compose up -d --no-deps address-service` (1.29.2, same rendered \
+         `docker-compose up -d --no-deps --force-recreate address-service` (1.29.2, same rendered \
          `compose.yaml`, image retagged), then `docker inspect` every 100 ms until healthy; no \
          smoke. {}\n\n\
          | edit → | wactl up --watch | build + docker-compose up -d | ratio (wactl / peer) |\n\
@@ -291,7 +291,15 @@ fn peer_cycles(
             state_dir,
             "peer.yaml",
             project,
-            &["up", "-d", "--no-build", "--no-deps", "address-service"],
+            // 1.29 keeps the container when only the image behind the tag changed.
+            &[
+                "up",
+                "-d",
+                "--no-build",
+                "--no-deps",
+                "--force-recreate",
+                "address-service",
+            ],
         )?;
         wait_service_healthy(project, "address-service", &before)?;
         cycles.push(PeerCycle {
