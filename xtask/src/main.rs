@@ -81,6 +81,7 @@ enum Bench {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    infra::process::shed_inherited_descriptors()?;
     match cli.task {
         Task::Test(args) => test::run(&args),
         Task::Demo => demo::run(),
