@@ -447,7 +447,11 @@ mod tests {
         assert!(open_in(&mut Command::new("sh")).contains(&held));
         let open = open_in(&mut without_descriptors(&Command::new("sh"), &fds));
         assert!(!open.is_empty(), "the shell has at least its stdio open");
-        assert!(!open.contains(&held), "{} still open: {open:?}", held.display());
+        assert!(
+            !open.contains(&held),
+            "{} still open: {open:?}",
+            held.display()
+        );
     }
 
     #[test]
