@@ -73,7 +73,10 @@ async fn lifecycle_first_deploy_noop_image_change_prune_history_rollback_destroy
     );
     assert!(stdout.contains("update Deployment"), "{stdout}");
     assert!(
-        stdout.contains(&format!("+        image: {}", pinned(IMAGE_V2))),
+        // Long values are folded (`image: >-`, the value on the next line).
+        stdout
+            .lines()
+            .any(|l| l.starts_with('+') && l.trim_start_matches('+').trim() == pinned(IMAGE_V2)),
         "{stdout}"
     );
     assert!(

@@ -375,3 +375,21 @@ pub fn push(reference: &str) -> String {
 pub fn pinned(reference: &str) -> String {
     format!("{reference}@{}", push(reference))
 }
+
+/// The kubectl `cargo xtask infra` builds (the one on PATH may be another version).
+pub fn kubectl() -> PathBuf {
+    let cache = std::env::var_os("WACTL_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/wactl")
+        });
+    std::fs::read_dir(cache.join("bin"))
+        .expect("the infra binary cache: run `cargo xtask infra up`")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("kubectl-v"))
+        })
+        .expect("kubectl in the infra binary cache")
+}
