@@ -197,6 +197,48 @@ async fn two_clusters_of_one_wave_are_deployed_together_and_reported_each() {
     let (code, report, _) = fleet.deploy(IMAGE_V2, &[]);
     assert_eq!(code, Some(0));
     assert_eq!(report["outcome"], "unchanged", "{report:#}");
+
+    // A reviewed plan for cluster `two` alone, applied there alone.
+    let plan = fleet.t.dir.path().join("two.plan.json");
+    let plan = plan.to_str().expect("utf-8");
+    let templates = fleet.fault_templates();
+    let templates = templates.to_str().expect("utf-8");
+    let out = fleet.t.wactl(&[
+        "diff",
+        "t",
+        "--image",
+        IMAGE_V1,
+        "--templates",
+        templates,
+        "--save-plan",
+        plan,
+        "--cluster",
+        "two",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = fleet.t.wactl(&["deploy", "t", "--plan", plan, "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "several clusters selected");
+    // Picked the wrong cluster: the plan names the cluster it was made for.
+    let out = fleet
+        .t
+        .wactl(&["deploy", "t", "--plan", plan, "--yes", "--cluster", "one"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("another cluster"), "{stderr}");
+    let out = fleet
+        .t
+        .wactl(&["deploy", "t", "--plan", plan, "--yes", "--cluster", "two"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(live_image(&two, &fleet.t.namespace).await, pinned(IMAGE_V1));
+    assert_eq!(live_image(&one, &fleet.t.namespace).await, pinned(IMAGE_V2));
 }
 
 #[tokio::test]
