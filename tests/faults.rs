@@ -291,7 +291,8 @@ async fn next_deploy_converges(t: &TestEnv, client: &Client, image: &str, marked
         client,
         &env,
         &wactl::render::RenderOptions {
-            image: Some(image.to_owned()),
+            // What the deploy applied: the tag resolved to its digest.
+            image: Some(pinned(image)),
             templates: None,
         },
         Default::default(),
