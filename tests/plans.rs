@@ -7,7 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use support::{IMAGE_V1, IMAGE_V2, TestEnv, kubeconfig, live_image};
+use support::{IMAGE_V1, IMAGE_V2, TestEnv, kubeconfig, live_image, pinned};
 
 /// The kubectl `cargo xtask infra` builds (the one on PATH may be another version).
 fn kubectl() -> PathBuf {
@@ -147,7 +147,7 @@ async fn a_reviewed_plan_is_applied_exactly_and_refused_when_anything_changed() 
         "{}",
         text(&out)
     );
-    assert_eq!(live_image(&client, &t.namespace).await, IMAGE_V1);
+    assert_eq!(live_image(&client, &t.namespace).await, pinned(IMAGE_V1));
 
     // kubectl scale and a changed Secret after the review: refused, named, nothing applied.
     run_kubectl(&t, &["scale", "deployment/address-service", "--replicas=3"]);
@@ -169,14 +169,14 @@ async fn a_reviewed_plan_is_applied_exactly_and_refused_when_anything_changed() 
         "{said}"
     );
     assert!(said.contains("nothing was applied"), "{said}");
-    assert_eq!(live_image(&client, namespace).await, IMAGE_V1);
+    assert_eq!(live_image(&client, namespace).await, pinned(IMAGE_V1));
 
     // A new plan, reviewed taking kubectl's replicas back: applied exactly.
     let second = plans.join("second.json");
     save_plan(&t, &second, &["--force-conflicts"]);
     let said = ok(deploy_plan(&t, &second));
     assert!(said.contains("as reviewed"), "{said}");
-    assert_eq!(live_image(&client, namespace).await, IMAGE_V2);
+    assert_eq!(live_image(&client, namespace).await, pinned(IMAGE_V2));
 
     // Applying a plan twice: the environment was deployed since (by that plan).
     let out = deploy_plan(&t, &second);

@@ -97,7 +97,7 @@ fn run_in(
             // Resolved as `deploy --image` resolves it, so both show the same digest.
             None => match &args.image {
                 Some(given) => {
-                    let (image, note) = deploy::resolve_given_image(given).await;
+                    let (image, note) = deploy::resolve_given_image(given).await?;
                     if let Some(note) = note {
                         ui.note(&note);
                     }

@@ -135,7 +135,7 @@ async fn run_deploy(
     let image = if options.skip_build {
         let image = match &options.image {
             Some(given) => {
-                let (image, note) = super::resolve_given_image(given).await;
+                let (image, note) = super::resolve_given_image(given).await?;
                 if let Some(note) = note {
                     stages.emit(EventKind::Note(format!("warning: {note}")));
                 }
