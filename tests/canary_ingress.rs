@@ -161,11 +161,11 @@ async fn assert_stable_routing(client: &Client, namespace: &str) {
         .expect("the main Ingress");
     assert_eq!(backends(&main), ["address-service-stable"]);
     assert!(
-        main.metadata
+        !main
+            .metadata
             .annotations
             .unwrap_or_default()
-            .get(WEIGHT)
-            .is_none(),
+            .contains_key(WEIGHT),
         "the main Ingress carries no weight"
     );
     let stable = service(client, namespace, "address-service-stable")

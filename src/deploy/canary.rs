@@ -317,6 +317,27 @@ pub async fn in_progress(client: &Client, env: &Environment) -> Option<Deploymen
     live_deployment(client, env, &canary_name(env)).await
 }
 
+/// Whether the live main Ingress routes to the stable pods' own Service: not yet when this
+/// deploy is the one that brings that routing (it is applied with the promotion), and a
+/// canary Ingress beside one that routes to every pod would add its weight to their share.
+async fn ingress_routes_to_stable(client: &Client, env: &Environment) -> bool {
+    let Ok(Some(live)) = Api::<Ingress>::namespaced(client.clone(), &env.cluster.namespace)
+        .get_opt(&env.app.name)
+        .await
+    else {
+        return false;
+    };
+    let stable = ingress_service(env);
+    let backends: Vec<String> = live
+        .spec
+        .iter()
+        .flat_map(|s| s.rules.iter().flatten())
+        .flat_map(|r| r.http.iter().flat_map(|h| h.paths.iter()))
+        .filter_map(|p| Some(p.backend.service.as_ref()?.name.clone()))
+        .collect();
+    !backends.is_empty() && backends.iter().all(|b| *b == stable)
+}
+
 /// The weight the live canary Ingress carries (`None`: there is none, or it has no weight).
 pub async fn ingress_weight(client: &Client, env: &Environment) -> Option<u32> {
     Api::<Ingress>::namespaced(client.clone(), &env.cluster.namespace)
@@ -453,6 +474,13 @@ async fn steps(
     let mut tally = Tally::new(analysis.failure_limit, analysis.inconclusive_limit);
     let resolver = Resolver::new(client.clone());
     let scrape_grace = Duration::from_secs(30.max(analysis.window_seconds));
+    let weighs = weighs_ingress(env) && ingress_routes_to_stable(client, env).await;
+    if weighs_ingress(env) && !weighs {
+        stages.emit(EventKind::Note(format!(
+            "the Ingress does not route to Service {} yet (this deploy brings that): no canary Ingress this time, the canary's share of the Ingress's requests follows the replica ratio",
+            ingress_service(env)
+        )));
+    }
     for (i, step) in canary.steps.iter().enumerate() {
         let number = i + 1;
         let replicas = canary_replicas(stable_replicas, step.weight);
@@ -490,7 +518,7 @@ async fn steps(
         }
         // Only once its pods are ready: ingress-nginx would answer the weight's share of
         // the requests with 503 while the canary Service has no endpoints.
-        if let Some(traffic) = canary_traffic(env, objects, step.weight) {
+        if let Some(traffic) = canary_traffic(env, objects, step.weight).filter(|_| weighs) {
             stages.ensure_held()?;
             cluster::apply_all(&resolver, &traffic, Default::default())
                 .await
