@@ -338,6 +338,12 @@ async fn ingress_routes_to_stable(client: &Client, env: &Environment) -> bool {
     !backends.is_empty() && backends.iter().all(|b| *b == stable)
 }
 
+/// Whether anything of a canary is live: its Deployment, or its Ingress (a removal that
+/// failed half-way may leave that alone).
+pub async fn is_live(client: &Client, env: &Environment) -> bool {
+    in_progress(client, env).await.is_some() || ingress_weight(client, env).await.is_some()
+}
+
 /// The weight the live canary Ingress carries (`None`: there is none, or it has no weight).
 pub async fn ingress_weight(client: &Client, env: &Environment) -> Option<u32> {
     Api::<Ingress>::namespaced(client.clone(), &env.cluster.namespace)
@@ -397,8 +403,7 @@ pub(super) async fn remove_leftover(
     env: &Environment,
     stages: &mut Stages<'_>,
 ) -> Result<(), StageFailure> {
-    // The Ingress is looked for too: a removal that failed half-way may leave it alone.
-    if in_progress(client, env).await.is_none() && ingress_weight(client, env).await.is_none() {
+    if !is_live(client, env).await {
         return Ok(());
     }
     let removed = remove(client, env)
