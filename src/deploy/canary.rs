@@ -358,7 +358,7 @@ pub async fn ingress_weight(client: &Client, env: &Environment) -> Option<u32> {
         .ok()
 }
 
-/// Deletes the canary's Deployment and ConfigMap and waits (bounded by the pods' grace
+/// Deletes the canary's objects ([`canary_refs`]) and waits (bounded by the pods' grace
 /// period) until its pods are gone, so that the next canary's window holds no series of
 /// theirs; the names of what was deleted.
 pub async fn remove(
@@ -384,7 +384,7 @@ pub async fn remove(
     Ok(deleted)
 }
 
-/// Deletes the canary's Deployment and ConfigMap without waiting for its pods (after a
+/// Deletes the canary's objects ([`canary_refs`]) without waiting for its pods (after a
 /// signal, where the clean-up has seconds); the names of what was deleted.
 pub async fn delete(
     client: &Client,
@@ -523,7 +523,14 @@ async fn steps(
         }
         // Only once its pods are ready: ingress-nginx would answer the weight's share of
         // the requests with 503 while the canary Service has no endpoints.
-        if let Some(traffic) = canary_traffic(env, objects, step.weight).filter(|_| weighs) {
+        if weighs {
+            let traffic = canary_traffic(env, objects, step.weight).ok_or_else(|| {
+                failure(format!(
+                    "the rendered objects have no Service `{}` and Ingress `{}` to make the canary's of",
+                    ingress_service(env),
+                    env.app.name
+                ))
+            })?;
             stages.ensure_held()?;
             cluster::apply_all(&resolver, &traffic, Default::default())
                 .await
