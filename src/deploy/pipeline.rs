@@ -282,7 +282,7 @@ async fn unchanged(
     held: &mut Option<DeployLock>,
     objects: &[RecordedObject],
 ) -> Result<(), DeployError> {
-    if super::canary::in_progress(client, env).await.is_none() {
+    if !super::canary::is_live(client, env).await {
         return Ok(());
     }
     let guard = match lock(client, env, objects, options).await {
