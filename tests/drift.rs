@@ -3,27 +3,8 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
-use support::{IMAGE_V1, TestEnv, kubeconfig};
-
-/// The kubectl `cargo xtask infra` builds (the one on PATH may be another version).
-fn kubectl() -> PathBuf {
-    let cache = std::env::var_os("WACTL_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/wactl")
-        });
-    std::fs::read_dir(cache.join("bin"))
-        .expect("the infra binary cache: run `cargo xtask infra up`")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("kubectl-v"))
-        })
-        .expect("kubectl in the infra binary cache")
-}
+use support::{IMAGE_V1, TestEnv, kubeconfig, kubectl};
 
 fn run_kubectl(t: &TestEnv, args: &[&str], editor: Option<&str>) {
     let mut command = Command::new(kubectl());

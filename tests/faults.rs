@@ -29,7 +29,7 @@ use wactl::ui::deploy::DeployUi;
 
 mod support;
 
-use support::{IMAGE_V1, IMAGE_V2, TestEnv, client, live_image, options, root};
+use support::{IMAGE_V1, IMAGE_V2, TestEnv, client, live_image, options, pinned, root};
 /// Short enough that a killed deploy's lease is gone within seconds.
 const LOCK: &str = "3s";
 
@@ -265,7 +265,7 @@ async fn next_deploy_converges(t: &TestEnv, client: &Client, image: &str, marked
     let (out, refused) = deploy_once_unlocked(t, image).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "next deploy: {stderr}");
-    assert_eq!(live_image(client, &t.namespace).await, image);
+    assert_eq!(live_image(client, &t.namespace).await, pinned(image));
     let revisions = revisions(client, &t.namespace).await;
     let statuses: Vec<(u32, RevisionStatus)> =
         revisions.iter().map(|r| (r.number, r.status)).collect();
@@ -291,7 +291,8 @@ async fn next_deploy_converges(t: &TestEnv, client: &Client, image: &str, marked
         client,
         &env,
         &wactl::render::RenderOptions {
-            image: Some(image.to_owned()),
+            // What the deploy applied: the tag resolved to its digest.
+            image: Some(pinned(image)),
             templates: None,
         },
         Default::default(),
@@ -330,7 +331,7 @@ async fn sigkill_during_apply_then_the_next_deploy_converges() {
     let (status, _, _) = running.finish(Duration::from_secs(5)).await;
     assert_eq!(status.code(), None, "killed by a signal");
     let holder = lease_holder(&client, &t.namespace).await;
-    let applied = live_image(&client, &t.namespace).await == IMAGE_V2;
+    let applied = live_image(&client, &t.namespace).await == pinned(IMAGE_V2);
     let pending = revisions(&client, &t.namespace).await[1].status;
     assert_eq!(pending, RevisionStatus::Pending);
     let refused = next_deploy_converges(&t, &client, IMAGE_V2, "lock expired").await;
@@ -493,7 +494,7 @@ async fn sigint_and_sigterm_stop_cleanly_release_the_lock_and_mark_the_revision(
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(live_image(&client, &t.namespace).await, IMAGE_V1);
+    assert_eq!(live_image(&client, &t.namespace).await, pinned(IMAGE_V1));
     let revs = revisions(&client, &t.namespace).await;
     let orphaned = orphans(&client, &t.namespace, &revs[4]).await;
     assert!(orphaned.is_empty(), "orphaned: {orphaned:?}");
@@ -525,6 +526,8 @@ async fn two_deploys_at_once_exactly_one_proceeds() {
         let image =
             |who: &str| format!("127.0.0.1:5000/world-address/address-service:r{round}{who}");
         let (image_a, image_b) = (image("a"), image("b"));
+        support::push(&image_a);
+        support::push(&image_b);
         let args = |image: &str| {
             t.command(&[
                 "deploy",
@@ -551,7 +554,7 @@ async fn two_deploys_at_once_exactly_one_proceeds() {
             loser_err.contains(&format!("(pid {winner}) since ")),
             "the loser (pid {loser}) names the winner: {loser_err}"
         );
-        assert_eq!(live_image(&client, &t.namespace).await, image);
+        assert_eq!(live_image(&client, &t.namespace).await, pinned(&image));
     }
     let revs = revisions(&client, &t.namespace).await;
     assert_eq!(revs.len(), 4, "one revision per round: {revs:#?}");
@@ -681,7 +684,7 @@ async fn kube_apiserver_restarted_while_tracking_the_deploy_still_finishes() {
     );
     let revs = revisions(&client, &t.namespace).await;
     assert_eq!(revs[1].status, RevisionStatus::Succeeded, "{revs:#?}");
-    assert_eq!(live_image(&client, &t.namespace).await, IMAGE_V2);
+    assert_eq!(live_image(&client, &t.namespace).await, pinned(IMAGE_V2));
     assert_eq!(lease_holder(&client, &t.namespace).await, None);
     eprintln!(
         "FAULT apiserver: down and back in {downtime:?}; deploy finished {finished:?} after the stop\n{stderr}"

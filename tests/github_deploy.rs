@@ -2,16 +2,17 @@
 //! real binary against the control plane of `cargo xtask infra up` (kwok nodes), with
 //! GitHub's API mocked over HTTP on 127.0.0.1 and the step summary and outputs in files.
 
+mod support;
+
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use support::{IMAGE_V1, IMAGE_V2, pinned};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const TOKEN: &str = "ghs_DeployToken_9b74c9897bac770ffc029102a200c5de";
 const SHA: &str = "4f1c2a9e8b7d6c5f4e3d2c1b0a99887766554433";
-const IMAGE_V1: &str = "127.0.0.1:5000/world-address/address-service:v1";
-const IMAGE_V2: &str = "127.0.0.1:5000/world-address/address-service:v2";
 const REPO: &str = "/repos/world-address/wactl";
 
 /// Environments with one more, `g`, reporting to GitHub and deploying to its own namespace.
@@ -22,6 +23,7 @@ struct Step {
 
 impl Step {
     fn new(test: &str) -> Self {
+        support::push_release_images();
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::copy(
@@ -220,7 +222,7 @@ async fn a_deploy_step_reports_its_deployment_summary_and_outputs() {
     for line in [
         "revision=1",
         "outcome=succeeded",
-        &format!("image={IMAGE_V1}"),
+        &format!("image={}", pinned(IMAGE_V1)),
     ] {
         assert!(
             outputs.lines().any(|l| l == line),
@@ -349,7 +351,9 @@ async fn a_diff_step_comments_the_plan_on_the_pull_request() {
     );
     let outputs = std::fs::read_to_string(step.file("output.txt")).expect("step outputs");
     assert!(
-        outputs.lines().any(|l| l == format!("image={IMAGE_V2}")),
+        outputs
+            .lines()
+            .any(|l| l == format!("image={}", pinned(IMAGE_V2))),
         "{outputs}"
     );
     assert_no_token(&step, &output, &requests);

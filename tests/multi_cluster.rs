@@ -14,12 +14,10 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{IMAGE_V1, IMAGE_V2, TestEnv, live_image, root};
+use support::{IMAGE_V1, IMAGE_V2, IMAGE_V3, TestEnv, live_image, pinned, root};
 use wactl::cluster::{self, Access, LockOptions};
 use wactl::deploy::fleet::{self, ClusterOutcome};
 use wactl::deploy::{DeployEvent, DeployObserver, DeployOptions, EventKind, Stage};
-
-const IMAGE_V3: &str = "127.0.0.1:5000/world-address/address-service:v3";
 
 fn second_kubeconfig() -> String {
     std::env::var("WACTL_KUBECONFIG_2").expect(
@@ -186,19 +184,61 @@ async fn two_clusters_of_one_wave_are_deployed_together_and_reported_each() {
     }
     let one = first_client(&fleet.t).await;
     let two = second_client().await;
-    assert_eq!(live_image(&one, &fleet.t.namespace).await, IMAGE_V1);
-    assert_eq!(live_image(&two, &fleet.t.namespace).await, IMAGE_V1);
+    assert_eq!(live_image(&one, &fleet.t.namespace).await, pinned(IMAGE_V1));
+    assert_eq!(live_image(&two, &fleet.t.namespace).await, pinned(IMAGE_V1));
 
     let (code, report, stderr) = fleet.deploy(IMAGE_V2, &[]);
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
     assert_eq!(row(&report, "one")["revision"], 2);
     assert_eq!(row(&report, "two")["revision"], 2);
-    assert_eq!(live_image(&one, &fleet.t.namespace).await, IMAGE_V2);
-    assert_eq!(live_image(&two, &fleet.t.namespace).await, IMAGE_V2);
+    assert_eq!(live_image(&one, &fleet.t.namespace).await, pinned(IMAGE_V2));
+    assert_eq!(live_image(&two, &fleet.t.namespace).await, pinned(IMAGE_V2));
     // The same image again: nothing to change in either cluster.
     let (code, report, _) = fleet.deploy(IMAGE_V2, &[]);
     assert_eq!(code, Some(0));
     assert_eq!(report["outcome"], "unchanged", "{report:#}");
+
+    // A reviewed plan for cluster `two` alone, applied there alone.
+    let plan = fleet.t.dir.path().join("two.plan.json");
+    let plan = plan.to_str().expect("utf-8");
+    let templates = fleet.fault_templates();
+    let templates = templates.to_str().expect("utf-8");
+    let out = fleet.t.wactl(&[
+        "diff",
+        "t",
+        "--image",
+        IMAGE_V1,
+        "--templates",
+        templates,
+        "--save-plan",
+        plan,
+        "--cluster",
+        "two",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = fleet.t.wactl(&["deploy", "t", "--plan", plan, "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "several clusters selected");
+    // Picked the wrong cluster: the plan names the cluster it was made for.
+    let out = fleet
+        .t
+        .wactl(&["deploy", "t", "--plan", plan, "--yes", "--cluster", "one"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("another cluster"), "{stderr}");
+    let out = fleet
+        .t
+        .wactl(&["deploy", "t", "--plan", plan, "--yes", "--cluster", "two"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(live_image(&two, &fleet.t.namespace).await, pinned(IMAGE_V1));
+    assert_eq!(live_image(&one, &fleet.t.namespace).await, pinned(IMAGE_V2));
 }
 
 #[tokio::test]
@@ -231,8 +271,8 @@ async fn a_failure_in_the_second_wave_rolls_back_only_there_unless_asked_for_all
     );
     let one = first_client(&fleet.t).await;
     let two = second_client().await;
-    assert_eq!(live_image(&one, &fleet.t.namespace).await, IMAGE_V2);
-    assert_eq!(live_image(&two, &fleet.t.namespace).await, IMAGE_V1);
+    assert_eq!(live_image(&one, &fleet.t.namespace).await, pinned(IMAGE_V2));
+    assert_eq!(live_image(&two, &fleet.t.namespace).await, pinned(IMAGE_V1));
 
     // Asked to: the cluster that succeeded is rolled back too.
     fleet.write(
@@ -245,8 +285,8 @@ async fn a_failure_in_the_second_wave_rolls_back_only_there_unless_asked_for_all
     assert_eq!(outcome(&report, "one"), "undone", "{report:#}");
     assert_eq!(row(&report, "one")["rolled_back_to"], 2);
     assert_eq!(outcome(&report, "two"), "rolled_back");
-    assert_eq!(live_image(&one, &fleet.t.namespace).await, IMAGE_V2);
-    assert_eq!(live_image(&two, &fleet.t.namespace).await, IMAGE_V1);
+    assert_eq!(live_image(&one, &fleet.t.namespace).await, pinned(IMAGE_V2));
+    assert_eq!(live_image(&two, &fleet.t.namespace).await, pinned(IMAGE_V1));
 
     // A failed first wave: the second does not start.
     fleet.write(", config: { FAULT: crashloop }", ", wave: 2", "");
@@ -254,7 +294,7 @@ async fn a_failure_in_the_second_wave_rolls_back_only_there_unless_asked_for_all
     assert_eq!(code, Some(1), "{report:#}\n{stderr}");
     assert_eq!(outcome(&report, "one"), "rolled_back");
     assert_eq!(outcome(&report, "two"), "skipped");
-    assert_eq!(live_image(&two, &fleet.t.namespace).await, IMAGE_V1);
+    assert_eq!(live_image(&two, &fleet.t.namespace).await, pinned(IMAGE_V1));
 }
 
 #[tokio::test]
@@ -356,8 +396,8 @@ async fn a_locked_cluster_fails_alone_and_cluster_subsets_touch_only_themselves(
             .is_some_and(|e| e.contains("being deployed by ana@ci (pid 4242)")),
         "{report:#}"
     );
-    assert_eq!(live_image(&one, &fleet.t.namespace).await, IMAGE_V2);
-    assert_eq!(live_image(&two, &fleet.t.namespace).await, IMAGE_V1);
+    assert_eq!(live_image(&one, &fleet.t.namespace).await, pinned(IMAGE_V2));
+    assert_eq!(live_image(&two, &fleet.t.namespace).await, pinned(IMAGE_V1));
 }
 
 /// A TCP proxy on 127.0.0.1 in front of an API server, that the test can cut: the
@@ -499,5 +539,8 @@ async fn an_api_server_dying_mid_tracking_fails_its_cluster_and_not_the_other() 
         "one finished its deploy"
     );
     let client = first_client(&fleet.t).await;
-    assert_eq!(live_image(&client, &fleet.t.namespace).await, IMAGE_V1);
+    assert_eq!(
+        live_image(&client, &fleet.t.namespace).await,
+        pinned(IMAGE_V1)
+    );
 }

@@ -5,27 +5,9 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use support::{IMAGE_V1, IMAGE_V2, TestEnv, kubeconfig, live_image};
-
-/// The kubectl `cargo xtask infra` builds (the one on PATH may be another version).
-fn kubectl() -> PathBuf {
-    let cache = std::env::var_os("WACTL_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/wactl")
-        });
-    std::fs::read_dir(cache.join("bin"))
-        .expect("the infra binary cache: run `cargo xtask infra up`")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("kubectl-v"))
-        })
-        .expect("kubectl in the infra binary cache")
-}
+use support::{IMAGE_V1, IMAGE_V2, TestEnv, kubeconfig, kubectl, live_image, pinned};
 
 fn run_kubectl(t: &TestEnv, args: &[&str]) {
     let out = Command::new(kubectl())
@@ -147,7 +129,7 @@ async fn a_reviewed_plan_is_applied_exactly_and_refused_when_anything_changed() 
         "{}",
         text(&out)
     );
-    assert_eq!(live_image(&client, &t.namespace).await, IMAGE_V1);
+    assert_eq!(live_image(&client, &t.namespace).await, pinned(IMAGE_V1));
 
     // kubectl scale and a changed Secret after the review: refused, named, nothing applied.
     run_kubectl(&t, &["scale", "deployment/address-service", "--replicas=3"]);
@@ -169,14 +151,14 @@ async fn a_reviewed_plan_is_applied_exactly_and_refused_when_anything_changed() 
         "{said}"
     );
     assert!(said.contains("nothing was applied"), "{said}");
-    assert_eq!(live_image(&client, namespace).await, IMAGE_V1);
+    assert_eq!(live_image(&client, namespace).await, pinned(IMAGE_V1));
 
     // A new plan, reviewed taking kubectl's replicas back: applied exactly.
     let second = plans.join("second.json");
     save_plan(&t, &second, &["--force-conflicts"]);
     let said = ok(deploy_plan(&t, &second));
     assert!(said.contains("as reviewed"), "{said}");
-    assert_eq!(live_image(&client, namespace).await, IMAGE_V2);
+    assert_eq!(live_image(&client, namespace).await, pinned(IMAGE_V2));
 
     // Applying a plan twice: the environment was deployed since (by that plan).
     let out = deploy_plan(&t, &second);

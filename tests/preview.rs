@@ -9,7 +9,7 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
 use std::process::Output;
-use support::{IMAGE_V1, IMAGE_V2, TestEnv, live_image};
+use support::{IMAGE_V1, IMAGE_V2, TestEnv, live_image, pinned};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -215,7 +215,7 @@ async fn previews_go_up_come_down_expire_and_never_touch_other_namespaces() {
     let expires: k8s_openapi::jiff::Timestamp = expires.parse().expect("an RFC 3339 expiry");
     let hours = (expires.as_second() - k8s_openapi::jiff::Timestamp::now().as_second()) / 3600;
     assert!((71..=72).contains(&hours), "default ttl 72h: {hours}h left");
-    assert_eq!(live_image(&client, &name(7)).await, IMAGE_V1);
+    assert_eq!(live_image(&client, &name(7)).await, pinned(IMAGE_V1));
     let requests = received(&server).await;
     let created = bodies(&requests, "POST", &format!("{REPO}/deployments"));
     assert_eq!(created.len(), 1, "{created:?}");
@@ -262,7 +262,7 @@ async fn previews_go_up_come_down_expire_and_never_touch_other_namespaces() {
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(live_image(&client, &name(7)).await, IMAGE_V2);
+    assert_eq!(live_image(&client, &name(7)).await, pinned(IMAGE_V2));
 
     // A namespace named like a preview that is not one: neither up nor down touch it.
     let stranger: Namespace = serde_json::from_value(

@@ -24,7 +24,9 @@ const NODE: &str = "real-node-0";
 const ENVIRONMENT: &str = "t";
 /// Not `dev-real`'s 30080, which a deployed `dev-real` may hold.
 const NODE_PORT: u16 = 30081;
-const MISSING_IMAGE: &str = "127.0.0.1:5000/world-address/address-service:no-such-tag";
+/// An image the registry does not have. Pinned by digest, so that wactl takes it as given
+/// (a tag it would refuse before the apply) and the node's pull is what fails.
+const MISSING_IMAGE: &str = "127.0.0.1:5000/world-address/address-service@sha256:0000000000000000000000000000000000000000000000000000000000000bad";
 /// The StatefulSets' claims, bound in advance to volumes the test makes.
 const CLAIMS: [&str; 2] = [
     "data-address-service-postgres-0",
@@ -306,8 +308,8 @@ async fn dev_real_runs_on_the_real_node_and_real_failures_roll_back() {
         None,
     );
     let message = assert_rolled_back(&pull, "image_pull");
-    // containerd's own words about the missing tag, from the kubelet's events.
-    assert!(message.contains("no-such-tag"), "{message}");
+    // containerd's own words about the missing image, from the kubelet's events.
+    assert!(message.contains("sha256:0000000000"), "{message}");
     assert!(message.contains("not found"), "{message}");
     assert_eq!(live_image(&client, &namespace).await, live);
 

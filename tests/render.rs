@@ -29,6 +29,56 @@ fn snapshots() {
     }
 }
 
+/// `staging` made a canary: the stable-only Service its Ingress routes to, and the canary
+/// Service and Ingress a 25% step applies beside them (derived from those two, so a change
+/// to the Ingress template shows here twice).
+#[test]
+fn canary_ingress_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("environments");
+    for name in ["base.yaml", "staging.yaml"] {
+        std::fs::copy(repo.join(name), dir.path().join(name)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("staging-canary.yaml"),
+        "extends: staging\nrollout: { strategy: canary }\n",
+    )
+    .unwrap();
+    let env = config::load(dir.path(), "staging-canary").unwrap_or_else(|e| panic!("{e}"));
+    let rendered = render::render(&env, &RenderOptions::default()).unwrap();
+    let mut all = String::new();
+    let mut shown = 0;
+    for path in [
+        "k8s/30-service-address-service.yaml",
+        "k8s/30-service-address-service-stable.yaml",
+        "k8s/63-ingress-address-service.yaml",
+    ] {
+        let text = rendered
+            .files
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} not rendered"));
+        all.push_str(&format!("==> {path} <==\n{text}\n"));
+        shown += 1;
+    }
+    assert_eq!(shown, 3);
+    let objects: Vec<wactl::cluster::RecordedObject> = rendered
+        .manifests
+        .iter()
+        .map(|m| wactl::cluster::RecordedObject {
+            file: m.file.clone(),
+            object: m.object.clone(),
+        })
+        .collect();
+    let step = wactl::deploy::canary::canary_traffic(&env, &objects, 25)
+        .expect("a canary Service and Ingress");
+    assert_eq!(step.len(), 2);
+    for (path, object) in step {
+        let yaml = serde_saphyr::to_string(&object).unwrap();
+        all.push_str(&format!("==> step 25%: {path} <==\n{yaml}\n"));
+    }
+    insta::assert_snapshot!("staging-canary", all);
+}
+
 #[test]
 fn schema_is_current() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/environment.schema.json");

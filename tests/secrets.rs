@@ -397,7 +397,8 @@ async fn cluster_commands_and_github_reports_never_show_secret_values() {
         }
         command
     };
-    let image = "127.0.0.1:5000/world-address/address-service:v1";
+    let image = support::IMAGE_V1;
+    support::push(image);
     let steps: Vec<Vec<&str>> = vec![
         vec!["diff", "t", "--comment-pr", "8"],
         vec!["--output", "json", "diff", "t"],

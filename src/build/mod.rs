@@ -426,7 +426,8 @@ async fn prepare(
     if rendered_dockerfile.trim().is_empty() {
         return Err(BuildError::EmptyDockerfile);
     }
-    let context = {
+    // The git processes run while the context is hashed: neither needs the other.
+    let scan = {
         let root = options.context_dir.clone();
         let dockerfile = rendered_dockerfile.to_owned();
         let args = env.image.build_args.clone();
@@ -434,13 +435,12 @@ async fn prepare(
         tokio::task::spawn_blocking(move || {
             Context::scan(&root, &dockerfile, &args, target.as_deref())
         })
-        .await
-        .map_err(|e| BuildError::Engine {
-            action: "scanning the build context".to_owned(),
-            message: e.to_string(),
-        })??
     };
-    let revision = git::revision(&options.context_dir).await;
+    let (context, revision) = tokio::join!(scan, git::revision(&options.context_dir));
+    let context = context.map_err(|e| BuildError::Engine {
+        action: "scanning the build context".to_owned(),
+        message: e.to_string(),
+    })??;
     progress.event(&BuildEvent::Context {
         files: context.entries().len(),
         bytes: context.content_bytes(),
@@ -469,11 +469,29 @@ async fn build_new(
     rendered_dockerfile: &str,
     options: &BuildOptions,
     progress: &dyn BuildProgress,
-    context: Context,
+    mut context: Context,
     revision: &Revision,
     image: &mut BuiltImage,
 ) -> Result<(), BuildError> {
     let labels = labels(env, revision);
+    // The engine turns each label of the API's `labels` parameter into a LABEL step of its
+    // own (a container created and committed per label); one LABEL instruction appended
+    // to the Dockerfile sent gives the same image in one step. With a target stage the
+    // labels must land on that stage, which only the parameter does.
+    let label_line = env
+        .image
+        .target
+        .is_none()
+        .then(|| label_instruction(rendered_dockerfile, &labels))
+        .flatten();
+    let sent_dockerfile = match &label_line {
+        Some(line) => {
+            let sent = format!("{}\n{line}\n", rendered_dockerfile.trim_end());
+            context.send_dockerfile(sent.clone());
+            sent
+        }
+        None => rendered_dockerfile.to_owned(),
+    };
     let build_args: HashMap<String, String> = env
         .image
         .build_args
@@ -486,8 +504,10 @@ async fn build_new(
         .rm(true)
         .forcerm(true)
         .nocache(options.no_cache)
-        .buildargs(&build_args)
-        .labels(&labels);
+        .buildargs(&build_args);
+    if label_line.is_none() {
+        builder = builder.labels(&labels);
+    }
     if let Some(target) = &env.image.target {
         builder = builder.target(target);
     }
@@ -497,7 +517,7 @@ async fn build_new(
     let run = async {
         let mut stream =
             docker_long.build_image(builder.build(), None, Some(bollard::body_try_stream(tar)));
-        let mut state = StepState::new(rendered_dockerfile);
+        let mut state = StepState::new(&sent_dockerfile);
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
@@ -953,6 +973,30 @@ fn labels(env: &Environment, revision: &Revision) -> HashMap<String, String> {
     labels
 }
 
+/// `LABEL "key"='value' …` for `labels`, or `None` when a value would need escaping
+/// (single quote, backslash, control character) or the Dockerfile's last line continues
+/// onto the next: then the labels go through the build API's parameter instead.
+fn label_instruction(dockerfile: &str, labels: &HashMap<String, String>) -> Option<String> {
+    if labels.is_empty() || dockerfile.trim_end().ends_with('\\') {
+        return None;
+    }
+    let sorted: std::collections::BTreeMap<_, _> = labels.iter().collect();
+    let mut line = String::from("LABEL");
+    for (key, value) in sorted {
+        let plain = |text: &str| {
+            !text
+                .chars()
+                .any(|c| c == '\'' || c == '"' || c == '\\' || c.is_control())
+        };
+        if !plain(key) || !plain(value) {
+            return None;
+        }
+        // Single quotes keep `$` from being expanded, as the engine's own label step does.
+        line.push_str(&format!(" \"{key}\"='{value}'"));
+    }
+    Some(line)
+}
+
 /// Follows the classic builder's output: the current step, its output, its failure.
 struct StepState<'a> {
     dockerfile: &'a str,
@@ -1075,6 +1119,41 @@ impl<'a> StepState<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_become_one_instruction_in_key_order_unless_a_value_needs_escaping() {
+        let labels = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let plain = labels(&[
+            ("org.opencontainers.image.title", "address-service"),
+            ("org.opencontainers.image.created", "2026-12-01T00:00:00Z"),
+            ("org.opencontainers.image.version", "$HOME"),
+        ]);
+        assert_eq!(
+            label_instruction("FROM scratch\n", &plain).as_deref(),
+            Some(
+                "LABEL \"org.opencontainers.image.created\"='2026-12-01T00:00:00Z' \
+                 \"org.opencontainers.image.title\"='address-service' \
+                 \"org.opencontainers.image.version\"='$HOME'"
+            )
+        );
+        let mut tried = 0;
+        for value in ["it's", "a\\b", "two\nlines", "say \"hi\""] {
+            tried += 1;
+            let odd = labels(&[("org.opencontainers.image.title", value)]);
+            assert_eq!(label_instruction("FROM scratch\n", &odd), None, "{value:?}");
+        }
+        assert_eq!(tried, 4);
+        assert_eq!(
+            label_instruction("FROM scratch\nRUN true \\\n", &plain),
+            None
+        );
+        assert_eq!(label_instruction("FROM scratch\n", &HashMap::new()), None);
+    }
 
     #[test]
     fn the_registry_of_a_reference_is_its_host_part() {

@@ -104,18 +104,44 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
             .map_err(|message| DeployError::InvalidImage { message })?;
     }
     let targets = args.clusters.targets(&env)?;
-    if env.is_fleet() {
-        return run_fleet(global, ui, args, &env, &targets);
+    if !env.is_fleet() {
+        return run_one(global, ui, args, &env, &access(global));
     }
+    match (&args.plan, targets.as_slice()) {
+        // A saved plan is one cluster's (the file names the cluster it was made for, which
+        // the apply checks): with that cluster picked, it is a deploy to that cluster alone.
+        (Some(_), [target]) => {
+            let accesses = fleet::access_for(&env, std::slice::from_ref(target), &access(global))?;
+            let access = accesses.first().cloned().unwrap_or_default();
+            run_one(global, ui, args, &target.environment, &access)
+        }
+        (Some(_), _) => Err(fleet::FleetError::PlanForSeveral {
+            environment: env.name.clone(),
+            selected: targets.into_iter().filter_map(|t| t.name).collect(),
+        }
+        .into()),
+        (None, _) => run_fleet(global, ui, args, &env, &targets),
+    }
+}
+
+/// `deploy` to one cluster: a single-cluster environment, or one cluster of several
+/// (`env` is then that cluster's view of the environment).
+fn run_one(
+    global: &GlobalArgs,
+    ui: &Ui,
+    args: &Args,
+    env: &crate::config::Environment,
+    access: &crate::cluster::Access,
+) -> anyhow::Result<()> {
     let terminal = DeployUi::new(ui, global.yes, global.no_color);
     // A protected environment without --yes and without a terminal is refused before any
     // cluster, registry or GitHub is contacted.
-    deploy::check_confirmable(Action::Deploy, &env, terminal.can_answer())?;
+    deploy::check_confirmable(Action::Deploy, env, terminal.can_answer())?;
     // A saved plan is read and checked before anything is contacted: a bad file is exit 2.
     let saved = match &args.plan {
         Some(path) => {
             let saved = deploy::plan_file::SavedPlan::read(path)?;
-            saved.check_environment(&env, path)?;
+            saved.check_environment(env, path)?;
             saved.check_age(k8s_openapi::jiff::Timestamp::now(), args.plan_max_age, path)?;
             Some((path.clone(), std::sync::Arc::new(saved)))
         }
@@ -130,7 +156,7 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
             None => super::build::default_context_dir()?,
         });
         let templates = args.templates.clone().or_else(|| saved.templates.clone());
-        let found = super::block_on(super::diff::resolve_image(ui, &env, &templates, &sources))??;
+        let found = super::block_on(super::diff::resolve_image(ui, env, &templates, &sources))??;
         deploy::plan_file::check_image(saved, &found, path)?;
     }
     let build = if args.skip_build || saved.is_some() {
@@ -155,16 +181,15 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
         // The plan was reviewed as made: taking over others' fields if it did.
         options.apply.force_conflicts |= saved.force_conflicts;
     }
-    let step = crate::github::Actions::from_env().map(|a| crate::github::DeployStep::new(a, &env));
+    let step = crate::github::Actions::from_env().map(|a| crate::github::DeployStep::new(a, env));
     let mut observers: Vec<&dyn DeployObserver> = vec![&terminal];
     if let Some(step) = &step {
         observers.push(step);
     }
     let observer = Observers(observers);
-    let access = access(global);
     let result = super::block_on(async {
         // Built inside the runtime that uses it: its HTTP client spawns a worker there.
-        let reporter = crate::github::Reporter::from_env(&env, args.require_github)?;
+        let reporter = crate::github::Reporter::from_env(env, args.require_github)?;
         // The GitHub Deployment is created first so reviewers see "in progress" live.
         let handle = match reporter.git_ref() {
             Some(git_ref) => Some(
@@ -174,8 +199,8 @@ pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
             ),
             None => None,
         };
-        let result = match crate::cluster::connect(&env, &access).await {
-            Ok(client) => deploy::deploy(&client, &env, &options, &observer).await,
+        let result = match crate::cluster::connect(env, access).await {
+            Ok(client) => deploy::deploy(&client, env, &options, &observer).await,
             Err(error) => Err(DeployError::from(error)),
         };
         if let Some(handle) = &handle {
@@ -238,12 +263,6 @@ fn run_fleet(
     env: &crate::config::Environment,
     targets: &[crate::config::model::Target],
 ) -> anyhow::Result<()> {
-    if args.plan.is_some() {
-        return Err(fleet::FleetError::PlanForSeveral {
-            environment: env.name.clone(),
-        }
-        .into());
-    }
     let terminal = FleetUi::new(ui, global.yes, global.no_color);
     deploy::check_confirmable(Action::Deploy, env, terminal.can_answer())?;
     let options = deploy_options(args)?;

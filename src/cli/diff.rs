@@ -97,7 +97,7 @@ fn run_in(
             // Resolved as `deploy --image` resolves it, so both show the same digest.
             None => match &args.image {
                 Some(given) => {
-                    let (image, note) = deploy::resolve_given_image(given).await;
+                    let (image, note) = deploy::resolve_given_image(given).await?;
                     if let Some(note) = note {
                         ui.note(&note);
                     }
@@ -138,9 +138,13 @@ fn run_in(
         }
         if let Some(canary) = deploy::canary::in_progress(&client, env).await {
             let pods = canary.spec.and_then(|s| s.replicas).unwrap_or(0);
+            let name = deploy::canary::canary_name(env);
+            let ingress = deploy::canary::ingress_weight(&client, env)
+                .await
+                .map(|w| format!(", Service and Ingress {name} ({w}% of the Ingress's requests)"))
+                .unwrap_or_default();
             ui.note(&format!(
-                "a canary is in progress: Deployment {} ({pods} pods) is not part of this plan; its deploy promotes or removes it (a stopped one: the next deploy removes it)",
-                deploy::canary::canary_name(env)
+                "a canary is in progress: Deployment {name} ({pods} pods){ingress} is not part of this plan; its deploy promotes or removes it (a stopped one: the next deploy removes it)"
             ));
         }
         if let Some((pr, reporter)) = reporter {

@@ -34,7 +34,10 @@ fn run_in(
     let status = super::block_on(async {
         let client = crate::cluster::connect(env, access).await?;
         let prometheus = crate::cluster::prometheus::PrometheusService::bundled(env);
-        let canary = crate::deploy::canary::in_progress(&client, env).await;
+        let canary = match crate::deploy::canary::in_progress(&client, env).await {
+            Some(d) => Some((d, crate::deploy::canary::ingress_weight(&client, env).await)),
+            None => None,
+        };
         crate::cluster::live_status(
             &client,
             &env.cluster.namespace,
@@ -45,7 +48,7 @@ fn run_in(
         .map(|status| (status, canary))
     })??;
     let (status, canary) = status;
-    let canary = canary.map(|d| canary_line(env, &d));
+    let canary = canary.map(|(d, weight)| canary_line(env, &d, weight));
     if ui.format == OutputFormat::Json {
         let mut json = serde_json::to_value(&status)?;
         json["canary"] = canary.map_or(serde_json::Value::Null, serde_json::Value::from);
@@ -207,6 +210,7 @@ fn lines(status: &LiveStatus, colour: bool, verbose: bool) -> Vec<String> {
 fn canary_line(
     env: &crate::config::Environment,
     d: &k8s_openapi::api::apps::v1::Deployment,
+    ingress_weight: Option<u32>,
 ) -> String {
     let ready = d
         .status
@@ -214,9 +218,12 @@ fn canary_line(
         .and_then(|s| s.ready_replicas)
         .unwrap_or(0);
     let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    let name = crate::deploy::canary::canary_name(env);
+    let ingress = ingress_weight
+        .map(|w| format!(", Ingress {name} takes {w}% of the Ingress's requests"))
+        .unwrap_or_default();
     format!(
-        "canary {} in progress: {ready}/{desired} pods ready (a deploy is running its steps, or a stopped one left it: the next deploy removes it)",
-        crate::deploy::canary::canary_name(env)
+        "canary {name} in progress: {ready}/{desired} pods ready{ingress} (a deploy is running its steps, or a stopped one left it: the next deploy removes it)"
     )
 }
 

@@ -81,7 +81,9 @@ pub fn normalize(object: &Value) -> Value {
     object
 }
 
-fn sorted(value: &Value) -> Value {
+/// `value` with the keys of every object sorted, so that equal content prints (and hashes)
+/// equally however it was written.
+pub(crate) fn sorted(value: &Value) -> Value {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();

@@ -397,6 +397,21 @@ pub fn resolve(
     let components = r.components(src.components.unwrap_or_default());
     let monitoring = resolve_monitoring(&mut r, src.monitoring.unwrap_or_default(), &components);
     rollout.canary = resolve_canary(&mut r, canary_src, &monitoring, &components);
+    // A canary's weight reaches the Ingress through ingress-nginx's canary annotations; a
+    // second Ingress for the same host under another controller would be served as it sees
+    // fit (all, none or half of the requests), so the combination is refused, not guessed.
+    if rollout.canary.is_some() && ingress.enabled && ingress.class_name != defaults::INGRESS_CLASS
+    {
+        r.report_hint(
+            "ingress.className",
+            format!(
+                "a canary weights the Ingress's traffic with ingress-nginx's canary annotations, and class `{}` is not `{}`",
+                ingress.class_name,
+                defaults::INGRESS_CLASS
+            ),
+            "use ingress-nginx's class `nginx`, or `ingress.enabled: false` (the canary's share then follows the replica ratio), or `rollout.strategy: rolling`",
+        );
+    }
     let config = src.config.unwrap_or_default();
     for (key, value) in &config {
         r.check(&format!("config.{key}"), names::check_env_var(key));

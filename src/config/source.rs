@@ -713,7 +713,9 @@ pub struct IngressSource {
     /// ```
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// IngressClass to use.
+    /// IngressClass to use. The Ingress's annotations are ingress-nginx's; with
+    /// `rollout.strategy: canary` the class must be `nginx`, whose canary annotations carry
+    /// each step's weight (another class is refused).
     /// ```yaml
     /// ingress:
     ///   className: nginx

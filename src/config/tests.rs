@@ -579,3 +579,43 @@ fn an_analysis_prometheus_url_is_checked_and_never_echoes_credentials() {
     }
     assert_eq!(bad.len(), 6);
 }
+
+#[test]
+fn a_canary_behind_an_ingress_of_another_class_is_refused_naming_the_class() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("environments");
+    let base = fs::read_to_string(repo.join("base.yaml")).unwrap();
+    let staging = fs::read_to_string(repo.join("staging.yaml")).unwrap();
+    let canary = "extends: staging\nrollout: { strategy: canary }\n";
+    let dir = dir_with(&[
+        ("base.yaml", &base),
+        ("staging.yaml", &staging),
+        ("nginx.yaml", canary),
+        (
+            "traefik.yaml",
+            &format!("{canary}ingress:\n  className: traefik\n"),
+        ),
+        (
+            "off.yaml",
+            &format!("{canary}ingress:\n  enabled: false\n  className: traefik\n"),
+        ),
+    ]);
+    let nginx = load(dir.path(), "nginx").unwrap_or_else(|e| panic!("{e}"));
+    assert!(nginx.rollout.canary.is_some() && nginx.ingress.enabled);
+    load(dir.path(), "off").unwrap_or_else(|e| panic!("no Ingress, no weight: {e}"));
+    let found = problems(&dir, "traefik");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let class = &found[0];
+    assert_eq!(
+        class.field.as_deref(),
+        Some("ingress.className"),
+        "{class:?}"
+    );
+    assert!(
+        class.file.ends_with("traefik.yaml") && class.at.unwrap().line == 4,
+        "{class:?}"
+    );
+    assert!(
+        class.message.contains("`traefik` is not `nginx`"),
+        "{class:?}"
+    );
+}

@@ -2,6 +2,8 @@
 //! pod template behind the same Service takes each step's share of the pods while the
 //! bundled Prometheus compares its metrics with the stable pods'; the stable Deployment is
 //! only changed (by the ordinary rollout, which promotes) once every step has passed.
+//! Where the environment renders an (ingress-nginx) Ingress, that routes to the stable
+//! pods only and each step adds a canary Service and Ingress carrying the step's weight.
 
 use super::{EventKind, FailureCode, RecordedObject, StageFailure, Stages};
 pub use crate::cluster::evidence::{CanaryReport, Measurement, MetricValue, StepReport, Verdict};
@@ -10,9 +12,10 @@ use crate::cluster::revision::Revision;
 use crate::cluster::{self, ObjectRef, Resolver};
 use crate::config::Environment;
 use crate::config::model::{AnalysisPrometheus, Bound, Canary, Metric};
-use crate::render::TRACK_LABEL;
+use crate::render::{TRACK_LABEL, ingress_service, weighs_ingress};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::ListParams;
 use kube::{Api, Client};
 use serde_json::Value;
@@ -229,23 +232,82 @@ pub fn canary_objects(
     ])
 }
 
-/// The canary's objects, for deleting and finding them.
+/// ingress-nginx's annotations that make an Ingress the canary of the one for the same
+/// host and path, and give it its share of the requests.
+pub const CANARY_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary";
+pub const CANARY_WEIGHT_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight";
+
+/// The canary's Service and Ingress for a step of `weight` percent, derived from the
+/// rendered stable-only Service and Ingress (same host, paths and TLS): the Service selects
+/// the canary's pods, the Ingress carries ingress-nginx's canary annotations and routes to
+/// it. `None` when the environment does not weigh an Ingress (or the rendered objects lack
+/// either).
+pub fn canary_traffic(
+    env: &Environment,
+    objects: &[RecordedObject],
+    weight: u32,
+) -> Option<Vec<(String, Value)>> {
+    if !weighs_ingress(env) {
+        return None;
+    }
+    let name = canary_name(env);
+    let mut service = find(objects, "Service", &ingress_service(env))?.clone();
+    service["metadata"]["name"] = name.clone().into();
+    service["metadata"]["labels"][TRACK_LABEL] = "canary".into();
+    service["spec"]["selector"][TRACK_LABEL] = "canary".into();
+    let mut ingress = find(objects, "Ingress", &env.app.name)?.clone();
+    ingress["metadata"]["name"] = name.clone().into();
+    ingress["metadata"]["labels"][TRACK_LABEL] = "canary".into();
+    if let Some(annotations) = ingress["metadata"]["annotations"].as_object_mut() {
+        // cert-manager would issue a second certificate into the same Secret for it;
+        // ingress-nginx serves the canary with the main Ingress's TLS anyway.
+        annotations.retain(|k, _| !k.starts_with("cert-manager.io/"));
+    }
+    ingress["metadata"]["annotations"][CANARY_ANNOTATION] = "true".into();
+    ingress["metadata"]["annotations"][CANARY_WEIGHT_ANNOTATION] = weight.to_string().into();
+    if let Some(rules) = ingress["spec"]["rules"].as_array_mut() {
+        for rule in rules {
+            if let Some(paths) = rule["http"]["paths"].as_array_mut() {
+                for path in paths {
+                    path["backend"]["service"]["name"] = name.clone().into();
+                }
+            }
+        }
+    }
+    Some(vec![
+        ("k8s/30-service-canary.yaml".to_owned(), service),
+        ("k8s/63-ingress-canary.yaml".to_owned(), ingress),
+    ])
+}
+
+/// The canary's Deployment: what a step waits for.
+fn canary_workload(env: &Environment) -> ObjectRef {
+    ObjectRef {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        namespace: Some(env.cluster.namespace.clone()),
+        name: canary_name(env),
+    }
+}
+
+/// The canary's objects, for deleting and finding them; deleted last first, so the
+/// Ingress stops sending it requests before its pods go, and the Deployment (by which a
+/// leftover is found) goes last. The Service and Ingress are listed whatever the
+/// definition says now: a leftover may be from when it weighed the Ingress.
 pub fn canary_refs(env: &Environment) -> Vec<ObjectRef> {
     let name = canary_name(env);
     let namespace = Some(env.cluster.namespace.clone());
+    let object = |api_version: &str, kind: &str| ObjectRef {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        namespace: namespace.clone(),
+        name: name.clone(),
+    };
     vec![
-        ObjectRef {
-            api_version: "v1".into(),
-            kind: "ConfigMap".into(),
-            namespace: namespace.clone(),
-            name: name.clone(),
-        },
-        ObjectRef {
-            api_version: "apps/v1".into(),
-            kind: "Deployment".into(),
-            namespace,
-            name,
-        },
+        object("v1", "ConfigMap"),
+        canary_workload(env),
+        object("v1", "Service"),
+        object("networking.k8s.io/v1", "Ingress"),
     ]
 }
 
@@ -255,7 +317,48 @@ pub async fn in_progress(client: &Client, env: &Environment) -> Option<Deploymen
     live_deployment(client, env, &canary_name(env)).await
 }
 
-/// Deletes the canary's Deployment and ConfigMap and waits (bounded by the pods' grace
+/// Whether the live main Ingress routes to the stable pods' own Service: not yet when this
+/// deploy is the one that brings that routing (it is applied with the promotion), and a
+/// canary Ingress beside one that routes to every pod would add its weight to their share.
+async fn ingress_routes_to_stable(client: &Client, env: &Environment) -> bool {
+    let Ok(Some(live)) = Api::<Ingress>::namespaced(client.clone(), &env.cluster.namespace)
+        .get_opt(&env.app.name)
+        .await
+    else {
+        return false;
+    };
+    let stable = ingress_service(env);
+    let backends: Vec<String> = live
+        .spec
+        .iter()
+        .flat_map(|s| s.rules.iter().flatten())
+        .flat_map(|r| r.http.iter().flat_map(|h| h.paths.iter()))
+        .filter_map(|p| Some(p.backend.service.as_ref()?.name.clone()))
+        .collect();
+    !backends.is_empty() && backends.iter().all(|b| *b == stable)
+}
+
+/// Whether anything of a canary is live: its Deployment, or its Ingress (a removal that
+/// failed half-way may leave that alone).
+pub async fn is_live(client: &Client, env: &Environment) -> bool {
+    in_progress(client, env).await.is_some() || ingress_weight(client, env).await.is_some()
+}
+
+/// The weight the live canary Ingress carries (`None`: there is none, or it has no weight).
+pub async fn ingress_weight(client: &Client, env: &Environment) -> Option<u32> {
+    Api::<Ingress>::namespaced(client.clone(), &env.cluster.namespace)
+        .get_opt(&canary_name(env))
+        .await
+        .ok()
+        .flatten()?
+        .metadata
+        .annotations?
+        .get(CANARY_WEIGHT_ANNOTATION)?
+        .parse()
+        .ok()
+}
+
+/// Deletes the canary's objects ([`canary_refs`]) and waits (bounded by the pods' grace
 /// period) until its pods are gone, so that the next canary's window holds no series of
 /// theirs; the names of what was deleted.
 pub async fn remove(
@@ -281,7 +384,7 @@ pub async fn remove(
     Ok(deleted)
 }
 
-/// Deletes the canary's Deployment and ConfigMap without waiting for its pods (after a
+/// Deletes the canary's objects ([`canary_refs`]) without waiting for its pods (after a
 /// signal, where the clean-up has seconds); the names of what was deleted.
 pub async fn delete(
     client: &Client,
@@ -300,7 +403,7 @@ pub(super) async fn remove_leftover(
     env: &Environment,
     stages: &mut Stages<'_>,
 ) -> Result<(), StageFailure> {
-    if in_progress(client, env).await.is_none() {
+    if !is_live(client, env).await {
         return Ok(());
     }
     let removed = remove(client, env)
@@ -376,6 +479,13 @@ async fn steps(
     let mut tally = Tally::new(analysis.failure_limit, analysis.inconclusive_limit);
     let resolver = Resolver::new(client.clone());
     let scrape_grace = Duration::from_secs(30.max(analysis.window_seconds));
+    let weighs = weighs_ingress(env) && ingress_routes_to_stable(client, env).await;
+    if weighs_ingress(env) && !weighs {
+        stages.emit(EventKind::Note(format!(
+            "the Ingress does not route to Service {} yet (this deploy brings that): no canary Ingress this time, the canary's share of the Ingress's requests follows the replica ratio",
+            ingress_service(env)
+        )));
+    }
     for (i, step) in canary.steps.iter().enumerate() {
         let number = i + 1;
         let replicas = canary_replicas(stable_replicas, step.weight);
@@ -397,7 +507,7 @@ async fn steps(
         cluster::apply_all(&resolver, &canary_objects, Default::default())
             .await
             .map_err(|e| failure(format!("step {number}: applying the canary failed: {e}")))?;
-        let workload = canary_refs(env).pop().into_iter().collect::<Vec<_>>();
+        let workload = [canary_workload(env)];
         let timeout = Duration::from_secs(u64::from(env.rollout.progress_deadline_seconds) + 30);
         {
             let stages = &*stages;
@@ -410,6 +520,30 @@ async fn steps(
                     "step {number}: the canary did not become ready: {e}"
                 ))
             })?;
+        }
+        // Only once its pods are ready: ingress-nginx would answer the weight's share of
+        // the requests with 503 while the canary Service has no endpoints.
+        if weighs {
+            let traffic = canary_traffic(env, objects, step.weight).ok_or_else(|| {
+                failure(format!(
+                    "the rendered objects have no Service `{}` and Ingress `{}` to make the canary's of",
+                    ingress_service(env),
+                    env.app.name
+                ))
+            })?;
+            stages.ensure_held()?;
+            cluster::apply_all(&resolver, &traffic, Default::default())
+                .await
+                .map_err(|e| {
+                    failure(format!(
+                        "step {number}: applying the canary's Service and Ingress failed: {e}"
+                    ))
+                })?;
+            stages.emit(EventKind::Note(format!(
+                "Ingress {} takes {}% of the Ingress's requests (ingress-nginx canary weight)",
+                canary_name(env),
+                step.weight
+            )));
         }
         let mut report = StepReport {
             step: number,
@@ -771,6 +905,93 @@ mod tests {
             Some(Failed),
             "failureLimit 1: the first stops it"
         );
+    }
+
+    /// `staging` (an nginx Ingress with cert-manager TLS) with `extra`, and its rendered
+    /// objects as a revision records them.
+    fn staging_with(extra: &str) -> (Environment, Vec<RecordedObject>) {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("environments");
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["base.yaml", "staging.yaml"] {
+            std::fs::copy(repo.join(name), dir.path().join(name)).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("c.yaml"),
+            format!("extends: staging\n{extra}"),
+        )
+        .unwrap();
+        let env = crate::config::load(dir.path(), "c").unwrap_or_else(|e| panic!("{e}"));
+        let rendered = crate::render::render(&env, &Default::default()).unwrap();
+        (env, super::super::recorded(&rendered))
+    }
+
+    #[test]
+    fn each_step_weighs_a_canary_ingress_beside_the_stable_one() {
+        let (env, objects) = staging_with("rollout: { strategy: canary }\n");
+        let stable = find(&objects, "Service", "address-service-stable").unwrap();
+        assert_eq!(stable["spec"]["selector"][TRACK_LABEL], "stable");
+        let main = find(&objects, "Ingress", "address-service").unwrap();
+        let backend = &main["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"];
+        assert_eq!(backend["name"], "address-service-stable");
+        assert!(main["metadata"]["annotations"][CANARY_ANNOTATION].is_null());
+
+        let mut tried = 0;
+        for weight in [10, 25, 50] {
+            tried += 1;
+            let traffic = canary_traffic(&env, &objects, weight).unwrap();
+            let files: Vec<&str> = traffic.iter().map(|(f, _)| f.as_str()).collect();
+            assert_eq!(
+                files,
+                ["k8s/30-service-canary.yaml", "k8s/63-ingress-canary.yaml"]
+            );
+            let (service, ingress) = (&traffic[0].1, &traffic[1].1);
+            assert_eq!(service["metadata"]["name"], "address-service-canary");
+            assert_eq!(service["spec"]["selector"][TRACK_LABEL], "canary");
+            assert_eq!(
+                service["spec"]["selector"]["app.kubernetes.io/name"],
+                "address-service"
+            );
+            assert_eq!(service["spec"]["ports"], stable["spec"]["ports"]);
+            let annotations = &ingress["metadata"]["annotations"];
+            assert_eq!(annotations[CANARY_ANNOTATION], "true");
+            assert_eq!(annotations[CANARY_WEIGHT_ANNOTATION], weight.to_string());
+            // The main Ingress's settings stay; its certificate is not issued twice.
+            assert_eq!(
+                annotations["nginx.ingress.kubernetes.io/proxy-body-size"],
+                main["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+            );
+            assert!(main["metadata"]["annotations"]["cert-manager.io/cluster-issuer"].is_string());
+            assert!(annotations["cert-manager.io/cluster-issuer"].is_null());
+            // Same class, host, paths and TLS; only the backend differs.
+            let mut expected = main["spec"].clone();
+            expected["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] =
+                "address-service-canary".into();
+            assert_eq!(ingress["spec"], expected);
+            assert_eq!(ingress["metadata"]["name"], "address-service-canary");
+            assert_eq!(ingress["metadata"]["labels"][TRACK_LABEL], "canary");
+        }
+        assert_eq!(tried, 3);
+        // Deleted in reverse: the Ingress first, the Deployment (how a leftover is found)
+        // after the traffic is gone.
+        let kinds: Vec<String> = canary_refs(&env).into_iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, ["ConfigMap", "Deployment", "Service", "Ingress"]);
+    }
+
+    #[test]
+    fn without_a_canary_or_an_ingress_nothing_is_weighed() {
+        let (rolling, objects) = staging_with("");
+        assert!(canary_traffic(&rolling, &objects, 25).is_none());
+        assert!(find(&objects, "Service", "address-service-stable").is_none());
+        let main = find(&objects, "Ingress", "address-service").unwrap();
+        assert_eq!(
+            main["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+            "address-service"
+        );
+        let (no_ingress, objects) =
+            staging_with("rollout: { strategy: canary }\ningress: { enabled: false }\n");
+        assert!(canary_traffic(&no_ingress, &objects, 25).is_none());
+        assert!(find(&objects, "Service", "address-service-stable").is_none());
+        assert!(find(&objects, "Ingress", "address-service").is_none());
     }
 
     #[test]

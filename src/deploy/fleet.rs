@@ -37,11 +37,17 @@ pub enum FleetError {
         "--context cannot choose a context for the {count} clusters of {environment}: pick one with --cluster NAME, or set each cluster's `context` in the definition"
     )]
     ContextForSeveral { environment: String, count: usize },
-    /// `deploy --plan FILE` holds one cluster's plan (exit 2).
+    /// `deploy --plan FILE` with several clusters selected: the file holds one cluster's
+    /// plan (exit 2).
     #[error(
-        "{environment} names several clusters, and a saved plan holds one cluster's plan: deploy without --plan"
+        "{environment} names several clusters and a saved plan holds one cluster's plan, but {} are selected ({}): pick the one it was saved for with --cluster NAME",
+        selected.len(),
+        selected.join(", ")
     )]
-    PlanForSeveral { environment: String },
+    PlanForSeveral {
+        environment: String,
+        selected: Vec<String>,
+    },
     /// `diff --save-plan FILE` with several clusters selected: a plan file holds one
     /// cluster's plan (exit 2).
     #[error(

@@ -247,30 +247,29 @@ fn login_user() -> String {
 
 /// The reference to deploy for `deploy --image REF` (and to diff for `diff --image`): the
 /// registry is asked first, so the revision records the digest it resolved
-/// (`REF@sha256:…`), and a tag it does not have is said before anything is applied. A
-/// reference already pinned by digest is used as given. The note says what the registry
-/// answered when it was not a digest.
+/// (`REF@sha256:…`). A reference already pinned by digest is used as given, unchecked: that
+/// is also how to deploy an image that no registry serves (one preloaded on the nodes).
 ///
-/// A missing tag is a warning, not a refusal: nodes may have the image already (kwok's
-/// simulated nodes never pull, a real node may have it preloaded).
-pub async fn resolve_given_image(given: &str) -> (String, Option<String>) {
+/// A tag the registry does not have is refused before anything is applied: pods would
+/// never start, and the rollout would fail only after the apply. A registry that cannot be
+/// asked (unreachable, no credentials here) leaves the tag unpinned, and the note says so.
+pub async fn resolve_given_image(given: &str) -> Result<(String, Option<String>), DeployError> {
     if given.contains('@') {
-        return (given.to_owned(), None);
+        return Ok((given.to_owned(), None));
     }
     match crate::build::look_up(given, None).await {
-        crate::build::RegistryImage::Found { digest } => (format!("{given}@{digest}"), None),
-        crate::build::RegistryImage::Missing { registry } => (
-            given.to_owned(),
-            Some(format!(
-                "{registry} has no image {given}: pods will not start unless their nodes already have it (push it first, or pass a reference that exists)"
-            )),
-        ),
-        crate::build::RegistryImage::Unchecked { reason } => (
+        crate::build::RegistryImage::Found { digest } => Ok((format!("{given}@{digest}"), None)),
+        crate::build::RegistryImage::Missing { registry } => Err(DeployError::InvalidImage {
+            message: format!(
+                "{registry} has no image {given}: push it first, or pin a digest (NAME@sha256:…) to deploy an image the nodes already have"
+            ),
+        }),
+        crate::build::RegistryImage::Unchecked { reason } => Ok((
             given.to_owned(),
             Some(format!(
                 "could not check that the registry has {given} ({reason}); using the tag unpinned"
             )),
-        ),
+        )),
     }
 }
 

@@ -135,7 +135,7 @@ async fn run_deploy(
     let image = if options.skip_build {
         let image = match &options.image {
             Some(given) => {
-                let (image, note) = super::resolve_given_image(given).await;
+                let (image, note) = super::resolve_given_image(given).await?;
                 if let Some(note) = note {
                     stages.emit(EventKind::Note(format!("warning: {note}")));
                 }
@@ -282,7 +282,7 @@ async fn unchanged(
     held: &mut Option<DeployLock>,
     objects: &[RecordedObject],
 ) -> Result<(), DeployError> {
-    if super::canary::in_progress(client, env).await.is_none() {
+    if !super::canary::is_live(client, env).await {
         return Ok(());
     }
     let guard = match lock(client, env, objects, options).await {

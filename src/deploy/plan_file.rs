@@ -209,25 +209,8 @@ struct PlanFile {
     plan: SavedPlan,
 }
 
-/// Keys sorted at every level, so equal content hashes equally however it was written.
-fn canonical(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            Value::Object(
-                keys.into_iter()
-                    .map(|k| (k.clone(), canonical(&map[k.as_str()])))
-                    .collect(),
-            )
-        }
-        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
-        other => other.clone(),
-    }
-}
-
 fn sha256_of(value: &Value) -> String {
-    let bytes = serde_json::to_vec(&canonical(value)).unwrap_or_default();
+    let bytes = serde_json::to_vec(&crate::cluster::diff::sorted(value)).unwrap_or_default();
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 

@@ -286,11 +286,31 @@ fn plan(env: &Environment) -> Vec<(&'static str, Output)> {
     if env.ingress.enabled {
         plan.push(("k8s/ingress.yaml.tera", K(63)));
     }
+    if weighs_ingress(env) {
+        plan.push(("k8s/service-stable.yaml.tera", K(30)));
+    }
     plan
 }
 
 /// The pod label that tells a canary's pods (`canary`) from the stable ones (`stable`).
 pub const TRACK_LABEL: &str = "wactl.dev/track";
+
+/// Whether a canary's weight is set in the Ingress (`rollout.strategy: canary` with the
+/// Ingress on; validation keeps its class to ingress-nginx's): the Ingress then routes to
+/// the stable pods' own Service and each step adds a weighted canary Ingress.
+pub fn weighs_ingress(env: &Environment) -> bool {
+    env.rollout.canary.is_some() && env.ingress.enabled
+}
+
+/// The Service the Ingress routes to: the stable pods' own one when a canary weighs the
+/// Ingress, else the one Service of every pod.
+pub fn ingress_service(env: &Environment) -> String {
+    if weighs_ingress(env) {
+        format!("{}-stable", env.app.name)
+    } else {
+        env.app.name.clone()
+    }
+}
 
 fn context(env: &Environment, image: &str, header: &str) -> Result<tera::Context, RenderError> {
     let labels = json!({
@@ -332,6 +352,7 @@ fn context(env: &Environment, image: &str, header: &str) -> Result<tera::Context
         "canary_selector",
         &with_track(&selector, "canary"),
     )?;
+    put(&mut ctx, "ingress_service", &ingress_service(env))?;
     put(&mut ctx, "env", env)?;
     put(&mut ctx, "image", image)?;
     put(&mut ctx, "header", header)?;

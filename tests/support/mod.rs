@@ -9,6 +9,7 @@
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, Secret};
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
@@ -19,6 +20,11 @@ use wactl::deploy::DeployOptions;
 
 pub const IMAGE_V1: &str = "127.0.0.1:5000/world-address/address-service:v1";
 pub const IMAGE_V2: &str = "127.0.0.1:5000/world-address/address-service:v2";
+pub const IMAGE_V3: &str = "127.0.0.1:5000/world-address/address-service:v3";
+
+/// The tags the tests deploy with `--image`. wactl refuses a tag the registry does not have,
+/// so every [`TestEnv`] makes sure the local registry has them (see [`push`]).
+pub const RELEASE_IMAGES: [&str; 3] = [IMAGE_V1, IMAGE_V2, IMAGE_V3];
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -60,6 +66,7 @@ impl TestEnv {
     /// `t` extends `parent` (one of the repository's environments) with `definition`, in the
     /// namespace `wactl-<prefix>-<pid>`. [`TestEnv::write`] keeps `definition`.
     pub fn extending(prefix: &str, parent: &str, definition: &str) -> Self {
+        push_release_images();
         let dir = tempfile::tempdir().expect("temp dir");
         for entry in std::fs::read_dir(root().join("environments")).expect("environments") {
             let path = entry.expect("entry").path();
@@ -288,4 +295,101 @@ pub async fn live_image(client: &Client, namespace: &str) -> String {
         .and_then(|s| s.template.spec)
         .and_then(|s| s.containers.first().and_then(|c| c.image.clone()))
         .unwrap_or_default()
+}
+
+/// Digests of the images this test process made sure the registry has, by reference.
+static PUSHED: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+/// Pushes every image of [`RELEASE_IMAGES`] (once per test process).
+pub fn push_release_images() {
+    for reference in RELEASE_IMAGES {
+        push(reference);
+    }
+}
+
+/// Makes sure the local registry has `reference` and returns its digest. The image is the
+/// pause image of `cargo xtask infra images` (kwok's nodes never run it) plus a label naming
+/// the reference, so every tag has a digest of its own. It is built once per Docker engine
+/// and pushed as is, so test processes running side by side push the same digest.
+pub fn push(reference: &str) -> String {
+    let mut pushed = PUSHED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(digest) = pushed.get(reference) {
+        return digest.clone();
+    }
+    let docker = |args: &[&str], stdin: Option<&str>| -> String {
+        use std::io::Write;
+        let mut child = Command::new("docker")
+            .args(args)
+            .env("DOCKER_BUILDKIT", "0")
+            .stdin(if stdin.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker");
+        if let Some(text) = stdin {
+            let mut input = child.stdin.take().expect("stdin");
+            input.write_all(text.as_bytes()).expect("write to docker");
+        }
+        let out = child.wait_with_output().expect("docker");
+        assert!(
+            out.status.success(),
+            "docker {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let present = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .output()
+        .expect("docker image inspect")
+        .status
+        .success();
+    if !present {
+        let dockerfile = format!(
+            "FROM wactl.local/pause:3.10\nLABEL dev.wactl.test.reference=\"{reference}\"\n"
+        );
+        docker(
+            &["build", "--quiet", "--tag", reference, "-"],
+            Some(&dockerfile),
+        );
+    }
+    // `docker push` ends with `TAG: digest: sha256:… size: N`.
+    let output = docker(&["push", reference], None);
+    let digest = output
+        .split_whitespace()
+        .skip_while(|word| *word != "digest:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no digest in the output of docker push {reference}:\n{output}"))
+        .to_owned();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    pushed.insert(reference.to_owned(), digest.clone());
+    digest
+}
+
+/// `reference@digest`: what a deploy of `--image reference` resolves, applies and records.
+pub fn pinned(reference: &str) -> String {
+    format!("{reference}@{}", push(reference))
+}
+
+/// The kubectl `cargo xtask infra` builds (the one on PATH may be another version).
+pub fn kubectl() -> PathBuf {
+    let cache = std::env::var_os("WACTL_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/wactl")
+        });
+    std::fs::read_dir(cache.join("bin"))
+        .expect("the infra binary cache: run `cargo xtask infra up`")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("kubectl-v"))
+        })
+        .expect("kubectl in the infra binary cache")
 }

@@ -39,6 +39,28 @@ pub fn build_wactl(name: &str) -> anyhow::Result<PathBuf> {
     project::build_binary("wactl", false)
 }
 
+/// Builds the release wactl the benchmark `name` times, for benchmarks whose numbers
+/// include wactl's own work (scanning, hashing, rendering), and returns its path.
+pub fn build_wactl_release(name: &str) -> anyhow::Result<PathBuf> {
+    eprintln!("bench {name}: building wactl (release)");
+    // The same command as `bench render`, so the benches share one release build (`-p
+    // wactl` resolves features differently and would build a second one).
+    let sh = project::shell()?;
+    xshell::cmd!(sh, "cargo build --quiet --release --bin wactl").run()?;
+    Ok(project::target_dir().join("release/wactl"))
+}
+
+/// The 1-minute load average, as `/proc/loadavg` gives it (`None` elsewhere): the machine
+/// is shared, and the doc says how busy it was.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Helm, built from the Go module proxy and cached outside the repository.
 pub fn ensure_helm() -> anyhow::Result<PathBuf> {
     const VERSION: &str = "v3.22.0";

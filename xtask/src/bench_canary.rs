@@ -205,15 +205,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     })?;
     let wactl = build_wactl("canary")?;
     let env_vars = infra::env_vars()?;
-    let kubeconfig = env_vars
-        .iter()
-        .find(|(k, _)| k == "KUBECONFIG")
-        .map(|(_, v)| v.clone())
-        .context("infra env has no KUBECONFIG")?;
-    let kubectl = Kubectl {
-        program: infra::kubectl()?,
-        kubeconfig: kubeconfig.clone(),
-    };
+    let kubectl = Kubectl::of_infra(&env_vars)?;
+    let kubeconfig = kubectl.kubeconfig.clone();
     let dir = tempfile::tempdir()?;
     for entry in std::fs::read_dir(project::root().join("environments"))? {
         let path = entry?.path();

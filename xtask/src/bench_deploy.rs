@@ -25,8 +25,8 @@ pub struct Args {
     pub two_clusters_only: bool,
 }
 
-const V1: &str = "127.0.0.1:5000/world-address/address-service:bench-v1";
-const V2: &str = "127.0.0.1:5000/world-address/address-service:bench-v2";
+pub const V1: &str = "127.0.0.1:5000/world-address/address-service:bench-v1";
+pub const V2: &str = "127.0.0.1:5000/world-address/address-service:bench-v2";
 
 /// The context of the first control plane of `cargo xtask infra up`.
 pub const FIRST_CONTEXT: &str = "wactl-dev";
@@ -58,6 +58,18 @@ impl Bench {
     pub fn new(work: &Path, kubeconfig: String) -> anyhow::Result<Self> {
         let wactl = crate::bench::build_wactl("deploy")?;
         let helm = crate::bench::ensure_helm()?;
+        // `wactl deploy --image` refuses a tag the registry does not have. kwok's nodes never
+        // run the image, so the pause image of `infra images` serves under both tags.
+        for image in [V1, V2] {
+            run_checked(
+                Command::new("docker").args(["tag", "wactl.local/pause:3.10", image]),
+                "docker tag",
+            )?;
+            run_checked(
+                Command::new("docker").args(["push", "--quiet", image]),
+                "docker push",
+            )?;
+        }
         let env_dir = work.join("environments");
         std::fs::create_dir_all(&env_dir)?;
         std::fs::copy(

@@ -4,13 +4,10 @@
 //! `helm upgrade --install --wait` run one after the other (what helmfile does), on the same
 //! rendered objects: first deploy to ready and image change to ready.
 
-use crate::bench_deploy::{Bench, FIRST_CONTEXT, median, ms, ok, ratio};
+use crate::bench_deploy::{Bench, FIRST_CONTEXT, V1, V2, median, ms, ok, ratio};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-const V1: &str = "127.0.0.1:5000/world-address/address-service:bench-v1";
-const V2: &str = "127.0.0.1:5000/world-address/address-service:bench-v2";
 
 /// `helm upgrade --install --wait` into each cluster, one after the other.
 fn helm_each(

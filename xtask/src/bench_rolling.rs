@@ -66,15 +66,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     })?;
     let wactl = build_wactl("rolling")?;
     let env_vars = infra::env_vars()?;
-    let kubeconfig = env_vars
-        .iter()
-        .find(|(k, _)| k == "KUBECONFIG")
-        .map(|(_, v)| v.clone())
-        .context("infra env has no KUBECONFIG")?;
-    let kubectl = Kubectl {
-        program: infra::kubectl()?,
-        kubeconfig,
-    };
+    let kubectl = Kubectl::of_infra(&env_vars)?;
     let wactl_cmd = |args: &[&str]| {
         let mut cmd = Command::new(&wactl);
         cmd.current_dir(project::root())
@@ -359,6 +351,19 @@ pub(crate) struct Kubectl {
 }
 
 impl Kubectl {
+    /// kubectl with the kubeconfig of `cargo xtask infra up`.
+    pub(crate) fn of_infra(env_vars: &[(String, String)]) -> anyhow::Result<Self> {
+        let kubeconfig = env_vars
+            .iter()
+            .find(|(k, _)| k == "KUBECONFIG")
+            .map(|(_, v)| v.clone())
+            .context("infra env has no KUBECONFIG")?;
+        Ok(Self {
+            program: infra::kubectl()?,
+            kubeconfig,
+        })
+    }
+
     pub(crate) fn command(&self) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.arg("--kubeconfig").arg(&self.kubeconfig);

@@ -63,8 +63,18 @@ impl Bench {
 }
 
 fn compose(dir: &Path, project: &str, args: &[&str]) -> anyhow::Result<()> {
+    compose_file(dir, "compose.yaml", project, args)
+}
+
+/// `docker-compose -p PROJECT -f FILE ARGS…` in `dir` (relative mounts resolve there).
+pub(crate) fn compose_file(
+    dir: &Path,
+    file: &str,
+    project: &str,
+    args: &[&str],
+) -> anyhow::Result<()> {
     let out = Command::new("docker-compose")
-        .args(["-p", project, "-f", "compose.yaml"])
+        .args(["-p", project, "-f", file])
         .args(args)
         .current_dir(dir)
         .output()
@@ -79,7 +89,7 @@ fn compose(dir: &Path, project: &str, args: &[&str]) -> anyhow::Result<()> {
 }
 
 /// Waits until every container of `project` reports healthy (bounded by two minutes).
-fn wait_all_healthy(project: &str, services: usize) -> anyhow::Result<()> {
+pub(crate) fn wait_all_healthy(project: &str, services: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let out = Command::new("docker")
@@ -121,29 +131,20 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
-    let root = crate::project::root();
-    let runs = args.runs.max(1);
-    let wactl = crate::bench::build_wactl("up")?;
-    let image = Command::new("docker")
-        .args(["image", "inspect", SERVICE_IMAGE])
-        .output()?;
-    if !image.status.success() {
-        bail!(
-            "{SERVICE_IMAGE} is not in the engine: run `wactl build local` (or the local-stack \
-             tests, which tag it) first"
-        );
-    }
-
-    // A private copy of the definitions: its own project and free ports.
-    let scratch = tempfile::tempdir()?;
-    let env_dir = scratch.path().join("environments");
+/// A private copy of the `local` definition under `scratch/environments`: its own project,
+/// free ports, and (when given) its own image repository, so a bench collides with nothing.
+pub(crate) fn local_environments(
+    root: &Path,
+    scratch: &Path,
+    project: &str,
+    repository: Option<&str>,
+) -> anyhow::Result<PathBuf> {
+    let env_dir = scratch.join("environments");
     std::fs::create_dir_all(&env_dir)?;
     std::fs::copy(
         root.join("environments/base.yaml"),
         env_dir.join("base.yaml"),
     )?;
-    let project = format!("wactl-bench-{}", std::process::id());
     let ports = format!(
         "ports: {{ address-service: {}, nginx: {}, prometheus: {}, postgres: {}, redis: {} }}",
         free_port()?,
@@ -156,10 +157,39 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let Some(ports_line) = local.lines().find(|l| l.trim_start().starts_with("ports:")) else {
         bail!("environments/local.yaml has no local.ports line");
     };
-    let local = local
+    let mut local = local
         .replace("project: world-address", &format!("project: {project}"))
         .replace(ports_line.trim_start(), &ports);
+    if let Some(repository) = repository {
+        let Some(at) = local.find("\nimage:\n") else {
+            bail!("environments/local.yaml has no top-level `image:` block");
+        };
+        local.insert_str(
+            at + "\nimage:\n".len(),
+            &format!("  repository: {repository}\n"),
+        );
+    }
     std::fs::write(env_dir.join("local.yaml"), local)?;
+    Ok(env_dir)
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let root = crate::project::root();
+    let runs = args.runs.max(1);
+    let wactl = crate::bench::build_wactl_release("up")?;
+    let image = Command::new("docker")
+        .args(["image", "inspect", SERVICE_IMAGE])
+        .output()?;
+    if !image.status.success() {
+        bail!(
+            "{SERVICE_IMAGE} is not in the engine: run `wactl build local` (or the local-stack \
+             tests, which tag it) first"
+        );
+    }
+
+    let scratch = tempfile::tempdir()?;
+    let project = format!("wactl-bench-{}", std::process::id());
+    let env_dir = local_environments(&root, scratch.path(), &project, None)?;
     let bench = Bench {
         wactl,
         env_dir,
@@ -209,7 +239,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let report = [
         format!(
-            "Median of {runs} run(s), local stack of `environments/local.yaml` (postgres, redis, \
+            "Median of {runs} run(s), wactl (release build) and docker-compose alternating, local stack of `environments/local.yaml` (postgres, redis, \
              address-service, nginx, prometheus), images from `cargo xtask infra images`, time to \
              every healthcheck healthy. docker-compose 1.29.2 runs the same rendered \
              `compose.yaml`; its `up -d` does not wait, so its time includes polling \

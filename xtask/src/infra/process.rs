@@ -125,6 +125,73 @@ pub fn spawn_named(
     Ok(record.pid)
 }
 
+/// Descriptors this process inherited, other than stdio, that a program it starts would
+/// inherit in turn: those without close-on-exec. Rust opens its own files close-on-exec;
+/// `flock LOCKFILE cargo …` hands its lock down without the flag.
+pub fn inherited_descriptors() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fdinfo") else {
+        return Vec::new();
+    };
+    let mut fds: Vec<u32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .filter(|fd| {
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+                .ok()
+                .and_then(|info| fdinfo_flags(&info))
+                .is_some_and(|flags| flags & O_CLOEXEC == 0)
+        })
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
+/// `O_CLOEXEC` as `/proc/<pid>/fdinfo` shows it (the `flags:` field, in octal).
+const O_CLOEXEC: u32 = 0o2_000_000;
+
+/// The `flags:` field of a `/proc/<pid>/fdinfo/<fd>` file.
+fn fdinfo_flags(info: &str) -> Option<u32> {
+    let flags = info.lines().find_map(|line| line.strip_prefix("flags:"))?;
+    u32::from_str_radix(flags.trim(), 8).ok()
+}
+
+/// `command`, run through bash so that it starts without the descriptors `fds` (open in
+/// this process, not close-on-exec). `exec` keeps the pid: the program replaces the shell.
+pub fn without_descriptors(command: &Command, fds: &[u32]) -> Command {
+    let closes: String = fds.iter().map(|fd| format!(" {fd}>&-")).collect();
+    let mut wrapped = Command::new("bash");
+    wrapped
+        .arg("-c")
+        .arg(format!("exec \"$0\" \"$@\"{closes}"))
+        .arg(command.get_program())
+        .args(command.get_args());
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    wrapped
+}
+
+/// Runs this xtask again without the descriptors it inherited, when it has any: the daemons
+/// `infra up` starts (and a test restarts) outlive it, and one that held the lock file of
+/// `flock LOCKFILE cargo test` kept every other run waiting until `infra reset`. Returns
+/// only when there is nothing to shed (or the shell could not be started).
+pub fn shed_inherited_descriptors() -> anyhow::Result<()> {
+    let fds = inherited_descriptors();
+    if fds.is_empty() {
+        return Ok(());
+    }
+    let mut again = Command::new(std::env::current_exe().context("locating xtask")?);
+    again.args(std::env::args_os().skip(1));
+    let error = without_descriptors(&again, &fds).exec();
+    Err(error).context("running xtask again without its inherited descriptors")
+}
+
 /// Stops the component infra started (SIGTERM, then SIGKILL after `grace`) and removes its
 /// pidfile. Returns whether a process was stopped; a missing or stale pidfile is not an error.
 pub fn stop(state: &StateDir, component: &str, grace: Duration) -> anyhow::Result<bool> {
@@ -349,6 +416,51 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
+    /// The failure this guards against: `flock LOCK cargo test` passes its lock descriptor
+    /// down, and a daemon restarted by a test kept it open for as long as it ran.
+    #[test]
+    fn a_program_started_without_inherited_descriptors_does_not_hold_them() {
+        use std::os::fd::{AsFd, AsRawFd};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = dir.path().join("held.lock");
+        let file = std::fs::File::create(&held).expect("create");
+        // What flock(1) does with the lock it hands to its command.
+        rustix::io::fcntl_setfd(file.as_fd(), rustix::io::FdFlags::empty()).expect("clear CLOEXEC");
+        let fd = file.as_raw_fd() as u32;
+        let fds = inherited_descriptors();
+        assert!(fds.contains(&fd), "fd {fd} not found among {fds:?}");
+
+        let open_in = |command: &mut Command| -> Vec<PathBuf> {
+            let out = command
+                .args(["-c", "ls -l /proc/$$/fd"])
+                .output()
+                .expect("run sh");
+            assert!(out.status.success());
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|line| line.split_once(" -> ").map(|(_, to)| PathBuf::from(to)))
+                .collect()
+        };
+        // The check can fail: a plain child does hold the file.
+        assert!(open_in(&mut Command::new("sh")).contains(&held));
+        let open = open_in(&mut without_descriptors(&Command::new("sh"), &fds));
+        assert!(!open.is_empty(), "the shell has at least its stdio open");
+        assert!(
+            !open.contains(&held),
+            "{} still open: {open:?}",
+            held.display()
+        );
+    }
+
+    #[test]
+    fn fdinfo_flags_are_octal() {
+        let info = "pos:\t0\nflags:\t02100002\nmnt_id:\t30\n";
+        assert_eq!(fdinfo_flags(info), Some(0o2100002));
+        assert_ne!(fdinfo_flags(info).unwrap() & O_CLOEXEC, 0);
+        assert_eq!(fdinfo_flags("pos:\t0\n"), None);
+    }
 
     #[test]
     fn pid_record_round_trips() {
