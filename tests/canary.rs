@@ -20,7 +20,7 @@ use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::TestEnv;
+use support::{LocalPrometheus, TestEnv};
 
 const ENVIRONMENT: &str = "t";
 /// The Prometheus-URL test's service, and its bundled Prometheus' own NodePort.
@@ -754,57 +754,6 @@ async fn an_unchanged_deploy_removes_a_leftover_canary_under_the_lock() {
     assert_eq!(last["outcome"], "unchanged", "{last:#}");
     assert!(last["canary"].is_null(), "{last:#}");
     assert!(!stderr.contains("canary"), "{stderr}");
-}
-
-/// A Prometheus of Debian's package on 127.0.0.1, scraping itself every second; killed on
-/// drop.
-struct LocalPrometheus {
-    child: std::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl LocalPrometheus {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{ scrape_interval: 1s }}\nscrape_configs:\n  - job_name: self\n    static_configs: [{{ targets: ['127.0.0.1:{port}'] }}]\n"
-            ),
-        )
-        .expect("config");
-        let child = std::process::Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect(
-                "prometheus (Debian's `prometheus` package, installed by `cargo xtask infra up`)",
-            );
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for LocalPrometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `rollout.analysis.prometheus`: a URL is read directly (no API server in the path: the

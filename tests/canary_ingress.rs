@@ -19,67 +19,11 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::{Output, Stdio};
 use std::time::Duration;
-use support::TestEnv;
+use support::{LocalPrometheus, TestEnv};
 
 const CANARY: &str = "address-service-canary";
 const TRACK: &str = "wactl.dev/track";
 const WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
-
-/// A Prometheus of Debian's package on 127.0.0.1, scraping itself; killed on drop.
-struct LocalPrometheus {
-    child: std::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl LocalPrometheus {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{ scrape_interval: 1s }}\nscrape_configs:\n  - job_name: self\n    static_configs: [{{ targets: ['127.0.0.1:{port}'] }}]\n"
-            ),
-        )
-        .expect("config");
-        let child = std::process::Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus (Debian's package; cargo xtask infra up installs it)");
-        let url = format!("http://127.0.0.1:{port}");
-        let ready = format!("127.0.0.1:{port}");
-        let mut tries = 0;
-        while std::net::TcpStream::connect(&ready).is_err() {
-            tries += 1;
-            assert!(tries < 100, "Prometheus does not listen on {ready}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self {
-            child,
-            url,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for LocalPrometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The test environment: base on kwok nodes with an nginx Ingress, the bundled Prometheus
 /// (its pods never run here) and a two-step canary judged at `url` by one metric of

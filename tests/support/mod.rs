@@ -393,3 +393,60 @@ pub fn kubectl() -> PathBuf {
         })
         .expect("kubectl in the infra binary cache")
 }
+
+/// A Prometheus of Debian's package on 127.0.0.1, scraping itself every second, listening
+/// when `start` returns; killed on drop.
+pub struct LocalPrometheus {
+    child: std::process::Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalPrometheus {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{ scrape_interval: 1s }}\nscrape_configs:\n  - job_name: self\n    static_configs: [{{ targets: ['127.0.0.1:{port}'] }}]\n"
+            ),
+        )
+        .expect("config");
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian's package; cargo xtask infra up installs it)");
+        let url = format!("http://127.0.0.1:{port}");
+        let ready = format!("127.0.0.1:{port}");
+        let mut tries = 0;
+        while std::net::TcpStream::connect(&ready).is_err() {
+            tries += 1;
+            assert!(tries < 100, "Prometheus does not listen on {ready}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for LocalPrometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
