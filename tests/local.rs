@@ -545,7 +545,20 @@ async fn watch_rebuilds_once_per_burst_and_keeps_the_old_container_on_a_failed_b
         }
         let after_one = address_service_container(&project);
         assert_ne!(before, after_one);
-        assert!(after_one.ends_with(" healthy"), "{after_one}");
+        // wactl's own run of the healthcheck passed; Docker agrees at its first probe,
+        // one interval (5 s) after the start.
+        let id = after_one.split(' ').next().expect("an id").to_owned();
+        let mut polls = 0;
+        while !address_service_container(&project).ends_with(" healthy") {
+            polls += 1;
+            assert!(
+                polls < 100,
+                "Docker never called the new container healthy: {}",
+                address_service_container(&project)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(address_service_container(&project).starts_with(&id));
 
         // A burst of ten writes: one cycle.
         for i in 0..10 {
