@@ -11,6 +11,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 use wactl::config::Environment;
+use wactl::local::compose::ComposeFile;
 use wactl::local::{self, Action, UpOptions};
 use wactl::smoke::{self, SmokeOptions};
 
@@ -544,7 +545,20 @@ async fn watch_rebuilds_once_per_burst_and_keeps_the_old_container_on_a_failed_b
         }
         let after_one = address_service_container(&project);
         assert_ne!(before, after_one);
-        assert!(after_one.ends_with(" healthy"), "{after_one}");
+        // wactl's own run of the healthcheck passed; Docker agrees at its first probe,
+        // one interval (5 s) after the start.
+        let id = after_one.split(' ').next().expect("an id").to_owned();
+        let mut polls = 0;
+        while !address_service_container(&project).ends_with(" healthy") {
+            polls += 1;
+            assert!(
+                polls < 100,
+                "Docker never called the new container healthy: {}",
+                address_service_container(&project)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(address_service_container(&project).starts_with(&id));
 
         // A burst of ten writes: one cycle.
         for i in 0..10 {
@@ -593,4 +607,118 @@ async fn watch_rebuilds_once_per_burst_and_keeps_the_old_container_on_a_failed_b
         (summary.cycles, summary.succeeded, summary.failed),
         (3, 2, 1)
     );
+}
+
+/// A stack of redis alone, its healthcheck and command replaced.
+fn redis_only(stack: &Stack, test: &[&str], interval: &str, command: &[&str]) -> ComposeFile {
+    let mut file = local::prepare(&stack.env, &stack.options()).expect("prepare");
+    file.services.retain(|name, _| name == "redis");
+    let redis = file.services.get_mut("redis").expect("redis in local.yaml");
+    let check = redis.healthcheck.as_mut().expect("redis has a healthcheck");
+    check.test = test.iter().map(|s| (*s).to_owned()).collect();
+    check.interval = interval.to_owned();
+    check.timeout = "2s".to_owned();
+    check.retries = 2;
+    check.start_period = None;
+    redis.command = Some(command.iter().map(|s| (*s).to_owned()).collect());
+    file
+}
+
+/// wactl's own runs of the healthcheck make it healthy only when the command passes: before
+/// the mark file exists they fail, and the first pass comes before Docker's first probe.
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn health_is_learned_from_the_healthcheck_command_only_once_it_passes() {
+    let stack = Stack::new("probe-pass");
+    let file = redis_only(
+        &stack,
+        &["CMD-SHELL", "test -e /tmp/ready && redis-cli ping"],
+        // Docker's first probe comes a minute after the start.
+        "60s",
+        &[
+            "sh",
+            "-c",
+            "sleep 3; touch /tmp/ready; exec redis-server --dir /data",
+        ],
+    );
+    let report = local::up(
+        &docker().await,
+        &stack.env,
+        &file,
+        &stack.options(),
+        &local::NoProgress,
+    )
+    .await
+    .expect("redis becomes healthy");
+    let health = report.services[0].health.expect("redis has a healthcheck");
+    assert_eq!(health.source, local::HealthSource::Probe, "{health:?}");
+    assert!(
+        health.probes_failed >= 1 && health.probes == health.probes_failed + 1,
+        "the runs before the mark failed and the last one passed: {health:?}"
+    );
+    let container = &report.services[0].container;
+    assert_eq!(
+        docker_cli(&["inspect", "-f", "{{.State.Health.Status}}", container]),
+        "starting",
+        "Docker has not probed yet"
+    );
+    docker_cli(&["exec", container, "test", "-e", "/tmp/ready"]);
+}
+
+/// A healthcheck command that always fails is never taken for healthy: the wait ends with
+/// Docker's own `unhealthy`, after wactl's runs all failed.
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn a_failing_healthcheck_command_is_unhealthy_by_dockers_verdict() {
+    let stack = Stack::new("probe-fail");
+    let file = redis_only(
+        &stack,
+        &["CMD-SHELL", "redis-cli ping && exit 1"],
+        "1s",
+        &["redis-server", "--dir", "/data"],
+    );
+    let error = local::up(
+        &docker().await,
+        &stack.env,
+        &file,
+        &stack.options(),
+        &local::NoProgress,
+    )
+    .await
+    .expect_err("the healthcheck never passes");
+    let message = error.to_string();
+    assert!(
+        matches!(&error, local::LocalError::Unhealthy { service, reason, .. }
+            if service == "redis" && reason == "failed its healthcheck"),
+        "{message}"
+    );
+}
+
+/// A container that exits while wactl runs its healthcheck is reported with its exit code.
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn an_exit_during_the_probes_is_reported() {
+    let stack = Stack::new("probe-exit");
+    let file = redis_only(
+        &stack,
+        &["CMD", "redis-cli", "ping"],
+        "60s",
+        &["sh", "-c", "sleep 1; echo giving up; exit 3"],
+    );
+    let error = local::up(
+        &docker().await,
+        &stack.env,
+        &file,
+        &stack.options(),
+        &local::NoProgress,
+    )
+    .await
+    .expect_err("redis exits");
+    let message = error.to_string();
+    assert!(
+        matches!(&error, local::LocalError::Unhealthy { service, .. } if service == "redis"),
+        "{message}"
+    );
+    assert!(message.contains("exited with code 3"), "{message}");
+    assert!(message.contains("giving up"), "the logs: {message}");
 }

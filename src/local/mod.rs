@@ -4,8 +4,12 @@
 //! one container carrying the compose labels (so `docker compose -p PROJECT ps|logs` sees
 //! it) and a `wactl.dev/config-hash` label. [`up`] converges: a container whose hash is
 //! unchanged is kept, a changed one is recreated, services start in dependency order and
-//! each is waited on until its healthcheck passes (by watching engine events, with a
-//! deadline derived from the healthcheck).
+//! each is waited on until its healthcheck passes, with a deadline derived from the
+//! healthcheck. The wait watches engine events (an exit, Docker's `unhealthy` or `healthy`)
+//! and meanwhile runs the container's own healthcheck command through the engine's exec
+//! every [`PROBE_EVERY`]: Docker 20.10 runs its first probe only one `interval` after the
+//! start, and the first passing run of the same command is what turns Docker's status to
+//! `healthy` anyway.
 
 pub mod compose;
 pub mod secrets;
@@ -138,6 +142,8 @@ pub struct ServiceOutcome {
     pub action: Action,
     pub container: String,
     pub config_hash: String,
+    /// How health was learned; `None` for a service without a healthcheck.
+    pub health: Option<HealthWait>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -611,29 +617,48 @@ async fn converge_service(
             .await
             .map_err(engine(format!("starting {name}")))?;
     }
-    match service.health(name)? {
+    let health = match service.health(name)? {
         Some(timings) => {
             progress.service(name, &Phase::WaitingForHealth);
             let waited = Instant::now();
-            if let Err(reason) =
-                wait_healthy(docker, &container, events, timings.give_up_after()).await
+            let probe = service
+                .healthcheck
+                .as_ref()
+                .and_then(|h| Probe::from_test(&h.test, timings.timeout));
+            match wait_healthy(
+                docker,
+                &container,
+                events,
+                probe.as_ref(),
+                timings.give_up_after(),
+            )
+            .await
             {
-                progress.service(name, &Phase::Failed(reason.clone()));
-                return Err(LocalError::Unhealthy {
-                    service: name.to_owned(),
-                    reason,
-                    logs: last_logs(docker, &container, FAILURE_LOG_LINES).await,
-                });
+                Ok(health) => {
+                    progress.service(name, &Phase::Healthy(millis(waited.elapsed())));
+                    Some(health)
+                }
+                Err(reason) => {
+                    progress.service(name, &Phase::Failed(reason.clone()));
+                    return Err(LocalError::Unhealthy {
+                        service: name.to_owned(),
+                        reason,
+                        logs: last_logs(docker, &container, FAILURE_LOG_LINES).await,
+                    });
+                }
             }
-            progress.service(name, &Phase::Healthy(millis(waited.elapsed())));
         }
-        None => progress.service(name, &Phase::Running),
-    }
+        None => {
+            progress.service(name, &Phase::Running);
+            None
+        }
+    };
     Ok(ServiceOutcome {
         service: name.to_owned(),
         action,
         container,
         config_hash: want.hash,
+        health,
     })
 }
 
@@ -641,16 +666,111 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Waits for the container's health to become `healthy`, watching engine events; fails
-/// on `unhealthy`, on the container exiting, or after `limit`.
-async fn wait_healthy(
+/// How often wactl runs a starting container's healthcheck command itself.
+pub const PROBE_EVERY: Duration = Duration::from_millis(200);
+
+/// A container's healthcheck command, as wactl runs it through the engine's exec while it
+/// waits (the same command, user, environment and working directory Docker's probe uses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The exec command: `CMD`'s arguments, or `/bin/sh -c` and `CMD-SHELL`'s string.
+    pub command: Vec<String>,
+    /// The healthcheck's `timeout`: a run that takes longer has failed, as for Docker.
+    pub timeout: Duration,
+}
+
+impl Probe {
+    /// The probe for a compose healthcheck `test`; `None` for `NONE`, an empty command or
+    /// a form Docker does not run (then only the engine's status counts).
+    pub fn from_test(test: &[String], timeout: Duration) -> Option<Probe> {
+        let (form, rest) = test.split_first()?;
+        let command = match form.as_str() {
+            "CMD" if !rest.is_empty() => rest.to_vec(),
+            // Docker runs CMD-SHELL with the default shell of a Linux container.
+            "CMD-SHELL" if !rest.is_empty() => {
+                vec!["/bin/sh".to_owned(), "-c".to_owned(), rest.join(" ")]
+            }
+            _ => return None,
+        };
+        Some(Probe { command, timeout })
+    }
+}
+
+/// Who said the container is healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthSource {
+    /// Docker's own status (`health_status: healthy`, or already healthy).
+    Engine,
+    /// A passing run of the healthcheck command through exec, before Docker's first probe.
+    Probe,
+}
+
+/// How a wait for health ended well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HealthWait {
+    pub source: HealthSource,
+    /// Runs of the healthcheck command wactl made, and how many of them failed.
+    pub probes: u32,
+    pub probes_failed: u32,
+}
+
+/// One run of `probe` in `container`: `Ok(true)` when it exited 0, `Ok(false)` when it
+/// exited otherwise or could not run (the container not running yet or any more), `Err`
+/// when it outlived its timeout (its process may still run in the container).
+async fn run_probe(docker: &Docker, container: &str, probe: &Probe) -> Result<bool, ()> {
+    let run = async {
+        let exec = docker
+            .create_exec(
+                container,
+                bollard::exec::CreateExecOptions::<String> {
+                    cmd: Some(probe.command.clone()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+            docker.start_exec(&exec.id, None).await?
+        {
+            // The output is not needed, only its end: the command has exited then.
+            while let Some(chunk) = output.next().await {
+                chunk?;
+            }
+        }
+        // The engine records the exit code as the stream closes; a few reads cover the gap.
+        for _ in 0..5 {
+            let inspect = docker.inspect_exec(&exec.id).await?;
+            if inspect.running != Some(true) {
+                return Ok::<_, bollard::errors::Error>(inspect.exit_code == Some(0));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(false)
+    };
+    match tokio::time::timeout(probe.timeout, run).await {
+        Ok(result) => Ok(result.unwrap_or(false)),
+        Err(_) => Err(()),
+    }
+}
+
+/// Waits for the container's health to become `healthy`. Watches engine events: fails on
+/// `unhealthy`, on the container exiting, or after `limit`; succeeds on `healthy`. With a
+/// `probe`, meanwhile runs it every [`PROBE_EVERY`] and succeeds on its first pass; a
+/// failing run is not fatal (Docker's own verdict is), and a run that times out ends the
+/// probing, leaving the engine's status to decide.
+pub async fn wait_healthy(
     docker: &Docker,
     container: &str,
     events: impl futures_util::Stream<
         Item = Result<bollard::models::EventMessage, bollard::errors::Error>,
     >,
+    probe: Option<&Probe>,
     limit: Duration,
-) -> Result<(), String> {
+) -> Result<HealthWait, String> {
+    let probes = std::sync::atomic::AtomicU32::new(0);
+    let failed = std::sync::atomic::AtomicU32::new(0);
     let status = async {
         let inspect = docker
             .inspect_container(container, None::<InspectContainerOptions>)
@@ -691,9 +811,48 @@ async fn wait_healthy(
         }
         Err("the engine closed its event stream".to_owned())
     };
-    tokio::time::timeout(limit, watch)
+    let probing = async {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(probe) = probe else {
+            return std::future::pending::<()>().await;
+        };
+        // The give-up limit bounds the wait; this bounds the runs too.
+        let most = u32::try_from(limit.as_millis() / PROBE_EVERY.as_millis())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        for _ in 0..most {
+            let ran = Instant::now();
+            probes.fetch_add(1, Relaxed);
+            match run_probe(docker, container, probe).await {
+                Ok(true) => return,
+                Ok(false) => {
+                    failed.fetch_add(1, Relaxed);
+                }
+                Err(()) => {
+                    failed.fetch_add(1, Relaxed);
+                    break;
+                }
+            }
+            tokio::time::sleep(PROBE_EVERY.saturating_sub(ran.elapsed())).await;
+        }
+        std::future::pending::<()>().await
+    };
+    let waited = async {
+        tokio::select! {
+            // An exit or Docker's `unhealthy` seen together with a passing run wins.
+            biased;
+            result = watch => result.map(|()| HealthSource::Engine),
+            () = probing => Ok(HealthSource::Probe),
+        }
+    };
+    let source = tokio::time::timeout(limit, waited)
         .await
-        .unwrap_or_else(|_| Err(format!("was not healthy within {}s", limit.as_secs())))
+        .unwrap_or_else(|_| Err(format!("was not healthy within {}s", limit.as_secs())))?;
+    Ok(HealthWait {
+        source,
+        probes: probes.load(std::sync::atomic::Ordering::Relaxed),
+        probes_failed: failed.load(std::sync::atomic::Ordering::Relaxed),
+    })
 }
 
 /// The last `lines` log lines of a container, for a failure report.
@@ -900,4 +1059,37 @@ pub async fn logs<'d>(
             })
     });
     Ok(futures_util::stream::select_all(streams.map(Box::pin)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthcheck_tests_become_the_commands_docker_runs() {
+        let t = Duration::from_secs(3);
+        let words = |w: &[&str]| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let cases: [(&[&str], Option<&[&str]>); 6] = [
+            (&["CMD", "redis-cli", "ping"], Some(&["redis-cli", "ping"])),
+            (
+                &["CMD-SHELL", "pg_isready -q"],
+                Some(&["/bin/sh", "-c", "pg_isready -q"]),
+            ),
+            (&["NONE"], None),
+            (&["CMD"], None),
+            (&[], None),
+            (&["redis-cli", "ping"], None),
+        ];
+        for (test, command) in cases {
+            assert_eq!(
+                Probe::from_test(&words(test), t),
+                command.map(|c| Probe {
+                    command: words(c),
+                    timeout: t
+                }),
+                "{test:?}"
+            );
+        }
+        assert_eq!(cases.len(), 6);
+    }
 }

@@ -506,8 +506,16 @@ async fn try_candidates(
             )
             .await
             .map_err(|e| format!("{name}: starting the candidate container: {e}"));
+        let probe = service
+            .healthcheck
+            .as_ref()
+            .and_then(|h| super::Probe::from_test(&h.test, timings.timeout));
         let health = match started {
-            Ok(()) => super::wait_healthy(docker, &id, events, timings.give_up_after()).await,
+            Ok(()) => {
+                super::wait_healthy(docker, &id, events, probe.as_ref(), timings.give_up_after())
+                    .await
+                    .map(|_| ())
+            }
             Err(e) => Err(e),
         };
         let logs = match &health {
