@@ -510,20 +510,7 @@ async fn canary_stops_a_bad_release_promotes_a_good_one_and_fails_closed_without
     let to = Instant::now();
     let (good_sent, good_failed) = load.between(from, to);
     assert!(out.status.success(), "{good:#}");
-    assert_eq!(good["outcome"], "succeeded", "{good:#}");
-    let steps = good["canary"]["steps"].as_array().expect("steps");
-    assert_eq!(steps.len(), 2, "{good:#}");
-    for step in steps {
-        assert_eq!(step["verdict"], "passed", "{good:#}");
-    }
-    assert_eq!(
-        stable_config(&client, &namespace)
-            .await
-            .get("REQUEST_TIMEOUT")
-            .map(String::as_str),
-        Some("11s"),
-        "promoted"
-    );
+    assert_promoted(&good, &client, &namespace, "11s").await;
     assert!(
         !canary_exists(&client, &namespace).await,
         "the canary is removed"
@@ -896,18 +883,24 @@ async fn a_canary_judged_at_a_prometheus_url_uses_that_url_only() {
     let (out, good, _) = deploy(&t);
     load.stop();
     assert!(out.status.success(), "{good:#}");
-    assert_eq!(good["outcome"], "succeeded", "{good:#}");
-    let steps = good["canary"]["steps"].as_array().expect("steps");
-    assert_eq!(steps.len(), 2, "{good:#}");
+    assert_promoted(&good, &client, &namespace, "16s").await;
+}
+
+/// The good release of `report` passed both steps and its stable pods now run with
+/// `REQUEST_TIMEOUT` `timeout` (what the release changed).
+async fn assert_promoted(report: &Value, client: &Client, namespace: &str, timeout: &str) {
+    assert_eq!(report["outcome"], "succeeded", "{report:#}");
+    let steps = report["canary"]["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2, "{report:#}");
     for step in steps {
-        assert_eq!(step["verdict"], "passed", "{good:#}");
+        assert_eq!(step["verdict"], "passed", "{report:#}");
     }
     assert_eq!(
-        stable_config(&client, &namespace)
+        stable_config(client, namespace)
             .await
             .get("REQUEST_TIMEOUT")
             .map(String::as_str),
-        Some("16s"),
+        Some(timeout),
         "promoted"
     );
 }
