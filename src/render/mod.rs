@@ -128,7 +128,7 @@ impl<'a> Renderer<'a> {
 
         let mut files = BTreeMap::new();
         let mut artifacts = BTreeMap::new();
-        let mut manifests = Vec::new();
+        let mut documents = Vec::new();
         for (template, output) in &self.plan {
             let template = *template;
             let text = engine.render(template, &context)?;
@@ -142,30 +142,40 @@ impl<'a> Renderer<'a> {
                         format!("# {header}\n{text}")
                     };
                     let body = ensure_newline(body);
-                    // Later templates (the monitoring ConfigMaps) embed the files rendered before them.
-                    artifacts.insert(path, artifact(&body, data));
-                    put(&mut context, "artifacts", &artifacts)?;
+                    // Later templates (the monitoring ConfigMaps) embed the files rendered
+                    // before them. Each file is converted once; the map's values are shared.
+                    artifacts.insert(path, to_value("artifacts", &artifact(&body, data))?);
+                    context.insert_value("artifacts", tera::Value::from(artifacts.clone()));
                     files.insert(path.to_owned(), body);
                 }
-                Output::Kubernetes(order) => {
-                    for manifest in kube::parse_all(template, *order, &text)? {
-                        let body = format!("# {header}\n# Template: {template}\n{}", manifest.yaml);
-                        if files
-                            .insert(manifest.file.clone(), ensure_newline(body))
-                            .is_some()
-                        {
-                            return Err(RenderError::InvalidOutput {
-                                template: template.to_owned(),
-                                what: "Kubernetes object".to_owned(),
-                                message: format!(
-                                    "{} `{}` is rendered twice (names must be unique per kind)",
-                                    manifest.kind, manifest.name
-                                ),
-                            });
-                        }
-                        manifests.push(manifest);
-                    }
+                Output::Kubernetes(order) => documents.push(kube::Document {
+                    template,
+                    order: *order,
+                    text,
+                }),
+            }
+        }
+        // Parsing and checking the objects is most of a render's work, and each object
+        // stands alone: they are checked on every core, then taken in the plan's order.
+        let mut manifests = Vec::new();
+        for (document, parsed) in documents.iter().zip(kube::parse_documents(&documents)) {
+            let template = document.template;
+            for manifest in parsed? {
+                let body = format!("# {header}\n# Template: {template}\n{}", manifest.yaml);
+                if files
+                    .insert(manifest.file.clone(), ensure_newline(body))
+                    .is_some()
+                {
+                    return Err(RenderError::InvalidOutput {
+                        template: template.to_owned(),
+                        what: "Kubernetes object".to_owned(),
+                        message: format!(
+                            "{} `{}` is rendered twice (names must be unique per kind)",
+                            manifest.kind, manifest.name
+                        ),
+                    });
                 }
+                manifests.push(manifest);
             }
         }
         manifests.sort_by(|a, b| a.file.cmp(&b.file));
@@ -392,12 +402,20 @@ fn put<T: serde::Serialize + ?Sized>(
     value: &T,
 ) -> Result<(), RenderError> {
     let key = key.into();
-    let value = tera::Value::try_from_serializable(value).map_err(|e| RenderError::Context {
-        key: key.to_string(),
-        message: e.to_string(),
-    })?;
+    let value = to_value(&key, value)?;
     context.insert_value(key, value);
     Ok(())
+}
+
+/// `value` as the templates see it; `key` names it in the error.
+fn to_value<T: serde::Serialize + ?Sized>(
+    key: &str,
+    value: &T,
+) -> Result<tera::Value, RenderError> {
+    tera::Value::try_from_serializable(value).map_err(|e| RenderError::Context {
+        key: key.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 /// A rendered file as later templates see it: its text, a checksum of it (for the pod

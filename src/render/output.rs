@@ -70,9 +70,12 @@ impl Rendered {
 
         let rendered: BTreeSet<String> = self.files.keys().cloned().collect();
         // Claim the union first: a render stopped half-way leaves every file it may have
-        // written listed, so the next one can replace it rather than call it foreign.
-        let claimed = previous.union(&rendered).cloned().collect();
-        write_atomically(&manifest_path, &manifest_text(claimed)?)?;
+        // written listed, so the next one can replace it rather than call it foreign. A
+        // manifest that lists them all already is left as it is.
+        let claimed: BTreeSet<String> = previous.union(&rendered).cloned().collect();
+        if claimed != previous {
+            write_atomically(&manifest_path, &manifest_text(claimed.clone())?)?;
+        }
         for (relative, content) in &self.files {
             let path = dir.join(relative);
             if std::fs::read(&path).is_ok_and(|old| old == content.as_bytes()) {
@@ -85,6 +88,9 @@ impl Rendered {
         }
         for stale in previous.difference(&rendered) {
             remove_stale(dir, stale)?;
+        }
+        if claimed == rendered {
+            return Ok(());
         }
         write_atomically(&manifest_path, &manifest_text(rendered)?)
     }
