@@ -887,42 +887,45 @@ async fn repo_digest(
         .find_map(|d| d.strip_prefix(&prefix).map(str::to_owned)))
 }
 
+/// Adds every other tag to the image built under its content tag, all at once (the engine
+/// takes them in any order); each is reported as it lands.
 async fn tag_all(
     docker: &Docker,
     image: &BuiltImage,
     progress: &dyn BuildProgress,
 ) -> Result<(), BuildError> {
     let source = format!("{}:{}", image.name, image.content_tag());
-    for reference in &image.tags {
-        if *reference == source {
-            continue;
-        }
-        let tag = reference
-            .rsplit_once(':')
-            .map(|(_, t)| t)
-            .unwrap_or("latest");
-        let options = TagImageOptions {
-            repo: Some(image.name.clone()),
-            tag: Some(tag.to_owned()),
-        };
-        let action = || format!("tagging {source} as {reference}");
-        tokio::time::timeout(
-            ENGINE_CALL_TIMEOUT,
-            docker.tag_image(&source, Some(options)),
-        )
-        .await
-        .map_err(|_| BuildError::Timeout {
-            action: action(),
-            timeout: ENGINE_CALL_TIMEOUT,
-        })?
-        .map_err(|e| BuildError::Engine {
-            action: action(),
-            message: engine_message(&e),
-        })?;
-        progress.event(&BuildEvent::Tagged {
-            reference: reference.clone(),
+    let source = source.as_str();
+    let tagging = image
+        .tags
+        .iter()
+        .filter(|reference| reference.as_str() != source)
+        .map(|reference| async move {
+            let tag = reference
+                .rsplit_once(':')
+                .map(|(_, t)| t)
+                .unwrap_or("latest");
+            let options = TagImageOptions {
+                repo: Some(image.name.clone()),
+                tag: Some(tag.to_owned()),
+            };
+            let action = || format!("tagging {source} as {reference}");
+            tokio::time::timeout(ENGINE_CALL_TIMEOUT, docker.tag_image(source, Some(options)))
+                .await
+                .map_err(|_| BuildError::Timeout {
+                    action: action(),
+                    timeout: ENGINE_CALL_TIMEOUT,
+                })?
+                .map_err(|e| BuildError::Engine {
+                    action: action(),
+                    message: engine_message(&e),
+                })?;
+            progress.event(&BuildEvent::Tagged {
+                reference: reference.clone(),
+            });
+            Ok(())
         });
-    }
+    futures_util::future::try_join_all(tagging).await?;
     Ok(())
 }
 

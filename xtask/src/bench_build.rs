@@ -236,8 +236,8 @@ fn run_service(wactl: &Path, root: &Path, runs: usize, peer_cold: bool) -> anyho
          arguments, so both reuse the same layers. The cold build ran once; the one-line change \
          (a comment line appended to `{EDITED}`, a new line before each build) is the median of \
          {runs} run(s) per side, alternating. 1-minute load average during the run: {low:.1}–{high:.1} \
-         on the shared 2-core machine (other engineers compiling), so absolute times are \
-         inflated and vary; the ratios are what this measures.\n\n\
+         on the shared 2-core machine, so absolute times vary with whatever else runs there; \
+         the ratios are what this measures.\n\n\
          | build | wactl | docker CLI | ratio (wactl / CLI) |\n| --- | --- | --- | --- |\n"
     );
     report.push_str(&format!(
