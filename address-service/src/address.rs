@@ -4,7 +4,7 @@
 //! `latinize_address` and `format_address` step for step (including their quirks), because
 //! the differential test holds the two implementations to the same answers.
 
-use crate::data::{Catalog, Country, Subdivision};
+use crate::data::{Catalog, Choices, Country, Subdivision};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -247,9 +247,9 @@ pub struct UnknownCountry(pub String);
 struct Rules<'c> {
     country: &'c Country,
     /// Subdivision lists that offer choices, per level, in the order the reference collects them.
-    country_areas: Vec<&'c [Subdivision]>,
-    cities: Vec<&'c [Subdivision]>,
-    city_areas: Vec<&'c [Subdivision]>,
+    country_areas: Vec<Choices<'c>>,
+    cities: Vec<Choices<'c>>,
+    city_areas: Vec<Choices<'c>>,
     postal_code_matchers: Vec<&'c Arc<crate::data::Pattern>>,
 }
 
@@ -286,7 +286,7 @@ fn rules<'c>(country: &'c Country, address: &Address) -> Rules<'c> {
     let mut city: Option<&Subdivision> = None;
     let mut city_area: Option<&Subdivision> = None;
     for language in languages {
-        let tree = country.tree(language);
+        let tree = country.choices(language);
         rules.country_areas.push(tree);
         let mut existing = country_area.is_some();
         country_area = match_localized(&address.country_area, tree);
@@ -296,9 +296,9 @@ fn rules<'c>(country: &'c Country, address: &Address) -> Rules<'c> {
         }
         let mut matched_city = None;
         if !area.subdivisions.is_empty() {
-            rules.cities.push(&area.subdivisions);
+            rules.cities.push(area.children());
             existing = city.is_some();
-            city = match_localized(&address.city, &area.subdivisions);
+            city = match_localized(&address.city, area.children());
             matched_city = city;
         }
         let Some(c) = matched_city else { continue };
@@ -306,9 +306,9 @@ fn rules<'c>(country: &'c Country, address: &Address) -> Rules<'c> {
             rules.add_prefix(c);
         }
         if !c.subdivisions.is_empty() {
-            rules.city_areas.push(&c.subdivisions);
+            rules.city_areas.push(c.children());
             existing = city_area.is_some();
-            city_area = match_localized(&address.city_area, &c.subdivisions);
+            city_area = match_localized(&address.city_area, c.children());
             if let Some(ca) = city_area
                 && !existing
             {
@@ -326,7 +326,7 @@ impl<'c> Rules<'c> {
         }
     }
 
-    fn choices(&self, f: Field) -> &[&'c [Subdivision]] {
+    fn choices(&self, f: Field) -> &[Choices<'c>] {
         match f {
             Field::CountryArea => &self.country_areas,
             Field::City => &self.cities,
@@ -347,45 +347,43 @@ fn fold(value: &str) -> String {
 
 /// The reference's `_match_choices` over one language's list: names (or keys) first, then
 /// Latin names, then full Latin names, each list in data order.
-fn match_localized<'c>(value: &str, tree: &'c [Subdivision]) -> Option<&'c Subdivision> {
+fn match_localized<'c>(value: &str, choices: Choices<'c>) -> Option<&'c Subdivision> {
     if value.is_empty() {
         return None;
     }
-    let v = fold(value);
-    tree.iter()
-        .find(|s| s.folded_key() == v || s.folded_name() == v)
-        .or_else(|| tree.iter().find(|s| s.folded_latin_name() == Some(&v)))
-        .or_else(|| tree.iter().find(|s| s.folded_latin_full_name() == Some(&v)))
-}
-
-fn names_match(s: &Subdivision, v: &str) -> bool {
-    s.folded_key() == v
-        || s.folded_name() == v
-        || s.folded_latin_name() == Some(v)
-        || s.folded_latin_full_name() == Some(v)
+    let position = choices.index.first_named(&fold(value))?;
+    choices.list.get(position)
 }
 
 /// The reference's `_match_choices` over the compacted choices of every language: the key
 /// that appears first among those whose key or any name matches.
-fn match_compacted<'c>(value: &str, lists: &[&'c [Subdivision]]) -> Option<&'c str> {
+fn match_compacted<'c>(value: &str, lists: &[Choices<'c>]) -> Option<&'c str> {
     if value.is_empty() {
         return None;
     }
     let v = fold(value);
     let mut matched: Vec<&str> = Vec::new();
-    for s in lists.iter().flat_map(|l| l.iter()) {
-        if names_match(s, &v) && !matched.contains(&s.key.as_str()) {
-            matched.push(&s.key);
+    for choices in lists {
+        for position in choices.index.all_named(&v) {
+            if let Some(s) = choices.list.get(position)
+                && !matched.contains(&s.key.as_str())
+            {
+                matched.push(&s.key);
+            }
         }
     }
     match matched.as_slice() {
         [] => None,
         [only] => Some(only),
-        _ => lists
-            .iter()
-            .flat_map(|l| l.iter())
-            .map(|s| s.key.as_str())
-            .find(|k| matched.contains(k)),
+        // The first entry, in every list's order, whose key is one of them (an entry that
+        // did not match itself can come first, under a key that matched elsewhere).
+        _ => lists.iter().find_map(|choices| {
+            let first = matched
+                .iter()
+                .filter_map(|key| choices.index.position_of_key(key))
+                .min()?;
+            choices.list.get(first).map(|s| s.key.as_str())
+        }),
     }
 }
 
@@ -541,6 +539,43 @@ mod tests {
     use std::sync::LazyLock;
 
     static CATALOG: LazyLock<Catalog> = LazyLock::new(|| Catalog::load().expect("data loads"));
+
+    #[test]
+    fn several_matches_give_the_first_entry_whose_key_matched_in_any_list() {
+        let list = |value: serde_json::Value| {
+            crate::data::prepared(serde_json::from_value(value).expect("subdivisions"))
+        };
+        // `b` matches first in the first list, but `a` comes before it there and matches
+        // (by another name) in the second: the reference answers `a`.
+        let (en, en_index) = list(serde_json::json!([
+            { "key": "a", "name": "Alpha" },
+            { "key": "b", "name": "Same" },
+        ]));
+        let (local, local_index) = list(serde_json::json!([
+            { "key": "a", "name": "SAME", "latin_name": "Alfa" },
+        ]));
+        let lists = [
+            Choices {
+                list: &en,
+                index: &en_index,
+            },
+            Choices {
+                list: &local,
+                index: &local_index,
+            },
+        ];
+        assert_eq!(match_compacted(" same ", &lists), Some("a"));
+        assert_eq!(match_compacted("ALPHA", &lists), Some("a"));
+        assert_eq!(match_compacted("alfa", &lists), Some("a"));
+        assert_eq!(match_compacted("B", &lists), Some("b"));
+        assert_eq!(match_compacted("gamma", &lists), None);
+        assert_eq!(match_compacted("", &lists), None);
+        // One list: key or name first, in data order.
+        let first = match_localized("same", lists[0]).map(|s| s.key.as_str());
+        assert_eq!(first, Some("b"));
+        let latin = match_localized("ALFA", lists[1]).map(|s| s.key.as_str());
+        assert_eq!(latin, Some("a"));
+    }
 
     #[test]
     fn an_address_is_an_object_only() {

@@ -92,7 +92,119 @@ pub struct Country {
     pub subdivisions: Vec<Subdivision>,
     /// The same tree named in each other language of `languages`.
     pub translations: BTreeMap<String, Vec<Subdivision>>,
+    /// `subdivisions` and each of `translations` by name.
+    tree_index: ChoiceIndex,
+    translation_index: BTreeMap<String, ChoiceIndex>,
 }
+
+/// One list of subdivisions to match an address's value against, with its index.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Choices<'c> {
+    pub(crate) list: &'c [Subdivision],
+    pub(crate) index: &'c ChoiceIndex,
+}
+
+/// Where each lower-cased name of a list of subdivisions is found: a validation looks up a
+/// value instead of comparing it with every entry (the reference's order of preference is
+/// kept by the positions, which ascend).
+#[derive(Debug, Default)]
+pub(crate) struct ChoiceIndex {
+    /// Positions whose lower-cased key or name (the key without a name) is the string.
+    names: HashMap<Box<str>, Positions>,
+    /// Positions whose lower-cased Latin name is the string.
+    latin_names: HashMap<Box<str>, Positions>,
+    /// Positions whose lower-cased full Latin name is the string.
+    latin_full_names: HashMap<Box<str>, Positions>,
+    /// The first position of each key, as it is written.
+    keys: HashMap<Box<str>, usize>,
+}
+
+/// Ascending positions in a list; nearly every name is found at one only, which then needs
+/// no allocation of its own.
+#[derive(Debug)]
+struct Positions {
+    first: usize,
+    more: Vec<usize>,
+}
+
+impl Positions {
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        std::iter::once(self.first).chain(self.more.iter().copied())
+    }
+}
+
+impl ChoiceIndex {
+    fn new(list: &[Subdivision]) -> Self {
+        fn add(map: &mut HashMap<Box<str>, Positions>, name: &str, position: usize) {
+            match map.get_mut(name) {
+                Some(positions) => {
+                    if positions.more.last().copied().unwrap_or(positions.first) != position {
+                        positions.more.push(position);
+                    }
+                }
+                None => {
+                    map.insert(
+                        name.into(),
+                        Positions {
+                            first: position,
+                            more: Vec::new(),
+                        },
+                    );
+                }
+            }
+        }
+        let mut index = Self::default();
+        for (position, s) in list.iter().enumerate() {
+            add(&mut index.names, s.folded_key(), position);
+            add(&mut index.names, s.folded_name(), position);
+            if let Some(name) = s.folded_latin_name() {
+                add(&mut index.latin_names, name, position);
+            }
+            if let Some(name) = s.folded_latin_full_name() {
+                add(&mut index.latin_full_names, name, position);
+            }
+            index.keys.entry(s.key.as_str().into()).or_insert(position);
+        }
+        for map in [
+            &mut index.names,
+            &mut index.latin_names,
+            &mut index.latin_full_names,
+        ] {
+            map.shrink_to_fit();
+        }
+        index.keys.shrink_to_fit();
+        index
+    }
+
+    /// The first position named `folded` by key or name, else by Latin name, else by full
+    /// Latin name (the reference's `_match_choices` over one list).
+    pub(crate) fn first_named(&self, folded: &str) -> Option<usize> {
+        [&self.names, &self.latin_names, &self.latin_full_names]
+            .into_iter()
+            .find_map(|map| map.get(folded).map(|p| p.first))
+    }
+
+    /// Every position named `folded` by any of its names, ascending.
+    pub(crate) fn all_named(&self, folded: &str) -> Vec<usize> {
+        let mut positions: Vec<usize> = [&self.names, &self.latin_names, &self.latin_full_names]
+            .into_iter()
+            .filter_map(|map| map.get(folded))
+            .flat_map(Positions::iter)
+            .collect();
+        positions.sort_unstable();
+        positions.dedup();
+        positions
+    }
+
+    /// The first position of `key`.
+    pub(crate) fn position_of_key(&self, key: &str) -> Option<usize> {
+        self.keys.get(key).copied()
+    }
+}
+
+/// The index of a list that is not there (a language without a translated tree).
+static NO_CHOICES: std::sync::LazyLock<ChoiceIndex> =
+    std::sync::LazyLock::new(ChoiceIndex::default);
 
 #[derive(Debug)]
 pub struct PostalCode {
@@ -122,6 +234,10 @@ pub struct Subdivision {
     /// Lower-cased key, name (or key) and Latin names, in the order the reference tries them.
     #[serde(skip)]
     pub(crate) folded: Folded,
+    /// `subdivisions` by name, for matching an address against them (none without any:
+    /// most subdivisions have none, and an empty index still takes room).
+    #[serde(skip)]
+    children: Option<Box<ChoiceIndex>>,
 }
 
 #[derive(Debug, Default)]
@@ -134,6 +250,13 @@ pub(crate) struct Folded {
 }
 
 impl Subdivision {
+    /// The subdivisions below this one, with their index.
+    pub(crate) fn children(&self) -> Choices<'_> {
+        Choices {
+            list: &self.subdivisions,
+            index: self.children.as_deref().unwrap_or(&NO_CHOICES),
+        }
+    }
     /// The key, lower-cased.
     pub(crate) fn folded_key(&self) -> &str {
         self.folded.key.as_deref().unwrap_or(&self.key)
@@ -225,9 +348,10 @@ impl Country {
             }
         }
         raw.subdivisions.shrink_to_fit();
-        prepare_tree(&mut raw.subdivisions, file, patterns)?;
-        for tree in raw.translations.values_mut() {
-            prepare_tree(tree, file, patterns)?;
+        let tree_index = prepare_tree(&mut raw.subdivisions, file, patterns)?;
+        let mut translation_index = BTreeMap::new();
+        for (language, tree) in &mut raw.translations {
+            translation_index.insert(language.clone(), prepare_tree(tree, file, patterns)?);
         }
         Ok(Self {
             code: raw.code,
@@ -254,16 +378,32 @@ impl Country {
             },
             subdivisions: raw.subdivisions,
             translations: raw.translations,
+            tree_index,
+            translation_index,
         })
     }
 
     /// The subdivision tree for one of `languages`; the default tree for the default language.
     pub fn tree(&self, language: Option<&str>) -> &[Subdivision] {
+        self.choices(language).list
+    }
+
+    /// [`Self::tree`] with its index.
+    pub(crate) fn choices(&self, language: Option<&str>) -> Choices<'_> {
         match language {
             Some(l) if Some(l) != self.language.as_deref() => {
-                self.translations.get(l).map_or(&[], Vec::as_slice)
+                match (self.translations.get(l), self.translation_index.get(l)) {
+                    (Some(list), Some(index)) => Choices { list, index },
+                    _ => Choices {
+                        list: &[],
+                        index: &NO_CHOICES,
+                    },
+                }
             }
-            _ => &self.subdivisions,
+            _ => Choices {
+                list: &self.subdivisions,
+                index: &self.tree_index,
+            },
         }
     }
 }
@@ -280,17 +420,18 @@ fn fields(names: &[String], file: &str) -> Result<FieldSet, DataError> {
         .collect()
 }
 
-/// Compiles each subdivision's postal prefix and folds its names for matching, in place.
+/// Compiles each subdivision's postal prefix and folds its names for matching, in place;
+/// returns the tree's index.
 fn prepare_tree(
     tree: &mut [Subdivision],
     file: &str,
     patterns: &mut PatternCache,
-) -> Result<(), DataError> {
+) -> Result<ChoiceIndex, DataError> {
     fn fold(s: &str) -> Option<Box<str>> {
         let lower = s.to_lowercase();
         (lower != s).then(|| lower.into_boxed_str())
     }
-    for s in tree {
+    for s in tree.iter_mut() {
         if let Some(p) = &s.postal_code_pattern {
             s.postal_code_prefix = Some(patterns.get(file, &prefix_match(p))?);
         }
@@ -302,9 +443,18 @@ fn prepare_tree(
         };
         s.subdivisions.shrink_to_fit();
         s.postal_code_examples.shrink_to_fit();
-        prepare_tree(&mut s.subdivisions, file, patterns)?;
+        let children = prepare_tree(&mut s.subdivisions, file, patterns)?;
+        s.children = (!s.subdivisions.is_empty()).then(|| Box::new(children));
     }
-    Ok(())
+    Ok(ChoiceIndex::new(tree))
+}
+
+/// `list` made ready for matching, with its index, as the catalog prepares each tree.
+#[cfg(test)]
+pub(crate) fn prepared(mut list: Vec<Subdivision>) -> (Vec<Subdivision>, ChoiceIndex) {
+    let index =
+        prepare_tree(&mut list, "test", &mut PatternCache::default()).expect("a plain list");
+    (list, index)
 }
 
 /// Compiles each distinct pattern once; many subdivisions share the same prefix pattern.
