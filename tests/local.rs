@@ -132,13 +132,17 @@ impl Stack {
     }
 
     async fn up(&self) -> Result<local::UpReport, local::LocalError> {
-        let options = self.options();
-        let file = local::prepare(&self.env, &options)?;
+        self.up_file(&local::prepare(&self.env, &self.options())?)
+            .await
+    }
+
+    /// `wactl up` of `file`, a compose file prepared for this stack and then changed.
+    async fn up_file(&self, file: &ComposeFile) -> Result<local::UpReport, local::LocalError> {
         local::up(
             &docker().await,
             &self.env,
-            &file,
-            &options,
+            file,
+            &self.options(),
             &local::NoProgress,
         )
         .await
@@ -323,8 +327,7 @@ async fn a_broken_command_is_reported_with_its_logs() {
     let mut stack = Stack::new("broken");
     stack.env.components.nginx = None;
     stack.env.components.prometheus = None;
-    let options = stack.options();
-    let mut file = local::prepare(&stack.env, &options).expect("prepare");
+    let mut file = local::prepare(&stack.env, &stack.options()).expect("prepare");
     if let Some(redis) = file.services.get_mut("redis") {
         redis.command = Some(vec![
             "redis-server".into(),
@@ -332,15 +335,7 @@ async fn a_broken_command_is_reported_with_its_logs() {
             "yes".into(),
         ]);
     }
-    let error = local::up(
-        &docker().await,
-        &stack.env,
-        &file,
-        &options,
-        &local::NoProgress,
-    )
-    .await
-    .expect_err("redis cannot start");
+    let error = stack.up_file(&file).await.expect_err("redis cannot start");
     let message = error.to_string();
     assert!(
         matches!(&error, local::LocalError::Unhealthy { service, .. } if service == "redis"),
@@ -641,15 +636,7 @@ async fn health_is_learned_from_the_healthcheck_command_only_once_it_passes() {
             "sleep 3; touch /tmp/ready; exec redis-server --dir /data",
         ],
     );
-    let report = local::up(
-        &docker().await,
-        &stack.env,
-        &file,
-        &stack.options(),
-        &local::NoProgress,
-    )
-    .await
-    .expect("redis becomes healthy");
+    let report = stack.up_file(&file).await.expect("redis becomes healthy");
     let health = report.services[0].health.expect("redis has a healthcheck");
     assert_eq!(health.source, local::HealthSource::Probe, "{health:?}");
     assert!(
@@ -677,15 +664,10 @@ async fn a_failing_healthcheck_command_is_unhealthy_by_dockers_verdict() {
         "1s",
         &["redis-server", "--dir", "/data"],
     );
-    let error = local::up(
-        &docker().await,
-        &stack.env,
-        &file,
-        &stack.options(),
-        &local::NoProgress,
-    )
-    .await
-    .expect_err("the healthcheck never passes");
+    let error = stack
+        .up_file(&file)
+        .await
+        .expect_err("the healthcheck never passes");
     let message = error.to_string();
     assert!(
         matches!(&error, local::LocalError::Unhealthy { service, reason, .. }
@@ -705,15 +687,7 @@ async fn an_exit_during_the_probes_is_reported() {
         "60s",
         &["sh", "-c", "sleep 1; echo giving up; exit 3"],
     );
-    let error = local::up(
-        &docker().await,
-        &stack.env,
-        &file,
-        &stack.options(),
-        &local::NoProgress,
-    )
-    .await
-    .expect_err("redis exits");
+    let error = stack.up_file(&file).await.expect_err("redis exits");
     let message = error.to_string();
     assert!(
         matches!(&error, local::LocalError::Unhealthy { service, .. } if service == "redis"),
