@@ -176,21 +176,22 @@ impl ChoiceIndex {
         index
     }
 
+    /// Where `folded` is found as each kind of name, in the reference's order of preference.
+    fn found(&self, folded: &str) -> impl Iterator<Item = &Positions> {
+        [&self.names, &self.latin_names, &self.latin_full_names]
+            .into_iter()
+            .filter_map(move |map| map.get(folded))
+    }
+
     /// The first position named `folded` by key or name, else by Latin name, else by full
     /// Latin name (the reference's `_match_choices` over one list).
     pub(crate) fn first_named(&self, folded: &str) -> Option<usize> {
-        [&self.names, &self.latin_names, &self.latin_full_names]
-            .into_iter()
-            .find_map(|map| map.get(folded).map(|p| p.first))
+        self.found(folded).next().map(|p| p.first)
     }
 
     /// Every position named `folded` by any of its names, ascending.
     pub(crate) fn all_named(&self, folded: &str) -> Vec<usize> {
-        let mut positions: Vec<usize> = [&self.names, &self.latin_names, &self.latin_full_names]
-            .into_iter()
-            .filter_map(|map| map.get(folded))
-            .flat_map(Positions::iter)
-            .collect();
+        let mut positions: Vec<usize> = self.found(folded).flat_map(Positions::iter).collect();
         positions.sort_unstable();
         positions.dedup();
         positions
