@@ -27,20 +27,27 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
-    let env = crate::config::load(&global.env_dir, &args.environment)?;
-    if let Some(image) = &args.image {
-        crate::config::names::check_image_reference(image)
-            .map_err(|message| anyhow::anyhow!("--image: {message}"))?;
-    }
-    // Git answers in separate processes while this one compiles the templates.
-    let rendered = std::thread::scope(|scope| -> anyhow::Result<render::Rendered> {
+    // The built-in templates compile on a thread of their own while the definition is read,
+    // and git answers in separate processes meanwhile when the tag comes from it.
+    let (env, rendered) = std::thread::scope(|scope| -> anyhow::Result<_> {
+        let compiling = scope.spawn(render::BuiltInTemplates::compile);
+        let env = crate::config::load(&global.env_dir, &args.environment)?;
+        if let Some(image) = &args.image {
+            crate::config::names::check_image_reference(image)
+                .map_err(|message| anyhow::anyhow!("--image: {message}"))?;
+        }
         let image = match &args.image {
             Some(image) => ImageLookup::Given(image.clone()),
             None => ImageLookup::start(&env, scope)?,
         };
-        let renderer = render::Renderer::new(&env, args.templates.as_deref())?;
+        let built_ins = compiling
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        let renderer =
+            render::Renderer::with_built_ins(&env, args.templates.as_deref(), built_ins)?;
         let image = image.finish(&env)?;
-        Ok(renderer.render(image.as_deref())?)
+        let rendered = renderer.render(image.as_deref())?;
+        Ok((env, rendered))
     })?;
     if args.out.as_deref() == Some(std::path::Path::new("-")) {
         use std::io::Write;

@@ -30,45 +30,6 @@ pub struct Document {
     pub text: String,
 }
 
-/// [`parse_all`] of every document, on as many threads as there are cores (each document
-/// stands alone); the results are in the documents' order, so the first error reported
-/// is the same on every machine.
-pub fn parse_documents(documents: &[Document]) -> Vec<Result<Vec<Manifest>, RenderError>> {
-    let parse = |d: &Document| parse_all(d.template, d.order, &d.text);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(documents.len());
-    if workers <= 1 {
-        return documents.iter().map(parse).collect();
-    }
-    // Each worker takes the next document not taken yet: their sizes differ tenfold.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let work = || {
-        let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some(document) = documents.get(i) else {
-                return done;
-            };
-            done.push((i, parse(document)));
-        }
-    };
-    let mut results: Vec<_> = std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
-        let mut results = work();
-        for helper in helpers {
-            match helper.join() {
-                Ok(theirs) => results.extend(theirs),
-                // A panic is a bug in the parser: the same as if it happened on this thread.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        results
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, result)| result).collect()
-}
-
 /// Parses and type-checks every document `template` rendered (a template may render
 /// several objects, separated by `---`, like a chart's `range`).
 pub fn parse_all(template: &str, order: u8, text: &str) -> Result<Vec<Manifest>, RenderError> {

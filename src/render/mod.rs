@@ -93,6 +93,16 @@ pub fn render(env: &Environment, options: &RenderOptions) -> Result<Rendered, Re
     Renderer::new(env, options.templates.as_deref())?.render(options.image.as_deref())
 }
 
+/// Every built-in template compiled, before the environment (which says which of them it
+/// renders, and what overrides them) is known.
+pub struct BuiltInTemplates(templates::Engine);
+
+impl BuiltInTemplates {
+    pub fn compile() -> Result<Self, RenderError> {
+        templates::Engine::built_in().map(Self)
+    }
+}
+
 /// An environment with its templates compiled, ready to render: compiling is most of a
 /// render's work, so a caller can do it while it finds out the image (`wactl render`
 /// asks git for the tag meanwhile).
@@ -114,6 +124,22 @@ impl<'a> Renderer<'a> {
         Ok(Self { env, plan, engine })
     }
 
+    /// As [`Renderer::new`], from built-in templates compiled beforehand (while the
+    /// definition was read): only the overrides are compiled here.
+    pub fn with_built_ins(
+        env: &'a Environment,
+        templates: Option<&Path>,
+        built_ins: BuiltInTemplates,
+    ) -> Result<Self, RenderError> {
+        let override_dir = templates.or(env.templates.as_deref());
+        let engine = built_ins.0.with_overrides(override_dir)?;
+        Ok(Self {
+            env,
+            plan: plan(env),
+            engine,
+        })
+    }
+
     /// Renders every artifact; `image` is the image reference to deploy, by default
     /// the definition's tag.
     pub fn render(&self, image: Option<&str>) -> Result<Rendered, RenderError> {
@@ -126,39 +152,52 @@ impl<'a> Renderer<'a> {
         );
         let mut context = context(env, &image, &header)?;
 
-        let mut files = BTreeMap::new();
-        let mut artifacts = BTreeMap::new();
-        let mut documents = Vec::new();
+        // The configuration files first: the Kubernetes templates that embed them see them
+        // all. Each is checked on its own, so they are checked on every core.
+        let mut rendered_files = Vec::new();
+        let mut kubernetes = Vec::new();
         for (template, output) in &self.plan {
-            let template = *template;
-            let text = engine.render(template, &context)?;
             match output {
                 Output::File(path) => {
-                    let path = *path;
-                    let data = check_output(template, path, &text)?;
-                    let body = if path.ends_with(".json") {
-                        text
-                    } else {
-                        format!("# {header}\n{text}")
-                    };
-                    let body = ensure_newline(body);
-                    // Later templates (the monitoring ConfigMaps) embed the files rendered
-                    // before them. Each file is converted once; the map's values are shared.
-                    artifacts.insert(path, to_value("artifacts", &artifact(&body, data))?);
-                    context.insert_value("artifacts", tera::Value::from(artifacts.clone()));
-                    files.insert(path.to_owned(), body);
+                    rendered_files.push((*template, *path, engine.render(template, &context)?));
                 }
-                Output::Kubernetes(order) => documents.push(kube::Document {
-                    template,
-                    order: *order,
-                    text,
-                }),
+                Output::Kubernetes(order) => kubernetes.push((*template, *order)),
             }
+        }
+        let checked = on_every_core(&rendered_files, |(template, path, text)| {
+            check_output(template, path, text)
+        });
+        let mut files = BTreeMap::new();
+        let mut artifacts = BTreeMap::new();
+        for ((_, path, text), data) in rendered_files.into_iter().zip(checked) {
+            let data = data?;
+            let body = if path.ends_with(".json") {
+                text
+            } else {
+                format!("# {header}\n{text}")
+            };
+            let body = ensure_newline(body);
+            artifacts.insert(path, to_value("artifacts", &artifact(&body, data))?);
+            files.insert(path.to_owned(), body);
+        }
+        context.insert_value("artifacts", tera::Value::from(artifacts));
+
+        let mut documents = Vec::new();
+        for (template, order) in kubernetes {
+            let text = engine.render(template, &context)?;
+            documents.push(kube::Document {
+                template,
+                order,
+                text,
+            });
         }
         // Parsing and checking the objects is most of a render's work, and each object
         // stands alone: they are checked on every core, then taken in the plan's order.
         let mut manifests = Vec::new();
-        for (document, parsed) in documents.iter().zip(kube::parse_documents(&documents)) {
+        let parsed = on_every_core(&documents, |d| {
+            kube::parse_all(d.template, d.order, &d.text)
+        });
+        for (document, parsed) in documents.iter().zip(parsed) {
             let template = document.template;
             for manifest in parsed? {
                 let body = format!("# {header}\n# Template: {template}\n{}", manifest.yaml);
@@ -181,6 +220,44 @@ impl<'a> Renderer<'a> {
         manifests.sort_by(|a, b| a.file.cmp(&b.file));
         Ok(Rendered { files, manifests })
     }
+}
+
+/// `work` done for every item on as many threads as there are cores (each item stands
+/// alone); the results are in the items' order, so the first error reported is the same on
+/// every machine.
+fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(items.len());
+    if workers <= 1 {
+        return items.iter().map(work).collect();
+    }
+    // Each worker takes the next item not taken yet: their sizes differ tenfold.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let worker = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(item) = items.get(i) else {
+                return done;
+            };
+            done.push((i, work(item)));
+        }
+    };
+    let mut results: Vec<_> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(worker)).collect();
+        let mut results = worker();
+        for helper in helpers {
+            match helper.join() {
+                Ok(theirs) => results.extend(theirs),
+                // A panic is a bug in the work: the same as if it happened on this thread.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        results
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 enum Output {
@@ -219,7 +296,6 @@ fn plan(env: &Environment) -> Vec<(&'static str, Output)> {
         ),
         ("nginx/nginx.conf.tera", File("nginx/nginx.conf")),
     ];
-    // Files come first: the Kubernetes templates that embed them see them rendered.
     if env.monitoring.mode == MonitoringMode::Bundled {
         plan.push((
             "prometheus/prometheus-kubernetes.yml.tera",

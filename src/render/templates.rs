@@ -38,31 +38,26 @@ impl Engine {
     /// some of the built-ins (which their own tests compile), while a broken override is
     /// reported whichever environment is rendered.
     pub fn new(names: &[&str], override_dir: Option<&Path>) -> Result<Self, RenderError> {
-        let mut sources: Vec<(String, String)> = Vec::new();
-        for name in TEMPLATE_NAMES.iter() {
-            let text = BUILT_IN
-                .get_file(name)
-                .and_then(|f| f.contents_utf8())
-                .unwrap_or_default();
-            sources.push((name.clone(), text.to_owned()));
-        }
-        let overridden = match override_dir {
-            Some(dir) => apply_overrides(dir, &mut sources)?,
-            None => Vec::new(),
-        };
-        sources.retain(|(name, _)| {
-            names.contains(&name.as_str()) || overridden.iter().any(|o| o == name)
-        });
-        let overrides = match override_dir {
-            Some(dir) => overridden
-                .into_iter()
-                .map(|name| {
-                    let path = dir.join(&name);
-                    (name, path)
-                })
-                .collect(),
-            None => Vec::new(),
-        };
+        let overrides = read_overrides(override_dir)?;
+        let built_in = names
+            .iter()
+            .copied()
+            .filter(|name| !overrides.iter().any(|o| o.name == *name));
+        Self::compile(built_in)?.with(overrides)
+    }
+
+    /// Every built-in template compiled, before anyone knows which an environment renders
+    /// or overrides (`wactl render` compiles them while it reads the definition).
+    pub fn built_in() -> Result<Self, RenderError> {
+        Self::compile(TEMPLATE_NAMES.iter().map(String::as_str))
+    }
+
+    /// This engine with the templates `override_dir` overrides compiled in their place.
+    pub fn with_overrides(self, override_dir: Option<&Path>) -> Result<Self, RenderError> {
+        self.with(read_overrides(override_dir)?)
+    }
+
+    fn compile<'n>(names: impl Iterator<Item = &'n str>) -> Result<Self, RenderError> {
         let mut tera = tera::Tera::new();
         tera.autoescape_on(Vec::<&str>::new());
         tera.register_filter("json_encode", json_encode);
@@ -75,9 +70,33 @@ impl Engine {
                 ))
             },
         );
-        tera.add_raw_templates(sources.iter().map(|(n, t)| (n.as_str(), t.as_str())))
-            .map_err(|e| template_error(&overrides, None, &e))?;
-        Ok(Self { tera, overrides })
+        let sources = names.map(|name| {
+            let text = BUILT_IN
+                .get_file(name)
+                .and_then(|f| f.contents_utf8())
+                .unwrap_or_default();
+            (name, text)
+        });
+        tera.add_raw_templates(sources)
+            .map_err(|e| template_error(&[], None, &e))?;
+        Ok(Self {
+            tera,
+            overrides: Vec::new(),
+        })
+    }
+
+    fn with(mut self, overrides: Vec<Override>) -> Result<Self, RenderError> {
+        if overrides.is_empty() {
+            return Ok(self);
+        }
+        self.overrides = overrides
+            .iter()
+            .map(|o| (o.name.clone(), o.path.clone()))
+            .collect();
+        self.tera
+            .add_raw_templates(overrides.iter().map(|o| (o.name.as_str(), o.text.as_str())))
+            .map_err(|e| template_error(&self.overrides, None, &e))?;
+        Ok(self)
     }
 
     pub fn render(&self, name: &str, context: &tera::Context) -> Result<String, RenderError> {
@@ -247,10 +266,19 @@ fn json_encode(
 /// Replaces built-in templates by the files of `dir` with the same relative path.
 /// Files that match no template are an error, so a misspelt override never goes unnoticed.
 /// Returns the names of the templates replaced.
-fn apply_overrides(
-    dir: &Path,
-    sources: &mut [(String, String)],
-) -> Result<Vec<String>, RenderError> {
+/// A template override read from the user's directory.
+struct Override {
+    /// The built-in template it replaces.
+    name: String,
+    path: PathBuf,
+    text: String,
+}
+
+/// Every override in `dir`, each checked to replace a built-in template.
+fn read_overrides(dir: Option<&Path>) -> Result<Vec<Override>, RenderError> {
+    let Some(dir) = dir else {
+        return Ok(Vec::new());
+    };
     let fail = |message: String| RenderError::Overrides {
         dir: dir.to_owned(),
         message,
@@ -260,9 +288,9 @@ fn apply_overrides(
         .map_err(|e| fail(format!("cannot open: {e}")))?;
     let mut found = Vec::new();
     walk(&root, &root, &mut found).map_err(|e| fail(e.to_string()))?;
-    let mut overridden = Vec::new();
+    let mut overrides = Vec::new();
     for (relative, path) in found {
-        let Some(slot) = sources.iter_mut().find(|(name, _)| *name == relative) else {
+        if !TEMPLATE_NAMES.contains(&relative) {
             let guess =
                 crate::config::closest(&relative, TEMPLATE_NAMES.iter().map(String::as_str));
             let hint = guess
@@ -271,7 +299,7 @@ fn apply_overrides(
             return Err(fail(format!(
                 "`{relative}` does not override any template{hint}"
             )));
-        };
+        }
         let meta = std::fs::metadata(&path).map_err(|e| fail(format!("{relative}: {e}")))?;
         if meta.len() > MAX_OVERRIDE_BYTES {
             return Err(fail(format!(
@@ -287,10 +315,13 @@ fn apply_overrides(
                  or tera 1's import and macro)"
             )));
         }
-        slot.1 = text;
-        overridden.push(relative);
+        overrides.push(Override {
+            path: dir.join(&relative),
+            name: relative,
+            text,
+        });
     }
-    Ok(overridden)
+    Ok(overrides)
 }
 
 /// The first tag that composes templates, if any: tera 2's `include`, `extends`, `block` and

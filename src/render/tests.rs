@@ -185,14 +185,40 @@ fn overrides(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
+/// Renders `dev` with the overrides in `dir`, both ways: compiling the templates it renders
+/// (deploy, diff, up) and from every built-in compiled beforehand (`wactl render`), which
+/// must agree on the files or the error.
 fn render_with(dir: &tempfile::TempDir) -> Result<Rendered, RenderError> {
-    render(
-        &repo_env("dev"),
+    let env = repo_env("dev");
+    let on_demand = render(
+        &env,
         &RenderOptions {
             image: None,
             templates: Some(dir.path().to_owned()),
         },
-    )
+    );
+    let beforehand = BuiltInTemplates::compile()
+        .and_then(|built_ins| Renderer::with_built_ins(&env, Some(dir.path()), built_ins))
+        .and_then(|renderer| renderer.render(None));
+    match (&on_demand, &beforehand) {
+        (Ok(a), Ok(b)) => assert_eq!(a.files, b.files),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        (a, b) => panic!("compiled on demand: {a:?}\ncompiled beforehand: {b:?}"),
+    }
+    on_demand
+}
+
+#[test]
+fn built_in_templates_compiled_beforehand_render_the_same() {
+    for name in ENVIRONMENTS {
+        let env = repo_env(name);
+        let on_demand = render(&env, &RenderOptions::default()).unwrap();
+        let built_ins = BuiltInTemplates::compile().unwrap();
+        let beforehand = Renderer::with_built_ins(&env, None, built_ins)
+            .and_then(|renderer| renderer.render(None))
+            .unwrap();
+        assert_eq!(on_demand.files, beforehand.files, "{name}");
+    }
 }
 
 #[test]
