@@ -103,9 +103,9 @@ impl BuiltInTemplates {
     }
 }
 
-/// An environment with its templates compiled, ready to render: compiling is most of a
-/// render's work, so a caller can do it while it finds out the image (`wactl render`
-/// asks git for the tag meanwhile).
+/// An environment with its templates compiled, ready to render: compiling is a large part
+/// of a render's work, so a caller can do it while it does something else (`wactl render`
+/// compiles the built-ins while it reads the definition, see [`BuiltInTemplates`]).
 pub struct Renderer<'a> {
     env: &'a Environment,
     plan: Vec<(&'static str, Output)>,

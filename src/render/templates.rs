@@ -263,9 +263,6 @@ fn json_encode(
     encoded.map_err(|e| tera::Error::message(format!("json_encode: {e}")))
 }
 
-/// Replaces built-in templates by the files of `dir` with the same relative path.
-/// Files that match no template are an error, so a misspelt override never goes unnoticed.
-/// Returns the names of the templates replaced.
 /// A template override read from the user's directory.
 struct Override {
     /// The built-in template it replaces.
@@ -274,7 +271,8 @@ struct Override {
     text: String,
 }
 
-/// Every override in `dir`, each checked to replace a built-in template.
+/// Every file of `dir`, each replacing the built-in template of the same relative path.
+/// A file that matches no template is an error, so a misspelt override never goes unnoticed.
 fn read_overrides(dir: Option<&Path>) -> Result<Vec<Override>, RenderError> {
     let Some(dir) = dir else {
         return Ok(Vec::new());
