@@ -2,7 +2,7 @@
 
 use super::GlobalArgs;
 use crate::build::{self, BuildOptions};
-use crate::render::{self, RenderOptions};
+use crate::render;
 use crate::ui::Ui;
 use crate::ui::build::BuildReporter;
 use anyhow::Context as _;
@@ -40,17 +40,7 @@ pub struct Args {
 
 pub fn run(global: &GlobalArgs, ui: &Ui, args: &Args) -> anyhow::Result<()> {
     let env = crate::config::load(&global.env_dir, &args.environment)?;
-    let rendered = render::render(
-        &env,
-        &RenderOptions {
-            image: None,
-            templates: args.templates.clone(),
-        },
-    )?;
-    let dockerfile = rendered
-        .files
-        .get("Dockerfile")
-        .context("the render produced no Dockerfile")?;
+    let dockerfile = &render::dockerfile(&env, args.templates.as_deref())?;
     let context_dir = match &args.source {
         Some(dir) => dir.clone(),
         None => default_context_dir()?,

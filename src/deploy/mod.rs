@@ -732,6 +732,8 @@ pub async fn build_and_push(
     build: &crate::build::BuildOptions,
     progress: &dyn crate::build::BuildProgress,
 ) -> Result<crate::build::BuiltImage, DeployError> {
+    // Every artifact, not only the Dockerfile (as `wactl build` renders): a mistake in any
+    // template is found before a long build and push.
     let dockerfile = render::render(
         env,
         &RenderOptions {

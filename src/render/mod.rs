@@ -93,6 +93,19 @@ pub fn render(env: &Environment, options: &RenderOptions) -> Result<Rendered, Re
     Renderer::new(env, options.templates.as_deref())?.render(options.image.as_deref())
 }
 
+/// The Dockerfile of `env` alone, byte for byte as [`render`] writes it (a configuration
+/// file's template sees only the definition): what a build needs, without rendering and
+/// checking every other artifact. Every override is still compiled, as in [`render`].
+pub fn dockerfile(env: &Environment, templates: Option<&Path>) -> Result<String, RenderError> {
+    const TEMPLATE: &str = "Dockerfile.tera";
+    let override_dir = templates.or(env.templates.as_deref());
+    let engine = templates::Engine::new(&[TEMPLATE], override_dir)?;
+    let header = header(env);
+    let context = context(env, &env.image.tagged(), &header)?;
+    let text = engine.render(TEMPLATE, &context)?;
+    Ok(file_body(&header, "Dockerfile", text))
+}
+
 /// Every built-in template compiled, before the environment (which says which of them it
 /// renders, and what overrides them) is known.
 pub struct BuiltInTemplates(templates::Engine);
@@ -145,11 +158,7 @@ impl<'a> Renderer<'a> {
     pub fn render(&self, image: Option<&str>) -> Result<Rendered, RenderError> {
         let (env, engine) = (self.env, &self.engine);
         let image = image.map_or_else(|| env.image.tagged(), str::to_owned);
-        let header = format!(
-            "Rendered by wactl from {}. Do not edit: change the definition and run `wactl render {}`.",
-            env.source_description(),
-            env.name
-        );
+        let header = header(env);
         let mut context = context(env, &image, &header)?;
 
         // The configuration files first: the Kubernetes templates that embed them see them
@@ -171,12 +180,7 @@ impl<'a> Renderer<'a> {
         let mut artifacts = BTreeMap::new();
         for ((_, path, text), data) in rendered_files.into_iter().zip(checked) {
             let data = data?;
-            let body = if path.ends_with(".json") {
-                text
-            } else {
-                format!("# {header}\n{text}")
-            };
-            let body = ensure_newline(body);
+            let body = file_body(&header, path, text);
             artifacts.insert(path, to_value("artifacts", &artifact(&body, data))?);
             files.insert(path.to_owned(), body);
         }
@@ -560,6 +564,25 @@ fn check_output(template: &str, path: &str, text: &str) -> Result<Value, RenderE
             .map_err(|e| invalid("YAML document", e.to_string()));
     }
     Ok(Value::Null)
+}
+
+/// The first line of every rendered file that can hold a comment.
+fn header(env: &Environment) -> String {
+    format!(
+        "Rendered by wactl from {}. Do not edit: change the definition and run `wactl render {}`.",
+        env.source_description(),
+        env.name
+    )
+}
+
+/// A configuration file as written: the header first (JSON has no comments), a final newline.
+fn file_body(header: &str, path: &str, text: String) -> String {
+    let body = if path.ends_with(".json") {
+        text
+    } else {
+        format!("# {header}\n{text}")
+    };
+    ensure_newline(body)
 }
 
 fn ensure_newline(mut text: String) -> String {

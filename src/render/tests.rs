@@ -208,6 +208,31 @@ fn render_with(dir: &tempfile::TempDir) -> Result<Rendered, RenderError> {
     on_demand
 }
 
+/// `wactl build` renders the Dockerfile alone; its content hash names the image, so it must
+/// be the very file `wactl render` writes.
+#[test]
+fn the_dockerfile_alone_is_the_one_render_writes() {
+    for name in ENVIRONMENTS {
+        let env = repo_env(name);
+        let all = render(&env, &RenderOptions::default()).unwrap();
+        assert_eq!(
+            dockerfile(&env, None).unwrap(),
+            all.files["Dockerfile"],
+            "{name}"
+        );
+    }
+    let env = repo_env("dev");
+    let overridden = overrides(&[("Dockerfile.tera", "FROM scratch\n# {{ env.name }}")]);
+    let all = render_with(&overridden).unwrap();
+    let alone = dockerfile(&env, Some(overridden.path())).unwrap();
+    assert_eq!(alone, all.files["Dockerfile"]);
+    assert!(alone.ends_with("FROM scratch\n# dev\n"), "{alone}");
+    // A broken override is reported even when the Dockerfile does not need it.
+    let broken = overrides(&[("k8s/service.yaml.tera", "{{ unclosed")]);
+    let err = dockerfile(&env, Some(broken.path())).unwrap_err();
+    assert!(matches!(err, RenderError::Template { .. }), "{err}");
+}
+
 #[test]
 fn built_in_templates_compiled_beforehand_render_the_same() {
     for name in ENVIRONMENTS {
