@@ -120,7 +120,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         load_note(load_before, load_after)
     ));
     report.push_str(
-        "wactl's times are of the whole `wactl build` process (load and render the definition, \
+        "wactl's times are of the whole `wactl build` process (load the definition and render its Dockerfile, \
          scan and SHA-256 the context while git reads the revision, build, tag 3-4 tags); the \
          CLI's are one `docker build`. wactl's image carries five OCI labels, as one LABEL \
          instruction appended to the Dockerfile it sends (one more step than the CLI's build; the \
