@@ -93,17 +93,13 @@ pub fn render(env: &Environment, options: &RenderOptions) -> Result<Rendered, Re
     Renderer::new(env, options.templates.as_deref())?.render(options.image.as_deref())
 }
 
-/// The Dockerfile of `env` alone, byte for byte as [`render`] writes it (a configuration
-/// file's template sees only the definition): what a build needs, without rendering and
-/// checking every other artifact. Every override is still compiled, as in [`render`].
+/// The Dockerfile of `env` alone, as [`render`] writes it (the renderer with a plan of that
+/// one file; a configuration file's template sees only the definition): what a build needs,
+/// without rendering and checking every other artifact. Every override is still compiled.
 pub fn dockerfile(env: &Environment, templates: Option<&Path>) -> Result<String, RenderError> {
-    const TEMPLATE: &str = "Dockerfile.tera";
-    let override_dir = templates.or(env.templates.as_deref());
-    let engine = templates::Engine::new(&[TEMPLATE], override_dir)?;
-    let header = header(env);
-    let context = context(env, &env.image.tagged(), &header)?;
-    let text = engine.render(TEMPLATE, &context)?;
-    Ok(file_body(&header, "Dockerfile", text))
+    let plan = vec![("Dockerfile.tera", Output::File("Dockerfile"))];
+    let mut rendered = Renderer::with_plan(env, templates, plan)?.render(None)?;
+    Ok(rendered.files.remove("Dockerfile").unwrap_or_default())
 }
 
 /// Every built-in template compiled, before the environment (which says which of them it
@@ -130,8 +126,15 @@ impl<'a> Renderer<'a> {
     /// reported even when this environment does not use it). `templates` takes
     /// precedence over the definition's `templates`.
     pub fn new(env: &'a Environment, templates: Option<&Path>) -> Result<Self, RenderError> {
+        Self::with_plan(env, templates, plan(env))
+    }
+
+    fn with_plan(
+        env: &'a Environment,
+        templates: Option<&Path>,
+        plan: Vec<(&'static str, Output)>,
+    ) -> Result<Self, RenderError> {
         let override_dir = templates.or(env.templates.as_deref());
-        let plan = plan(env);
         let names: Vec<&str> = plan.iter().map(|(template, _)| *template).collect();
         let engine = templates::Engine::new(&names, override_dir)?;
         Ok(Self { env, plan, engine })
@@ -158,7 +161,11 @@ impl<'a> Renderer<'a> {
     pub fn render(&self, image: Option<&str>) -> Result<Rendered, RenderError> {
         let (env, engine) = (self.env, &self.engine);
         let image = image.map_or_else(|| env.image.tagged(), str::to_owned);
-        let header = header(env);
+        let header = format!(
+            "Rendered by wactl from {}. Do not edit: change the definition and run `wactl render {}`.",
+            env.source_description(),
+            env.name
+        );
         let mut context = context(env, &image, &header)?;
 
         // The configuration files first: the Kubernetes templates that embed them see them
@@ -180,7 +187,12 @@ impl<'a> Renderer<'a> {
         let mut artifacts = BTreeMap::new();
         for ((_, path, text), data) in rendered_files.into_iter().zip(checked) {
             let data = data?;
-            let body = file_body(&header, path, text);
+            let body = if path.ends_with(".json") {
+                text
+            } else {
+                format!("# {header}\n{text}")
+            };
+            let body = ensure_newline(body);
             artifacts.insert(path, to_value("artifacts", &artifact(&body, data))?);
             files.insert(path.to_owned(), body);
         }
@@ -564,25 +576,6 @@ fn check_output(template: &str, path: &str, text: &str) -> Result<Value, RenderE
             .map_err(|e| invalid("YAML document", e.to_string()));
     }
     Ok(Value::Null)
-}
-
-/// The first line of every rendered file that can hold a comment.
-fn header(env: &Environment) -> String {
-    format!(
-        "Rendered by wactl from {}. Do not edit: change the definition and run `wactl render {}`.",
-        env.source_description(),
-        env.name
-    )
-}
-
-/// A configuration file as written: the header first (JSON has no comments), a final newline.
-fn file_body(header: &str, path: &str, text: String) -> String {
-    let body = if path.ends_with(".json") {
-        text
-    } else {
-        format!("# {header}\n{text}")
-    };
-    ensure_newline(body)
 }
 
 fn ensure_newline(mut text: String) -> String {
