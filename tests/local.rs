@@ -652,6 +652,42 @@ async fn health_is_learned_from_the_healthcheck_command_only_once_it_passes() {
     docker_cli(&["exec", container, "test", "-e", "/tmp/ready"]);
 }
 
+/// A run of the healthcheck that outlives its timeout has failed, and does not end wactl's
+/// runs: the next starts once the slow one has ended, and passes long before Docker's first
+/// probe. (A slow engine on a busy machine looks the same.)
+#[tokio::test]
+#[ignore = "needs infra: cargo xtask infra up"]
+async fn a_run_past_its_timeout_fails_and_the_next_run_passes() {
+    let stack = Stack::new("probe-slow");
+    let file = redis_only(
+        &stack,
+        &[
+            "CMD-SHELL",
+            // The first run takes 4 s against a 2 s timeout, every later one is quick.
+            "if [ -e /tmp/slow ]; then redis-cli ping; else touch /tmp/slow; sleep 4; fi",
+        ],
+        "60s",
+        &["redis-server", "--dir", "/data"],
+    );
+    let report = stack.up_file(&file).await.expect("redis becomes healthy");
+    let health = report.services[0].health.expect("redis has a healthcheck");
+    assert_eq!(health.source, local::HealthSource::Probe, "{health:?}");
+    assert!(
+        health.probes_failed >= 1 && health.probes == health.probes_failed + 1,
+        "the slow run failed and a later one passed: {health:?}"
+    );
+    assert_eq!(
+        docker_cli(&[
+            "inspect",
+            "-f",
+            "{{.State.Health.Status}}",
+            &report.services[0].container
+        ]),
+        "starting",
+        "Docker has not probed yet"
+    );
+}
+
 /// A healthcheck command that always fails is never taken for healthy: the wait ends with
 /// Docker's own `unhealthy`, after wactl's runs all failed.
 #[tokio::test]

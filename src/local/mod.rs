@@ -715,22 +715,37 @@ pub struct HealthWait {
     pub probes_failed: u32,
 }
 
-/// One run of `probe` in `container`: `Ok(true)` when it exited 0, `Ok(false)` when it
-/// exited otherwise or could not run (the container not running yet or any more), `Err`
-/// when it outlived its timeout (its process may still run in the container).
-async fn run_probe(docker: &Docker, container: &str, probe: &Probe) -> Result<bool, ()> {
+/// How one run of the healthcheck command through exec ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ProbeRun {
+    /// It exited 0.
+    Passed,
+    /// It exited otherwise, or could not run (the container not running yet or any more).
+    Failed,
+    /// It outlived the healthcheck's timeout; its process may still run in the container
+    /// as this exec.
+    TimedOut(String),
+}
+
+/// One run of `probe` in `container`. The timeout counts from the command's start, as
+/// Docker's does: creating the exec is an engine call, slow only when the engine is, and
+/// bounded by the caller's give-up limit.
+async fn run_probe(docker: &Docker, container: &str, probe: &Probe) -> ProbeRun {
+    let Ok(exec) = docker
+        .create_exec(
+            container,
+            bollard::exec::CreateExecOptions::<String> {
+                cmd: Some(probe.command.clone()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+    else {
+        return ProbeRun::Failed;
+    };
     let run = async {
-        let exec = docker
-            .create_exec(
-                container,
-                bollard::exec::CreateExecOptions::<String> {
-                    cmd: Some(probe.command.clone()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await?;
         if let bollard::exec::StartExecResults::Attached { mut output, .. } =
             docker.start_exec(&exec.id, None).await?
         {
@@ -750,16 +765,28 @@ async fn run_probe(docker: &Docker, container: &str, probe: &Probe) -> Result<bo
         Ok(false)
     };
     match tokio::time::timeout(probe.timeout, run).await {
-        Ok(result) => Ok(result.unwrap_or(false)),
-        Err(_) => Err(()),
+        Ok(Ok(true)) => ProbeRun::Passed,
+        Ok(_) => ProbeRun::Failed,
+        Err(_) => ProbeRun::TimedOut(exec.id),
+    }
+}
+
+/// Waits until the exec `id` has ended (or the engine no longer knows it), so that runs of
+/// the healthcheck never pile up in a slow container.
+async fn exec_ended(docker: &Docker, id: &str) {
+    while let Ok(inspect) = docker.inspect_exec(id).await {
+        if inspect.running != Some(true) {
+            return;
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
     }
 }
 
 /// Waits for the container's health to become `healthy`. Watches engine events: fails on
 /// `unhealthy`, on the container exiting, or after `limit`; succeeds on `healthy`. With a
 /// `probe`, meanwhile runs it every [`PROBE_EVERY`] and succeeds on its first pass; a
-/// failing run is not fatal (Docker's own verdict is), and a run that times out ends the
-/// probing, leaving the engine's status to decide.
+/// failing run is not fatal (Docker's own verdict is). A run that times out has failed, and
+/// the next starts only once it has ended: one run at a time, however slow the machine.
 pub async fn wait_healthy(
     docker: &Docker,
     container: &str,
@@ -824,13 +851,13 @@ pub async fn wait_healthy(
             let ran = Instant::now();
             probes.fetch_add(1, Relaxed);
             match run_probe(docker, container, probe).await {
-                Ok(true) => return,
-                Ok(false) => {
+                ProbeRun::Passed => return,
+                ProbeRun::Failed => {
                     failed.fetch_add(1, Relaxed);
                 }
-                Err(()) => {
+                ProbeRun::TimedOut(exec) => {
                     failed.fetch_add(1, Relaxed);
-                    break;
+                    exec_ended(docker, &exec).await;
                 }
             }
             tokio::time::sleep(PROBE_EVERY.saturating_sub(ran.elapsed())).await;
