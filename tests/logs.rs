@@ -90,25 +90,34 @@ async fn logs_stream_every_pod_of_the_service_prefixed_by_pod() {
     t.create_namespace(&client).await;
     echoing_workload(&t, &client).await;
     let pods = running_pods(&t, &client).await;
-    // The three lines are printed at start; give the kubelet a moment to have them.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-
-    let out = t.wactl(&["logs", "--env", "t"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for pod in &pods {
-        for i in 1..=3 {
-            let expected = format!("{pod} | line {i} of {pod}");
-            assert!(
-                stdout.lines().any(|l| l == expected),
-                "{expected}:\n{stdout}"
-            );
+    // The three lines are printed at start, right after the pod runs; on a busy machine
+    // its shell may take a moment to print them, so ask again until they are all there.
+    let expected: Vec<String> = pods
+        .iter()
+        .flat_map(|pod| (1..=3).map(move |i| format!("{pod} | line {i} of {pod}")))
+        .collect();
+    let asked = Instant::now();
+    let stdout = loop {
+        let out = t.wactl(&["logs", "--env", "t"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|line| !stdout.lines().any(|l| l == line.as_str()))
+            .collect();
+        if missing.is_empty() {
+            break stdout;
         }
-    }
+        assert!(
+            asked.elapsed() < Duration::from_secs(30),
+            "missing after 30 s: {missing:?}\n{stdout}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     // Every line names the pod that printed it.
     let mut checked = 0;
     for line in stdout.lines() {
