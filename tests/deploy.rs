@@ -365,6 +365,27 @@ async fn a_deploy_that_lost_its_lock_stops_before_applying_again() {
         result
     };
     let take_over = async {
+        // Only once the first deploy holds the lock: before that (render, plan and the
+        // namespace on a busy machine) the lock is free and taking it would refuse the first.
+        let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(client.clone(), &t.namespace);
+        let waited = std::time::Instant::now();
+        loop {
+            let lease = leases
+                .get_opt(&cluster::lease_name("t"))
+                .await
+                .expect("reading the lease");
+            let holder = lease.and_then(|l| l.spec).and_then(|s| s.holder_identity);
+            if holder.is_some_and(|h| !h.is_empty() && h != second_holder) {
+                break;
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(60)
+                    && !first_done.load(std::sync::atomic::Ordering::SeqCst),
+                "the first deploy never took the lock"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let mut attempts = 0;
         loop {
             attempts += 1;
