@@ -232,7 +232,8 @@ async fn a_second_deploy_is_refused_until_the_lease_expires() {
         "t",
         &LockOptions {
             holder: "ana@ci (pid 4242)".into(),
-            duration: Duration::from_secs(10),
+            // Long enough to outlast both refused deploys on a busy machine.
+            duration: Duration::from_secs(120),
             force_unlock: false,
             renew_every: None,
         },
@@ -253,8 +254,22 @@ async fn a_second_deploy_is_refused_until_the_lease_expires() {
     let out = t.wactl(&["deploy", "t", "--skip-build", "--image", IMAGE_V2]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ana@ci (pid 4242)"));
-    // It expires by itself.
-    tokio::time::sleep(Duration::from_secs(11)).await;
+    // It expires by itself: the same holder's lease again, now 5 s long.
+    let killed = cluster::acquire_lock(
+        &client,
+        &t.namespace,
+        "t",
+        &LockOptions {
+            holder: "ana@ci (pid 4242)".into(),
+            duration: Duration::from_secs(5),
+            force_unlock: true,
+            renew_every: None,
+        },
+    )
+    .await
+    .expect("lock");
+    drop(killed);
+    tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(
         deploy(&client, &env, &options(IMAGE_V2))
             .await
