@@ -45,6 +45,16 @@ fn infra_dir() -> PathBuf {
 
 /// `wactl deploy t --skip-build --image IMAGE` with the short lock, plus `extra`.
 fn deploy_args<'a>(image: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    deploy_args_locked(image, LOCK, extra)
+}
+
+/// For a deploy that must finish: a lease that a slow renewal on a busy machine (or an API
+/// server restarted on purpose) does not lose. Only stopped deploys need [`LOCK`].
+fn finishing_deploy_args<'a>(image: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    deploy_args_locked(image, "60s", extra)
+}
+
+fn deploy_args_locked<'a>(image: &'a str, lock: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "deploy",
         "t",
@@ -52,7 +62,7 @@ fn deploy_args<'a>(image: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         "--image",
         image,
         "--lock-duration",
-        LOCK,
+        lock,
         "--timeout",
         "90s",
     ];
@@ -244,7 +254,7 @@ async fn deploy_once_unlocked(t: &TestEnv, image: &str) -> (std::process::Output
     let started = Instant::now();
     let mut refused = 0;
     loop {
-        let out = t.wactl(&deploy_args(image, &[]));
+        let out = t.wactl(&finishing_deploy_args(image, &[]));
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.code() == Some(1) && stderr.contains("is being deployed by") {
             refused += 1;
@@ -450,7 +460,7 @@ async fn sigint_and_sigterm_stop_cleanly_release_the_lock_and_mark_the_revision(
         "{revs:#?}"
     );
     // No wait for a lease: the next deploy proceeds at once.
-    let out = t.wactl(&deploy_args(IMAGE_V2, &[]));
+    let out = t.wactl(&finishing_deploy_args(IMAGE_V2, &[]));
     assert!(
         out.status.success(),
         "{}",
@@ -488,7 +498,7 @@ async fn sigint_and_sigterm_stop_cleanly_release_the_lock_and_mark_the_revision(
     assert_eq!(lease_holder(&client, &t.namespace).await, None);
     let revs = revisions(&client, &t.namespace).await;
     assert_eq!(revs[3].status, RevisionStatus::Interrupted, "{revs:#?}");
-    let out = t.wactl(&deploy_args(IMAGE_V1, &[]));
+    let out = t.wactl(&finishing_deploy_args(IMAGE_V1, &[]));
     assert!(
         out.status.success(),
         "{}",
@@ -666,7 +676,8 @@ async fn kube_apiserver_restarted_while_tracking_the_deploy_still_finishes() {
         ],
     );
     let slow = slow.to_str().expect("utf-8");
-    let mut running = Running::spawn(t.command(&deploy_args(IMAGE_V2, &["--templates", slow])));
+    let mut running =
+        Running::spawn(t.command(&finishing_deploy_args(IMAGE_V2, &["--templates", slow])));
     running.wait_for("apply (", Duration::from_secs(30)).await;
     let restarted = Instant::now();
     {
