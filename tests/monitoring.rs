@@ -689,7 +689,21 @@ mod cluster {
 
         // Every rendered rule is loaded, and healthy.
         let expected = alert_names(file(&rendered_with(&env, None), "prometheus/rules.yml"));
-        let loaded = prometheus::rules(&client, &service).await.unwrap();
+        // A rule's health is `unknown` until its group's first evaluation.
+        let (loaded, _) = wait_for("every rule evaluated", Duration::from_secs(60), || {
+            let client = client.clone();
+            let service = service.clone();
+            async move {
+                let loaded = prometheus::rules(&client, &service)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(
+                    (!loaded.is_empty() && loaded.iter().all(|r| r.health != "unknown"))
+                        .then_some(loaded),
+                )
+            }
+        })
+        .await;
         let names: BTreeSet<String> = loaded.iter().map(|r| r.name.clone()).collect();
         assert_eq!(names, expected);
         assert!(expected.contains("AddressServicePostgresDown"));

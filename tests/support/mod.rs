@@ -182,14 +182,16 @@ impl TestEnv {
             .expect("create namespace");
         let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
             Api::namespaced(client.clone(), &self.namespace);
-        for _ in 0..100 {
+        // kube-controller-manager creates it; on a busy machine that can take a while.
+        let asked = std::time::Instant::now();
+        while asked.elapsed() < Duration::from_secs(60) {
             if accounts.get_opt("default").await.ok().flatten().is_some() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!(
-            "namespace {}: no default ServiceAccount after 10 s",
+            "namespace {}: no default ServiceAccount after 60 s",
             self.namespace
         );
     }
@@ -430,10 +432,12 @@ impl LocalPrometheus {
             .expect("prometheus (Debian's package; cargo xtask infra up installs it)");
         let url = format!("http://127.0.0.1:{port}");
         let ready = format!("127.0.0.1:{port}");
-        let mut tries = 0;
+        let started = std::time::Instant::now();
         while std::net::TcpStream::connect(&ready).is_err() {
-            tries += 1;
-            assert!(tries < 100, "Prometheus does not listen on {ready}");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "Prometheus does not listen on {ready} after 60 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Self {
