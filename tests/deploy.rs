@@ -216,6 +216,25 @@ async fn a_field_owned_by_another_manager_is_a_conflict() {
     );
 }
 
+/// The lease a killed deploy leaves behind: taken as `ana@ci (pid 4242)` for `duration`
+/// and never renewed nor released.
+async fn killed_deploys_lease(client: &Client, t: &TestEnv, duration: Duration, force: bool) {
+    let held = cluster::acquire_lock(
+        client,
+        &t.namespace,
+        "t",
+        &LockOptions {
+            holder: "ana@ci (pid 4242)".into(),
+            duration,
+            force_unlock: force,
+            renew_every: None,
+        },
+    )
+    .await
+    .expect("lock");
+    drop(held);
+}
+
 #[tokio::test]
 #[ignore = "needs infra: cargo xtask infra up"]
 async fn a_second_deploy_is_refused_until_the_lease_expires() {
@@ -225,22 +244,9 @@ async fn a_second_deploy_is_refused_until_the_lease_expires() {
     deploy(&client, &env, &options(IMAGE_V1))
         .await
         .expect("first deploy");
-    // A deploy that is killed: it holds the lease and never releases it.
-    let killed = cluster::acquire_lock(
-        &client,
-        &t.namespace,
-        "t",
-        &LockOptions {
-            holder: "ana@ci (pid 4242)".into(),
-            // Long enough to outlast both refused deploys on a busy machine.
-            duration: Duration::from_secs(120),
-            force_unlock: false,
-            renew_every: None,
-        },
-    )
-    .await
-    .expect("lock");
-    drop(killed);
+    // A deploy that is killed: it holds the lease and never releases it. Long enough to
+    // outlast both refused deploys on a busy machine.
+    killed_deploys_lease(&client, &t, Duration::from_secs(120), false).await;
     let error = deploy(&client, &env, &options(IMAGE_V2))
         .await
         .expect_err("locked");
@@ -255,20 +261,7 @@ async fn a_second_deploy_is_refused_until_the_lease_expires() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ana@ci (pid 4242)"));
     // It expires by itself: the same holder's lease again, now 5 s long.
-    let killed = cluster::acquire_lock(
-        &client,
-        &t.namespace,
-        "t",
-        &LockOptions {
-            holder: "ana@ci (pid 4242)".into(),
-            duration: Duration::from_secs(5),
-            force_unlock: true,
-            renew_every: None,
-        },
-    )
-    .await
-    .expect("lock");
-    drop(killed);
+    killed_deploys_lease(&client, &t, Duration::from_secs(5), true).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(
         deploy(&client, &env, &options(IMAGE_V2))

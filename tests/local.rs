@@ -636,20 +636,27 @@ async fn health_is_learned_from_the_healthcheck_command_only_once_it_passes() {
             "sleep 3; touch /tmp/ready; exec redis-server --dir /data",
         ],
     );
-    let report = stack.up_file(&file).await.expect("redis becomes healthy");
+    let container = healthy_by_a_later_run(&stack, &file).await;
+    docker_cli(&["exec", &container, "test", "-e", "/tmp/ready"]);
+}
+
+/// Brings `file` up and checks that wactl's runs of the healthcheck made redis healthy: at
+/// least one failed, the last passed, and Docker has not probed yet. Returns the container.
+async fn healthy_by_a_later_run(stack: &Stack, file: &ComposeFile) -> String {
+    let report = stack.up_file(file).await.expect("redis becomes healthy");
     let health = report.services[0].health.expect("redis has a healthcheck");
     assert_eq!(health.source, local::HealthSource::Probe, "{health:?}");
     assert!(
         health.probes_failed >= 1 && health.probes == health.probes_failed + 1,
-        "the runs before the mark failed and the last one passed: {health:?}"
+        "the early runs failed and the last one passed: {health:?}"
     );
-    let container = &report.services[0].container;
+    let container = report.services[0].container.clone();
     assert_eq!(
-        docker_cli(&["inspect", "-f", "{{.State.Health.Status}}", container]),
+        docker_cli(&["inspect", "-f", "{{.State.Health.Status}}", &container]),
         "starting",
         "Docker has not probed yet"
     );
-    docker_cli(&["exec", container, "test", "-e", "/tmp/ready"]);
+    container
 }
 
 /// A run of the healthcheck that outlives its timeout has failed, and does not end wactl's
@@ -669,23 +676,7 @@ async fn a_run_past_its_timeout_fails_and_the_next_run_passes() {
         "60s",
         &["redis-server", "--dir", "/data"],
     );
-    let report = stack.up_file(&file).await.expect("redis becomes healthy");
-    let health = report.services[0].health.expect("redis has a healthcheck");
-    assert_eq!(health.source, local::HealthSource::Probe, "{health:?}");
-    assert!(
-        health.probes_failed >= 1 && health.probes == health.probes_failed + 1,
-        "the slow run failed and a later one passed: {health:?}"
-    );
-    assert_eq!(
-        docker_cli(&[
-            "inspect",
-            "-f",
-            "{{.State.Health.Status}}",
-            &report.services[0].container
-        ]),
-        "starting",
-        "Docker has not probed yet"
-    );
+    healthy_by_a_later_run(&stack, &file).await;
 }
 
 /// A healthcheck command that always fails is never taken for healthy: the wait ends with
