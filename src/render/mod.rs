@@ -99,7 +99,15 @@ pub fn render(env: &Environment, options: &RenderOptions) -> Result<Rendered, Re
 pub fn dockerfile(env: &Environment, templates: Option<&Path>) -> Result<String, RenderError> {
     let plan = vec![("Dockerfile.tera", Output::File("Dockerfile"))];
     let mut rendered = Renderer::with_plan(env, templates, plan)?.render(None)?;
-    Ok(rendered.files.remove("Dockerfile").unwrap_or_default())
+    // Never empty by construction; an error rather than building an empty Dockerfile.
+    rendered
+        .files
+        .remove("Dockerfile")
+        .ok_or_else(|| RenderError::InvalidOutput {
+            template: "Dockerfile.tera".to_owned(),
+            what: "Dockerfile".to_owned(),
+            message: "the render produced no Dockerfile".to_owned(),
+        })
 }
 
 /// Every built-in template compiled, before the environment (which says which of them it
