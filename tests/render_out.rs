@@ -238,11 +238,12 @@ fn latest_never_reaches_a_rendered_tree() {
     );
 }
 
-/// Runs git in `dir` with a fixed identity; its stdout.
+/// Runs git in `dir` with a fixed identity (and git's own locking); its stdout.
 fn git_in(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .args(args)
         .current_dir(dir)
+        .env_remove("GIT_OPTIONAL_LOCKS")
         .env("GIT_AUTHOR_NAME", "t")
         .env("GIT_AUTHOR_EMAIL", "t@example.org")
         .env("GIT_COMMITTER_NAME", "t")
@@ -339,6 +340,37 @@ fn the_tag_for_latest_is_the_one_a_build_gives() {
     );
     expect(&linked, &format!("{repository}:1.3.0"));
     assert_eq!(tried, 11);
+}
+
+/// Reading the revision never writes the repository: a plain `git status` refreshes a
+/// stale index and writes it back under `index.lock`, and a `git commit` the user runs at
+/// that moment fails on the lock.
+#[test]
+fn the_tag_for_latest_is_read_without_writing_the_repository() {
+    let scratch = Scratch::new();
+    let dir = scratch.path();
+    git_in(dir, &["init", "-q"]);
+    git_in(dir, &["add", "."]);
+    git_in(dir, &["commit", "-qm", "scratch"]);
+    let commit = git_in(dir, &["rev-parse", "HEAD"]);
+    let clean = format!(
+        "ghcr.io/world-address/address-service:git-{}",
+        &commit[..12]
+    );
+    // Same content, another modification time: the index's stat data is stale.
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.join("notes.txt"))
+        .and_then(|file| file.set_modified(an_hour_ago))
+        .unwrap();
+    let index = || std::fs::read(dir.join(".git/index")).unwrap();
+    let before = index();
+    assert_eq!(rendered_image(&scratch, dir), clean);
+    assert!(index() == before, "wactl's git wrote the index");
+    // The set-up is one git would have written: its own `git status` rewrites the index.
+    git_in(dir, &["status", "--porcelain"]);
+    assert!(index() != before, "the index was not stale");
 }
 
 #[test]

@@ -99,6 +99,9 @@ impl Status {
     }
 }
 
+/// Runs `git` read-only. `GIT_OPTIONAL_LOCKS=0`: `git status` otherwise refreshes the
+/// index and writes it back under `index.lock`, and a `git commit` the user runs meanwhile
+/// (or their editor's) fails on that lock; wactl reads the repository, never writes it.
 async fn git(dir: &Path, args: &[&str]) -> Option<String> {
     let output = tokio::time::timeout(
         Duration::from_secs(30),
@@ -106,6 +109,7 @@ async fn git(dir: &Path, args: &[&str]) -> Option<String> {
             .arg("-C")
             .arg(dir)
             .args(args)
+            .env("GIT_OPTIONAL_LOCKS", "0")
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .output(),
