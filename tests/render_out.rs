@@ -275,16 +275,26 @@ fn rendered_image(scratch: &Scratch, dir: &Path) -> String {
         .to_owned()
 }
 
-#[test]
-fn the_tag_for_latest_is_the_one_a_build_gives() {
+/// The image repository of the environments' definitions.
+const REPOSITORY: &str = "ghcr.io/world-address/address-service";
+
+/// A scratch checkout with everything committed, and the image `render` gives it in place
+/// of `latest` (`git-<commit>`).
+fn committed_scratch() -> (Scratch, String) {
     let scratch = Scratch::new();
     let dir = scratch.path();
     git_in(dir, &["init", "-q"]);
     git_in(dir, &["add", "."]);
     git_in(dir, &["commit", "-qm", "scratch"]);
     let commit = git_in(dir, &["rev-parse", "HEAD"]);
-    let repository = "ghcr.io/world-address/address-service";
-    let clean = format!("{repository}:git-{}", &commit[..12]);
+    let clean = format!("{REPOSITORY}:git-{}", &commit[..12]);
+    (scratch, clean)
+}
+
+#[test]
+fn the_tag_for_latest_is_the_one_a_build_gives() {
+    let (scratch, clean) = committed_scratch();
+    let dir = scratch.path();
     let dirty = format!("{clean}-dirty");
     let mut tried = 0;
     let mut expect = |at: &Path, image: &str| {
@@ -302,7 +312,7 @@ fn the_tag_for_latest_is_the_one_a_build_gives() {
     git_in(dir, &["add", ".gitignore"]);
     git_in(dir, &["commit", "-qm", "ignore"]);
     let commit = git_in(dir, &["rev-parse", "HEAD"]);
-    let clean = format!("{repository}:git-{}", &commit[..12]);
+    let clean = format!("{REPOSITORY}:git-{}", &commit[..12]);
     // Ignored files do not count.
     expect(dir, &clean);
     std::fs::write(dir.join("notes.txt"), "changed\n").unwrap();
@@ -316,14 +326,14 @@ fn the_tag_for_latest_is_the_one_a_build_gives() {
     git_in(dir, &["tag", "nightly"]);
     git_in(dir, &["tag", "v0.9.0", "HEAD~1"]);
     let commit = git_in(dir, &["rev-parse", "HEAD"]);
-    expect(dir, &format!("{repository}:git-{}", &commit[..12]));
+    expect(dir, &format!("{REPOSITORY}:git-{}", &commit[..12]));
     git_in(dir, &["tag", "v1.2.3"]);
-    expect(dir, &format!("{repository}:1.2.3"));
+    expect(dir, &format!("{REPOSITORY}:1.2.3"));
     git_in(dir, &["pack-refs", "--all"]);
     assert!(!dir.join(".git/refs/tags/v1.2.3").exists());
-    expect(dir, &format!("{repository}:1.2.3"));
+    expect(dir, &format!("{REPOSITORY}:1.2.3"));
     git_in(dir, &["tag", "-a", "-m", "release", "v1.3.0"]);
-    expect(dir, &format!("{repository}:1.3.0"));
+    expect(dir, &format!("{REPOSITORY}:1.3.0"));
 
     // A linked work tree reads the tags of the repository it belongs to.
     let linked_root = tempfile::tempdir().unwrap();
@@ -338,7 +348,7 @@ fn the_tag_for_latest_is_the_one_a_build_gives() {
             linked.to_str().unwrap(),
         ],
     );
-    expect(&linked, &format!("{repository}:1.3.0"));
+    expect(&linked, &format!("{REPOSITORY}:1.3.0"));
     assert_eq!(tried, 11);
 }
 
@@ -347,16 +357,8 @@ fn the_tag_for_latest_is_the_one_a_build_gives() {
 /// that moment fails on the lock.
 #[test]
 fn the_tag_for_latest_is_read_without_writing_the_repository() {
-    let scratch = Scratch::new();
+    let (scratch, clean) = committed_scratch();
     let dir = scratch.path();
-    git_in(dir, &["init", "-q"]);
-    git_in(dir, &["add", "."]);
-    git_in(dir, &["commit", "-qm", "scratch"]);
-    let commit = git_in(dir, &["rev-parse", "HEAD"]);
-    let clean = format!(
-        "ghcr.io/world-address/address-service:git-{}",
-        &commit[..12]
-    );
     // Same content, another modification time: the index's stat data is stale.
     let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     std::fs::File::options()
